@@ -1,0 +1,479 @@
+//! Turns a Kafka REST v3 OpenAPI document (ours, or any version Confluent has
+//! published for Confluent Cloud or the self-managed REST Proxy) into the small,
+//! canonical document the code generator is run on.
+//!
+//! The wrapped operations are found by method and path, never by operation id,
+//! and rebuilt in one canonical shape so that the generated Rust API is the same
+//! whichever document went in. Every change that goes beyond trimming is
+//! reported as a repair so that the build can print it.
+//!
+//! This file is shared by `build.rs` and the `normalize` integration test, so it
+//! depends only on `serde_json`.
+
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+
+/// Path of the produce operation in the canonical document. The API prefix
+/// (`/kafka/v3` on Confluent Cloud, `/v3` on the REST Proxy) moves into the
+/// client's base URL, so one generated call serves both.
+pub const PRODUCE_PATH: &str = "/clusters/{cluster_id}/topics/{topic_name}/records";
+/// Path of the batch operation (REST Proxy only) in the canonical document.
+pub const PRODUCE_BATCH_PATH: &str = "/clusters/{cluster_id}/topics/{topic_name}/records:batch";
+
+/// An operation the crate wraps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wrapped {
+    /// `POST …/clusters/{cluster}/topics/{topic}/records`
+    Produce,
+    /// `POST …/clusters/{cluster}/topics/{topic}/records:batch`
+    ProduceBatch,
+}
+
+impl Wrapped {
+    /// The operation id the canonical document gives it; progenitor names the
+    /// generated method after it (`produce_record`, `produce_records_batch`).
+    pub fn operation_id(self) -> &'static str {
+        match self {
+            Wrapped::Produce => "produceRecord",
+            Wrapped::ProduceBatch => "produceRecordsBatch",
+        }
+    }
+
+    fn canonical_path(self) -> &'static str {
+        match self {
+            Wrapped::Produce => PRODUCE_PATH,
+            Wrapped::ProduceBatch => PRODUCE_BATCH_PATH,
+        }
+    }
+
+    fn classify(path: &str) -> Option<Wrapped> {
+        // Whatever prefix the document uses, the operation is identified by
+        // what follows it.
+        let tail = &path[path.find("/clusters/")?..];
+        let segments: Vec<&str> = tail.trim_start_matches('/').split('/').collect();
+        let is_param = |s: &str| s.len() > 2 && s.starts_with('{') && s.ends_with('}');
+        match segments.as_slice() {
+            ["clusters", c, "topics", t, last] if is_param(c) && is_param(t) => match *last {
+                "records" => Some(Wrapped::Produce),
+                "records:batch" => Some(Wrapped::ProduceBatch),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Where a wrapped operation came from in the input document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundOperation {
+    /// Which operation.
+    pub wrapped: Wrapped,
+    /// Its path in the input document.
+    pub original_path: String,
+    /// Its operation id in the input document, if it had one.
+    pub original_id: Option<String>,
+}
+
+/// The result of normalizing a document.
+#[derive(Debug)]
+pub struct Normalized {
+    /// The canonical document, ready for the generator.
+    pub document: Value,
+    /// The wrapped operations found, produce first.
+    pub operations: Vec<FoundOperation>,
+    /// One line per change made to the document beyond trimming.
+    pub repairs: Vec<String>,
+}
+
+/// Why a document cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NormalizeError(pub String);
+
+impl fmt::Display for NormalizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NormalizeError {}
+
+fn fail<T>(message: impl Into<String>) -> Result<T, NormalizeError> {
+    Err(NormalizeError(message.into()))
+}
+
+/// Normalizes a parsed OpenAPI document. See `openapi/README.md` for the list
+/// of changes and why each is made.
+pub fn normalize(input: &Value) -> Result<Normalized, NormalizeError> {
+    let Some(root) = input.as_object() else {
+        return fail("the document is not a mapping at its top level; is it an OpenAPI document?");
+    };
+    let mut repairs = Vec::new();
+
+    let version = match root.get("openapi") {
+        Some(Value::String(v)) => v.clone(),
+        Some(other) => other.to_string(),
+        None => {
+            return fail(
+                "the document has no `openapi` version field; only OpenAPI 3.0 documents are supported",
+            );
+        }
+    };
+    if !version.starts_with("3.0") {
+        return fail(format!(
+            "the document declares OpenAPI {version}; the generator reads OpenAPI 3.0 only. \
+             Use Confluent's OpenAPI 3.0 document of the Kafka REST v3 API"
+        ));
+    }
+
+    let Some(paths) = root.get("paths").and_then(Value::as_object) else {
+        return fail("the document has no `paths`");
+    };
+    let empty = Map::new();
+    let components = root
+        .get("components")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+
+    let mut found: Vec<(FoundOperation, Value)> = Vec::new();
+    for (path, item) in paths {
+        let Some(wrapped) = Wrapped::classify(path) else {
+            continue;
+        };
+        let Some(item) = item.as_object() else {
+            continue;
+        };
+        let Some(operation) = item.get("post").and_then(Value::as_object) else {
+            continue;
+        };
+        if let Some((first, _)) = found.iter().find(|(f, _)| f.wrapped == wrapped) {
+            repairs.push(format!(
+                "ignored POST {path}: the same operation is already taken from POST {}",
+                first.original_path
+            ));
+            continue;
+        }
+        let original_id = operation
+            .get("operationId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let canonical = canonical_operation(path, wrapped, operation, components, &mut repairs)?;
+        found.push((
+            FoundOperation {
+                wrapped,
+                original_path: path.clone(),
+                original_id,
+            },
+            canonical,
+        ));
+    }
+    found.sort_by_key(|(f, _)| f.wrapped as u8);
+    if !found.iter().any(|(f, _)| f.wrapped == Wrapped::Produce) {
+        return fail(format!(
+            "the document has no produce operation (POST .../clusters/{{cluster_id}}/topics/{{topic_name}}/records); \
+             it must be a Kafka REST v3 document that includes the Records (v3) operations"
+        ));
+    }
+
+    for (op, _) in &found {
+        match &op.original_id {
+            Some(id) if id == op.wrapped.operation_id() => {}
+            Some(id) => repairs.push(format!(
+                "POST {}: operation id `{id}` renamed to `{}` so the generated method keeps its name",
+                op.original_path,
+                op.wrapped.operation_id()
+            )),
+            None => repairs.push(format!(
+                "POST {}: operation had no id; named it `{}`",
+                op.original_path,
+                op.wrapped.operation_id()
+            )),
+        }
+    }
+
+    // Only the schemas the kept operations reach, each repaired where needed.
+    let source_schemas = components
+        .get("schemas")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    let mut schemas = Map::new();
+    let mut queue: VecDeque<String> = VecDeque::new();
+    let mut seen = BTreeSet::new();
+    for (_, operation) in &found {
+        collect_schema_refs(operation, &mut queue);
+    }
+    while let Some(name) = queue.pop_front() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let Some(schema) = source_schemas.get(&name) else {
+            return fail(format!(
+                "schema `{name}` is referenced by a produce operation but is not defined under components/schemas"
+            ));
+        };
+        let mut schema = schema.clone();
+        strip_examples(&mut schema);
+        repair_schema(&name, &mut schema, true, &mut repairs);
+        collect_schema_refs(&schema, &mut queue);
+        schemas.insert(name, schema);
+    }
+
+    let mut info = Map::new();
+    let source_info = root.get("info").and_then(Value::as_object);
+    let title = source_info
+        .and_then(|i| i.get("title"))
+        .and_then(Value::as_str)
+        .unwrap_or("Kafka REST v3");
+    info.insert("title".into(), json!(title));
+    let api_version = match source_info.and_then(|i| i.get("version")) {
+        Some(Value::String(v)) => v.clone(),
+        Some(other) if !other.is_null() => {
+            let v = other.to_string();
+            repairs.push(format!("info.version `{v}` written as a string"));
+            v
+        }
+        _ => {
+            repairs.push("info.version missing; set to `3.0.0`".into());
+            "3.0.0".into()
+        }
+    };
+    info.insert("version".into(), json!(api_version));
+
+    let mut out_paths = Map::new();
+    for (op, operation) in &found {
+        out_paths.insert(
+            op.wrapped.canonical_path().into(),
+            json!({ "post": operation }),
+        );
+    }
+    let mut out_components = Map::new();
+    out_components.insert("schemas".into(), Value::Object(schemas));
+    if let Some(security) = components.get("securitySchemes") {
+        out_components.insert("securitySchemes".into(), security.clone());
+    }
+
+    let document = json!({
+        "openapi": version,
+        "info": info,
+        "paths": out_paths,
+        "components": out_components,
+    });
+    Ok(Normalized {
+        document,
+        operations: found.into_iter().map(|(f, _)| f).collect(),
+        repairs,
+    })
+}
+
+/// Rebuilds one wrapped operation: canonical id and path parameters, request
+/// body and responses inlined, JSON media types only.
+fn canonical_operation(
+    path: &str,
+    wrapped: Wrapped,
+    operation: &Map<String, Value>,
+    components: &Map<String, Value>,
+    repairs: &mut Vec<String>,
+) -> Result<Value, NormalizeError> {
+    let mut out = Map::new();
+    out.insert("operationId".into(), json!(wrapped.operation_id()));
+    for key in ["summary", "description"] {
+        if let Some(text) = operation.get(key).filter(|v| v.is_string()) {
+            out.insert(key.into(), text.clone());
+        }
+    }
+
+    // The generated method takes (cluster_id, topic_name, body) whatever the
+    // document calls its path parameters.
+    if let Some(params) = operation.get("parameters").and_then(Value::as_array) {
+        for param in params {
+            let param = resolve(param, components, "parameters")?;
+            let place = param.get("in").and_then(Value::as_str).unwrap_or("");
+            let name = param.get("name").and_then(Value::as_str).unwrap_or("?");
+            if place != "path" {
+                repairs.push(format!(
+                    "POST {path}: dropped {place} parameter `{name}`, which the client does not send"
+                ));
+            }
+        }
+    }
+    out.insert(
+        "parameters".into(),
+        json!([
+            {"name": "cluster_id", "in": "path", "required": true, "schema": {"type": "string"},
+             "description": "The Kafka cluster ID."},
+            {"name": "topic_name", "in": "path", "required": true, "schema": {"type": "string"},
+             "description": "The topic name."}
+        ]),
+    );
+
+    let Some(body) = operation.get("requestBody") else {
+        return fail(format!("POST {path} has no requestBody; a produce operation needs one"));
+    };
+    let mut body = resolve(body, components, "requestBodies")?.clone();
+    strip_examples(&mut body);
+    let Some(json_body) = json_media(&body) else {
+        return fail(format!(
+            "POST {path}: the request body has no application/json media type"
+        ));
+    };
+    let mut request_body = Map::new();
+    if let Some(description) = body.get("description") {
+        request_body.insert("description".into(), description.clone());
+    }
+    request_body.insert("required".into(), json!(true));
+    request_body.insert(
+        "content".into(),
+        json!({ "application/json": { "schema": json_body } }),
+    );
+    out.insert("requestBody".into(), Value::Object(request_body));
+
+    let Some(responses) = operation.get("responses").and_then(Value::as_object) else {
+        return fail(format!("POST {path} has no responses"));
+    };
+    let mut out_responses = Map::new();
+    for (status, response) in responses {
+        let mut response = resolve(response, components, "responses")?.clone();
+        strip_examples(&mut response);
+        let description = response
+            .get("description")
+            .cloned()
+            .unwrap_or_else(|| json!(""));
+        let has_content = response
+            .get("content")
+            .and_then(Value::as_object)
+            .is_some_and(|c| !c.is_empty());
+        let mut kept = json!({ "description": description });
+        if has_content {
+            match json_media(&response) {
+                Some(schema) => {
+                    kept["content"] = json!({ "application/json": { "schema": schema } });
+                }
+                None => {
+                    // progenitor accepts one body type per operation; a
+                    // non-JSON body (the HTML 429) then surfaces as an
+                    // unexpected response carrying its status and text.
+                    repairs.push(format!(
+                        "POST {path}: dropped response {status}, whose body is not JSON (handled as an unexpected response)"
+                    ));
+                    continue;
+                }
+            }
+        }
+        out_responses.insert(status.clone(), kept);
+    }
+    out.insert("responses".into(), Value::Object(out_responses));
+    Ok(Value::Object(out))
+}
+
+/// Follows a local `$ref` into `components/{section}`.
+fn resolve<'a>(
+    value: &'a Value,
+    components: &'a Map<String, Value>,
+    section: &str,
+) -> Result<&'a Value, NormalizeError> {
+    let mut current = value;
+    for _ in 0..8 {
+        let Some(reference) = current.get("$ref").and_then(Value::as_str) else {
+            return Ok(current);
+        };
+        let prefix = format!("#/components/{section}/");
+        let Some(name) = reference.strip_prefix(&prefix) else {
+            return fail(format!(
+                "reference `{reference}` points outside #/components/{section}; only local references are supported"
+            ));
+        };
+        let Some(target) = components.get(section).and_then(|s| s.get(name)) else {
+            return fail(format!("reference `{reference}` names nothing in the document"));
+        };
+        current = target;
+    }
+    fail("a chain of more than 8 references; is it circular?")
+}
+
+/// The schema of a media type that is JSON (`application/json`, with or
+/// without parameters, or a `+json` type).
+fn json_media(holder: &Value) -> Option<Value> {
+    let content = holder.get("content")?.as_object()?;
+    content.iter().find_map(|(media, body)| {
+        let essence = media.split(';').next().unwrap_or("").trim();
+        let is_json = essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json");
+        is_json.then(|| body.get("schema").cloned().unwrap_or_else(|| json!({})))
+    })
+}
+
+fn collect_schema_refs(value: &Value, out: &mut VecDeque<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.push_back(name.to_owned());
+            }
+            map.values().for_each(|v| collect_schema_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_schema_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// Examples carry no meaning for generated code and some published ones do
+/// not match their own schemas.
+fn strip_examples(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("example");
+            map.remove("examples");
+            map.values_mut().for_each(strip_examples);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_examples),
+        _ => {}
+    }
+}
+
+/// Repairs one schema and, recursively, the schemas written inside it.
+fn repair_schema(name: &str, schema: &mut Value, top_level: bool, repairs: &mut Vec<String>) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    // `type: int64` / `type: int32` are not OpenAPI types.
+    if let Some(kind @ ("int64" | "int32")) = map.get("type").and_then(Value::as_str) {
+        let format = kind.to_owned();
+        map.insert("type".into(), json!("integer"));
+        map.insert("format".into(), json!(format));
+        repairs.push(format!(
+            "schema `{name}`: `type: {format}` rewritten as `type: integer, format: {format}`"
+        ));
+    }
+    // A nullable object referenced as an optional property would become a
+    // newtype over `Option`; the property's optionality already says it may
+    // be absent, and the server treats absent and null alike.
+    let is_object = map.get("type").and_then(Value::as_str) == Some("object")
+        || map.contains_key("properties");
+    if top_level && is_object && map.get("nullable") == Some(&Value::Bool(true)) {
+        map.remove("nullable");
+        repairs.push(format!(
+            "schema `{name}`: `nullable` removed from the object (an absent property means the same)"
+        ));
+    }
+    for key in ["properties", "patternProperties"] {
+        if let Some(Value::Object(props)) = map.get_mut(key) {
+            for (prop, inner) in props.iter_mut() {
+                repair_schema(&format!("{name}.{prop}"), inner, false, repairs);
+            }
+        }
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(inner) = map.get_mut(key) {
+            repair_schema(name, inner, false, repairs);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(items)) = map.get_mut(key) {
+            for inner in items {
+                repair_schema(name, inner, false, repairs);
+            }
+        }
+    }
+}

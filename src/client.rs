@@ -1,0 +1,105 @@
+//! The client: one record per request through the generated call.
+
+use crate::config::{ApiFlavour, ClientBuilder};
+use crate::error::Error;
+use crate::generated;
+use crate::hooks::with_response_meta;
+use crate::record::{Record, validate_topic};
+use crate::report::DeliveryReport;
+use crate::response;
+use std::sync::Arc;
+
+/// A client of one cluster's Kafka REST v3 API. Cheap to clone; clones share
+/// the connection pool.
+///
+/// ```no_run
+/// use ccloud_kafka_rest::{Client, Record};
+/// # async fn run() -> Result<(), ccloud_kafka_rest::Error> {
+/// let client = Client::from_env()?;
+/// let report = client.produce("orders", &Record::from_value("hello")).await?;
+/// println!("written at {}:{}", report.partition, report.offset);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    api: generated::Client,
+    base_url: String,
+    cluster_id: String,
+    flavour: ApiFlavour,
+    max_record_bytes: usize,
+}
+
+impl Client {
+    /// A builder with the defaults; see [`ClientBuilder`].
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new()
+    }
+
+    /// A client configured from the environment; see
+    /// [`ClientBuilder::from_env`] for the variables.
+    pub fn from_env() -> Result<Client, Error> {
+        ClientBuilder::from_env()?.build()
+    }
+
+    pub(crate) fn from_builder(builder: ClientBuilder) -> Result<Client, Error> {
+        let base_url = builder.base_url()?;
+        let cluster_id = builder.cluster_id()?.to_owned();
+        let authenticator = builder.credentials.authenticator()?;
+        // Never the generated constructor: its 15 s total timeout would cut
+        // long-lived streams.
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config()?)
+            .http1_only()
+            .connect_timeout(builder.connect_timeout)
+            .read_timeout(builder.read_timeout)
+            .user_agent(builder.user_agent.clone())
+            .build()
+            .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))?;
+        let api = generated::Client::new_with_client(&base_url, http, authenticator);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                api,
+                base_url,
+                cluster_id,
+                flavour: builder.flavour,
+                max_record_bytes: builder.max_record_bytes,
+            }),
+        })
+    }
+
+    /// Produces one record in its own request and waits for its delivery
+    /// report. An error in the report (e.g. 40403) is returned as
+    /// [`Error::Api`]; nothing is retried here.
+    pub async fn produce(&self, topic: &str, record: &Record) -> Result<DeliveryReport, Error> {
+        validate_topic(topic)?;
+        record.validate(self.inner.max_record_bytes)?;
+        let body = response::to_generated_request(record)?;
+        let (result, meta) = with_response_meta(self.inner.api.produce_record(
+            &self.inner.cluster_id,
+            topic,
+            &body,
+        ))
+        .await;
+        response::into_report(result, meta).await
+    }
+
+    /// The base URL of the v3 API (endpoint and path prefix).
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.inner.cluster_id
+    }
+
+    /// The API flavour.
+    pub fn flavour(&self) -> ApiFlavour {
+        self.inner.flavour
+    }
+}

@@ -1,0 +1,215 @@
+//! The crate's one error type.
+
+use crate::retry_class::RetryClass;
+use std::fmt;
+use std::time::Duration;
+
+/// Everything that can go wrong producing a record.
+///
+/// Use [`Error::is_retriable`] to decide whether to send the record again and
+/// [`Error::retry_class`] to know whether it may already have been written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered with an error, either for the whole request (an
+    /// HTTP status such as 401 or 429) or for this record in its delivery
+    /// report (HTTP 200 with an `error_code` such as 40403).
+    #[error("{0}")]
+    Api(ApiError),
+    /// The request could not be sent or its answer not received: DNS, TCP,
+    /// TLS, a timeout, or a connection closed early.
+    #[error("could not reach the Kafka REST endpoint: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// The server's answer could not be decoded.
+    #[error("could not decode the server's answer ({source}); body: {raw:?}")]
+    Decode {
+        /// The body as received (lossy UTF-8, truncated to 4 KiB).
+        raw: String,
+        /// What the decoder objected to.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The record or the call was rejected before any request was sent.
+    #[error("{0}")]
+    InvalidInput(InvalidInput),
+    /// The client configuration is incomplete or inconsistent.
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The HTTP status of the answer, if there was one. A record refused in
+    /// its delivery report has status 200: the request itself succeeded.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api(api) => Some(api.status),
+            Error::Transport(e) => e.status().map(|s| s.as_u16()),
+            _ => None,
+        }
+    }
+
+    /// Confluent's `error_code`, if the server sent one (for example 40101,
+    /// 40403, 42901, 50003).
+    pub fn error_code(&self) -> Option<i32> {
+        match self {
+            Error::Api(api) => api.error_code,
+            _ => None,
+        }
+    }
+
+    /// The server's `Retry-After`, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Api(api) => api.retry_after,
+            _ => None,
+        }
+    }
+
+    /// What the failure means for the record; see [`RetryClass`].
+    ///
+    /// * Retriable, not written: HTTP 408, 429 and 5xx answered before the
+    ///   stream started; report codes 408, 429, 42901; connection failures
+    ///   before the request was sent.
+    /// * Outcome unknown: report codes 500, 50003, 50302 (and other 5xxxx but
+    ///   50002); a connection lost after the request was sent.
+    /// * Terminal: everything else (bad input, 401/40101, 403/40301, 404,
+    ///   40402, 40403, 413, 415, 422, 50002, decode errors, configuration).
+    pub fn retry_class(&self) -> RetryClass {
+        match self {
+            Error::Api(api) => match api.error_code {
+                Some(code) if api.in_band => RetryClass::for_error_code(code),
+                _ => RetryClass::for_http_status(api.status),
+            },
+            Error::Transport(e) if e.is_connect() => RetryClass::Retriable,
+            Error::Transport(e) if e.is_builder() => RetryClass::Terminal,
+            Error::Transport(_) => RetryClass::OutcomeUnknown,
+            Error::Decode { .. } | Error::InvalidInput(_) | Error::Config(_) => RetryClass::Terminal,
+        }
+    }
+
+    /// Whether sending the same record again may succeed. True for rate
+    /// limits, throttling, server errors and connection failures; see
+    /// [`Error::retry_class`] for the full list and for which retries may
+    /// duplicate the record.
+    pub fn is_retriable(&self) -> bool {
+        self.retry_class().is_retriable()
+    }
+
+    pub(crate) fn invalid(input: InvalidInput) -> Error {
+        Error::InvalidInput(input)
+    }
+}
+
+/// An error answered by the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status of the response (200 for an error in a delivery report).
+    pub status: u16,
+    /// Confluent's `error_code`, when the body carried one.
+    pub error_code: Option<i32>,
+    /// The server's message, or the body's text when it was not JSON (the
+    /// HTML page of a 429, for instance).
+    pub message: String,
+    /// The `Retry-After` delay, when the response had one.
+    pub retry_after: Option<Duration>,
+    /// True when the error came in a delivery report rather than as the
+    /// status of the whole request.
+    pub in_band: bool,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.in_band {
+            write!(f, "the server refused the record")?;
+        } else {
+            write!(f, "the server answered HTTP {}", self.status)?;
+        }
+        if let Some(code) = self.error_code {
+            write!(f, " with error_code {code}")?;
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(hint) = hint(self.status, self.error_code) {
+            write!(f, " ({hint})")?;
+        }
+        if let Some(delay) = self.retry_after {
+            write!(f, "; retry after {} s", delay.as_secs())?;
+        }
+        Ok(())
+    }
+}
+
+/// What to do about the common failures.
+fn hint(status: u16, code: Option<i32>) -> Option<&'static str> {
+    Some(match (status, code) {
+        (_, Some(40101)) | (401, _) => {
+            "check the API key and secret or the bearer token, and that they belong to this cluster"
+        }
+        (_, Some(40301)) | (403, _) => {
+            "the credentials are valid but lack permission to write to this topic"
+        }
+        (404, Some(404)) => "check the cluster id and the endpoint's API flavour",
+        (_, Some(40403)) | (404, _) => "check the topic name and partition",
+        (_, Some(40402)) => "partitions are numbered from 0",
+        (413, _) | (_, Some(413)) => "the record is larger than the server accepts",
+        (415, _) => "the body must be sent as application/json",
+        (429, _) | (_, Some(429)) | (_, Some(42901)) => "rate limited; retry later",
+        _ => return None,
+    })
+}
+
+/// Why a record or call was rejected before sending.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidInput {
+    /// The topic name breaks Kafka's rules.
+    #[error(
+        "invalid topic name {name:?}: {reason}; topic names are 1 to 249 characters of \
+         ASCII letters, digits, '.', '_' and '-', and not \".\" or \"..\""
+    )]
+    TopicName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A negative partition.
+    #[error("invalid partition {0}: partitions are numbered from 0; leave it unset to let the server choose")]
+    Partition(i32),
+    /// A record larger than the configured maximum.
+    #[error(
+        "record of {size} bytes (key, value and headers) exceeds the maximum of {max} bytes; \
+         split it, or raise the limit with ClientBuilder::with_max_record_bytes if the cluster accepts more"
+    )]
+    RecordTooLarge {
+        /// The record's size.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A value given as JSON could not be serialized.
+    #[error("the record's JSON could not be serialized: {0}")]
+    Json(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_status_code_and_next_step() {
+        let e = Error::Api(ApiError {
+            status: 401,
+            error_code: Some(40101),
+            message: "Authentication failed".into(),
+            retry_after: None,
+            in_band: false,
+        });
+        let text = e.to_string();
+        assert!(text.contains("HTTP 401"), "{text}");
+        assert!(text.contains("40101"), "{text}");
+        assert!(text.contains("API key"), "{text}");
+        assert!(!e.is_retriable());
+    }
+}

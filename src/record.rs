@@ -1,0 +1,424 @@
+//! Records and their encoding as the server's JSON.
+
+use crate::error::{Error, InvalidInput};
+use base64::display::Base64Display;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// How the server reads a key's or value's `data`, and how it reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DataType {
+    /// Raw bytes, sent as base64.
+    Binary,
+    /// A JSON value, stored as its compact serialization.
+    Json,
+    /// Text, stored as its UTF-8 bytes.
+    String,
+}
+
+/// A record key or value.
+///
+/// Built from `&str`/`String` (STRING), bytes (`Vec<u8>`, `&[u8]`, [`Bytes`]:
+/// BINARY, base64-encoded by the crate), [`serde_json::Value`] or any
+/// `Serialize` through [`Payload::json`] (JSON).
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// Text.
+    String(String),
+    /// Bytes.
+    Binary(Bytes),
+    /// A JSON value, already serialized compactly.
+    Json(Box<RawValue>),
+}
+
+impl Payload {
+    /// A JSON payload from any `Serialize` value.
+    ///
+    /// ```
+    /// # use ccloud_kafka_rest::Payload;
+    /// #[derive(serde::Serialize)]
+    /// struct Order { id: u32 }
+    /// let payload = Payload::json(&Order { id: 7 })?;
+    /// assert_eq!(payload.len(), r#"{"id":7}"#.len());
+    /// # Ok::<(), ccloud_kafka_rest::Error>(())
+    /// ```
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Payload, Error> {
+        serde_json::value::to_raw_value(value)
+            .map(Payload::Json)
+            .map_err(|e| Error::invalid(InvalidInput::Json(e.to_string())))
+    }
+
+    /// The type the server is told.
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Payload::String(_) => DataType::String,
+            Payload::Binary(_) => DataType::Binary,
+            Payload::Json(_) => DataType::Json,
+        }
+    }
+
+    /// Bytes the server stores: UTF-8 length, byte length, or compact JSON
+    /// length. Matches the `size` of the delivery report.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::String(s) => s.len(),
+            Payload::Binary(b) => b.len(),
+            Payload::Json(j) => j.get().len(),
+        }
+    }
+
+    /// Whether [`Payload::len`] is 0 (an empty payload is not a null one).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Payload::String(a), Payload::String(b)) => a == b,
+            (Payload::Binary(a), Payload::Binary(b)) => a == b,
+            (Payload::Json(a), Payload::Json(b)) => a.get() == b.get(),
+            _ => false,
+        }
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(s: &str) -> Self {
+        Payload::String(s.to_owned())
+    }
+}
+impl From<String> for Payload {
+    fn from(s: String) -> Self {
+        Payload::String(s)
+    }
+}
+impl From<Vec<u8>> for Payload {
+    fn from(b: Vec<u8>) -> Self {
+        Payload::Binary(Bytes::from(b))
+    }
+}
+impl From<&[u8]> for Payload {
+    fn from(b: &[u8]) -> Self {
+        Payload::Binary(Bytes::copy_from_slice(b))
+    }
+}
+impl<const N: usize> From<&[u8; N]> for Payload {
+    fn from(b: &[u8; N]) -> Self {
+        Payload::Binary(Bytes::copy_from_slice(b))
+    }
+}
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Self {
+        Payload::Binary(b)
+    }
+}
+impl From<serde_json::Value> for Payload {
+    fn from(v: serde_json::Value) -> Self {
+        // Serializing a Value cannot fail.
+        Payload::Json(serde_json::value::to_raw_value(&v).expect("a JSON value serializes"))
+    }
+}
+
+/// A record header: a name and bytes, or a null value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Header name; Kafka allows duplicates.
+    pub name: String,
+    /// Header value; `None` is a null value.
+    pub value: Option<Bytes>,
+}
+
+/// A record to produce: key, value, headers, and optionally a partition and
+/// timestamp. A key or value left unset is a Kafka null.
+///
+/// ```
+/// use ccloud_kafka_rest::Record;
+/// let record = Record::new()
+///     .with_key("order-7")
+///     .with_value(serde_json::json!({"id": 7, "total": 12.5}))
+///     .with_header("source", "checkout")
+///     .with_partition(0);
+/// assert_eq!(record.partition(), Some(0));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Record {
+    key: Option<Payload>,
+    value: Option<Payload>,
+    headers: Vec<Header>,
+    partition: Option<i32>,
+    timestamp: Option<DateTime<Utc>>,
+}
+
+impl Record {
+    /// An empty record (null key and value).
+    pub fn new() -> Record {
+        Record::default()
+    }
+
+    /// A record with this value and a null key.
+    pub fn from_value(value: impl Into<Payload>) -> Record {
+        Record::new().with_value(value)
+    }
+
+    /// Sets the key.
+    pub fn with_key(mut self, key: impl Into<Payload>) -> Record {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the value.
+    pub fn with_value(mut self, value: impl Into<Payload>) -> Record {
+        self.value = Some(value.into());
+        self
+    }
+
+    /// Sets the value to the JSON serialization of `value`.
+    pub fn with_json_value<T: Serialize + ?Sized>(self, value: &T) -> Result<Record, Error> {
+        Ok(self.with_value(Payload::json(value)?))
+    }
+
+    /// Sets the key to a Kafka null.
+    pub fn with_null_key(mut self) -> Record {
+        self.key = None;
+        self
+    }
+
+    /// Sets the value to a Kafka null (a tombstone on compacted topics).
+    pub fn with_null_value(mut self) -> Record {
+        self.value = None;
+        self
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Record {
+        self.headers.push(Header {
+            name: name.into(),
+            value: Some(value.into()),
+        });
+        self
+    }
+
+    /// Adds a header with a null value.
+    pub fn with_null_header(mut self, name: impl Into<String>) -> Record {
+        self.headers.push(Header {
+            name: name.into(),
+            value: None,
+        });
+        self
+    }
+
+    /// Sends the record to this partition instead of letting the server
+    /// choose (by key hash when there is a key).
+    pub fn with_partition(mut self, partition: i32) -> Record {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the record's timestamp (stored with millisecond precision);
+    /// unset means the time the server receives it.
+    pub fn with_timestamp(mut self, timestamp: DateTime<Utc>) -> Record {
+        self.timestamp = Some(timestamp);
+        self
+    }
+
+    /// The key, `None` for null.
+    pub fn key(&self) -> Option<&Payload> {
+        self.key.as_ref()
+    }
+
+    /// The value, `None` for null.
+    pub fn value(&self) -> Option<&Payload> {
+        self.value.as_ref()
+    }
+
+    /// The headers in order.
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// The partition, if set.
+    pub fn partition(&self) -> Option<i32> {
+        self.partition
+    }
+
+    /// The timestamp, if set.
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        self.timestamp
+    }
+
+    /// Bytes of key, value, header names and header values: what counts
+    /// against the maximum record size.
+    pub fn size(&self) -> usize {
+        let payload = |p: &Option<Payload>| p.as_ref().map_or(0, Payload::len);
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.name.len() + h.value.as_ref().map_or(0, Bytes::len))
+            .sum();
+        payload(&self.key) + payload(&self.value) + headers
+    }
+
+    /// Checks what the server would refuse, before anything is sent.
+    pub(crate) fn validate(&self, max_record_bytes: usize) -> Result<(), Error> {
+        if let Some(p) = self.partition.filter(|p| *p < 0) {
+            return Err(Error::invalid(InvalidInput::Partition(p)));
+        }
+        let size = self.size();
+        if size > max_record_bytes {
+            return Err(Error::invalid(InvalidInput::RecordTooLarge {
+                size,
+                max: max_record_bytes,
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a topic name against Kafka's rules.
+pub(crate) fn validate_topic(name: &str) -> Result<(), Error> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name == "." || name == ".." {
+        "\".\" and \"..\" are reserved"
+    } else if name.len() > 249 {
+        "it is longer than 249 characters"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        "it contains a character other than ASCII letters, digits, '.', '_' and '-'"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(InvalidInput::TopicName {
+        name: name.to_owned(),
+        reason,
+    }))
+}
+
+/// The record as the server reads it: one JSON object.
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = [
+            self.partition.is_some(),
+            !self.headers.is_empty(),
+            self.key.is_some(),
+            self.value.is_some(),
+            self.timestamp.is_some(),
+        ];
+        let mut map = serializer.serialize_map(Some(fields.iter().filter(|f| **f).count()))?;
+        if let Some(partition) = self.partition {
+            map.serialize_entry("partition_id", &partition)?;
+        }
+        if !self.headers.is_empty() {
+            map.serialize_entry("headers", &HeadersWire(&self.headers))?;
+        }
+        if let Some(key) = &self.key {
+            map.serialize_entry("key", &PayloadWire(key))?;
+        }
+        if let Some(value) = &self.value {
+            map.serialize_entry("value", &PayloadWire(value))?;
+        }
+        if let Some(timestamp) = &self.timestamp {
+            let text = timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            map.serialize_entry("timestamp", &text)?;
+        }
+        map.end()
+    }
+}
+
+struct PayloadWire<'a>(&'a Payload);
+
+impl Serialize for PayloadWire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("type", &self.0.data_type())?;
+        match self.0 {
+            Payload::String(s) => map.serialize_entry("data", s)?,
+            Payload::Binary(b) => map.serialize_entry("data", &Base64(b))?,
+            Payload::Json(j) => map.serialize_entry("data", j)?,
+        }
+        map.end()
+    }
+}
+
+struct HeadersWire<'a>(&'a [Header]);
+
+impl Serialize for HeadersWire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for header in self.0 {
+            seq.serialize_element(&HeaderWire(header))?;
+        }
+        seq.end()
+    }
+}
+
+struct HeaderWire<'a>(&'a Header);
+
+impl Serialize for HeaderWire<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("name", &self.0.name)?;
+        map.serialize_entry("value", &self.0.value.as_ref().map(|b| Base64(b)))?;
+        map.end()
+    }
+}
+
+/// Standard base64 written straight into the output, no intermediate string.
+struct Base64<'a>(&'a [u8]);
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&Base64Display::new(self.0, &STANDARD))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_every_payload_type_as_the_server_reads_it() {
+        let record = Record::new()
+            .with_key(&b"\x00\xffkey"[..])
+            .with_value(serde_json::json!({"foo": 7}))
+            .with_header("h1", "v")
+            .with_null_header("h2")
+            .with_partition(2)
+            .with_timestamp("2021-02-05T19:14:42.123456Z".parse().unwrap());
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            json,
+            r#"{"partition_id":2,"headers":[{"name":"h1","value":"dg=="},{"name":"h2","value":null}],"key":{"type":"BINARY","data":"AP9rZXk="},"value":{"type":"JSON","data":{"foo":7}},"timestamp":"2021-02-05T19:14:42.123Z"}"#
+        );
+        assert_eq!(serde_json::to_string(&Record::from_value("hé")).unwrap(), r#"{"value":{"type":"STRING","data":"hé"}}"#);
+        assert_eq!(serde_json::to_string(&Record::new()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn size_counts_stored_bytes() {
+        let record = Record::new()
+            .with_key("hé")
+            .with_value(serde_json::json!({"foo": 7}))
+            .with_header("ab", "xyz");
+        assert_eq!(record.size(), 3 + 9 + 2 + 3);
+    }
+
+    #[test]
+    fn topic_rules() {
+        for ok in ["a", "demo", "a.b_c-D9", &"x".repeat(249)] {
+            assert!(validate_topic(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "has space", "é", "a/b", &"x".repeat(250)] {
+            assert!(validate_topic(bad).is_err(), "{bad}");
+        }
+    }
+}

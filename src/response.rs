@@ -1,0 +1,152 @@
+//! Crossing the boundary with the generated code: records into its request
+//! type, its results into reports and errors.
+//!
+//! Both directions go through JSON rather than through the generated
+//! structs' fields, so the crate compiles against whatever field types the
+//! vendored document gives them.
+
+use crate::error::{ApiError, Error};
+use crate::generated::types;
+use crate::hooks::ResponseMeta;
+use crate::record::Record;
+use crate::report::{DeliveryReport, ReportWire};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use std::time::Duration;
+
+/// Error bodies kept in messages are cut to this many bytes.
+const MAX_BODY_IN_ERROR: usize = 4096;
+
+pub(crate) fn to_generated_request(record: &Record) -> Result<types::ProduceRequest, Error> {
+    let json = serde_json::to_value(record).map_err(|e| {
+        Error::invalid(crate::error::InvalidInput::Json(e.to_string()))
+    })?;
+    serde_json::from_value(json).map_err(|e| {
+        Error::Config(format!(
+            "the ProduceRequest type generated from the OpenAPI document cannot hold this record ({e}); \
+             check openapi/kafka-rest-v3.yaml"
+        ))
+    })
+}
+
+pub(crate) async fn into_report(
+    result: Result<
+        progenitor_client::ResponseValue<types::ProduceResponse>,
+        progenitor_client::Error<types::Error>,
+    >,
+    meta: ResponseMeta,
+) -> Result<DeliveryReport, Error> {
+    use progenitor_client::Error as E;
+    match result {
+        Ok(value) => {
+            let wire: ReportWire = reencode(&value.into_inner())?;
+            wire.into_result()
+        }
+        Err(E::ErrorResponse(value)) => {
+            let status = value.status().as_u16();
+            let retry_after = retry_after(value.headers());
+            let body: serde_json::Value = reencode(&value.into_inner())?;
+            Err(api_error(status, &body, retry_after))
+        }
+        Err(E::UnexpectedResponse(response)) => {
+            let status = response.status().as_u16();
+            let retry_after = retry_after(response.headers());
+            let text = response.text().await.map_err(Error::Transport)?;
+            Err(from_body(status, text.as_bytes(), retry_after))
+        }
+        Err(E::InvalidResponsePayload(bytes, source)) => match meta.status {
+            // An error status whose body is not the documented JSON (a proxy's
+            // page, for instance): keep the status, the body becomes the message.
+            Some(status) if !status.is_success() => Err(from_body(
+                status.as_u16(),
+                &bytes,
+                retry_after(&meta.headers),
+            )),
+            _ => Err(Error::Decode {
+                raw: truncate(&bytes),
+                source,
+            }),
+        },
+        Err(E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e)) => {
+            Err(Error::Transport(e))
+        }
+        Err(E::InvalidRequest(message) | E::Custom(message)) => Err(Error::Config(message)),
+    }
+}
+
+/// An HTTP error from its body: Confluent's JSON error when it is one,
+/// otherwise the text itself.
+fn from_body(status: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(json) if json.get("error_code").is_some() => api_error(status, &json, retry_after),
+        _ => Error::Api(ApiError {
+            status,
+            error_code: None,
+            message: truncate(body),
+            retry_after,
+            in_band: false,
+        }),
+    }
+}
+
+fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration>) -> Error {
+    let error_code = body
+        .get("error_code")
+        .and_then(serde_json::Value::as_i64)
+        .and_then(|c| i32::try_from(c).ok());
+    let message = body
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Error::Api(ApiError {
+        status,
+        error_code,
+        message,
+        retry_after,
+        in_band: false,
+    })
+}
+
+fn reencode<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> Result<T, Error> {
+    let json = serde_json::to_value(value).map_err(|source| Error::Decode {
+        raw: String::new(),
+        source,
+    })?;
+    serde_json::from_value(json.clone()).map_err(|source| Error::Decode {
+        raw: json.to_string(),
+        source,
+    })
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let delay = when.signed_duration_since(chrono::Utc::now());
+    Some(delay.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn truncate(body: &[u8]) -> String {
+    let cut = &body[..body.len().min(MAX_BODY_IN_ERROR)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+}
