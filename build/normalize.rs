@@ -169,10 +169,10 @@ pub fn normalize(input: &Value) -> Result<Normalized, NormalizeError> {
     }
     found.sort_by_key(|(f, _)| f.wrapped as u8);
     if !found.iter().any(|(f, _)| f.wrapped == Wrapped::Produce) {
-        return fail(format!(
-            "the document has no produce operation (POST .../clusters/{{cluster_id}}/topics/{{topic_name}}/records); \
-             it must be a Kafka REST v3 document that includes the Records (v3) operations"
-        ));
+        return fail(
+            "the document has no produce operation (POST .../clusters/{cluster_id}/topics/{topic_name}/records); \
+             it must be a Kafka REST v3 document that includes the Records (v3) operations",
+        );
     }
 
     for (op, _) in &found {

@@ -1,0 +1,40 @@
+//! Shared setup: an emulator on loopback and a client pointed at it.
+#![allow(dead_code)]
+
+use ccloud_kafka_rest::emulator::{Emulator, EmulatorBuilder};
+use ccloud_kafka_rest::{Client, ClientBuilder, Credentials};
+
+pub const API_KEY: &str = "TESTKEY123";
+pub const API_SECRET: &str = "api-secret-value-7f3a9c";
+pub const TOKEN: &str = "bearer-token-value-51d2e8";
+pub const POOL: &str = "pool-AbCd";
+
+/// An emulator with topics `demo` (3 partitions) and `orders` (1).
+pub fn emulator() -> EmulatorBuilder {
+    Emulator::builder().topic("demo", 3).topic("orders", 1)
+}
+
+pub fn client_for(emulator: &Emulator) -> ClientBuilder {
+    Client::builder()
+        .with_endpoint(emulator.url())
+        .with_cluster_id(emulator.cluster_id())
+}
+
+pub async fn open() -> (Emulator, Client) {
+    let emulator = emulator().start().await.expect("emulator starts");
+    let client = client_for(&emulator).build().expect("client builds");
+    (emulator, client)
+}
+
+pub async fn with_api_key() -> (Emulator, Client) {
+    let emulator = emulator()
+        .api_key(API_KEY, API_SECRET)
+        .start()
+        .await
+        .expect("emulator starts");
+    let client = client_for(&emulator)
+        .with_credentials(Credentials::api_key(API_KEY, API_SECRET))
+        .build()
+        .expect("client builds");
+    (emulator, client)
+}
