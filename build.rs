@@ -27,7 +27,10 @@ fn main() {
 
     if let Err(message) = run(&document) {
         // A readable failure instead of a panic's backtrace.
-        eprintln!("\nerror: cannot generate the Kafka REST client from {}\n", document.display());
+        eprintln!(
+            "\nerror: cannot generate the Kafka REST client from {}\n",
+            document.display()
+        );
         for line in message.lines() {
             eprintln!("  {line}");
         }

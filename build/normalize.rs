@@ -157,7 +157,8 @@ pub fn normalize(input: &Value) -> Result<Normalized, NormalizeError> {
             .get("operationId")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let canonical = canonical_operation(path, wrapped, operation, components, &mut repairs)?;
+        let canonical =
+            canonical_operation(path, wrapped, item, operation, components, &mut repairs)?;
         found.push((
             FoundOperation {
                 wrapped,
@@ -270,6 +271,7 @@ pub fn normalize(input: &Value) -> Result<Normalized, NormalizeError> {
 fn canonical_operation(
     path: &str,
     wrapped: Wrapped,
+    path_item: &Map<String, Value>,
     operation: &Map<String, Value>,
     components: &Map<String, Value>,
     repairs: &mut Vec<String>,
@@ -283,18 +285,27 @@ fn canonical_operation(
     }
 
     // The generated method takes (cluster_id, topic_name, body) whatever the
-    // document calls its path parameters.
-    if let Some(params) = operation.get("parameters").and_then(Value::as_array) {
+    // document calls its path parameters. Parameters may be declared on the
+    // path item as well as on the operation (which may redeclare one); every
+    // other parameter is reported once.
+    let mut dropped: Vec<(&str, &str)> = Vec::new();
+    for holder in [path_item, operation] {
+        let Some(params) = holder.get("parameters").and_then(Value::as_array) else {
+            continue;
+        };
         for param in params {
             let param = resolve(param, components, "parameters")?;
             let place = param.get("in").and_then(Value::as_str).unwrap_or("");
             let name = param.get("name").and_then(Value::as_str).unwrap_or("?");
-            if place != "path" {
-                repairs.push(format!(
-                    "POST {path}: dropped {place} parameter `{name}`, which the client does not send"
-                ));
+            if place != "path" && !dropped.contains(&(place, name)) {
+                dropped.push((place, name));
             }
         }
+    }
+    for (place, name) in dropped {
+        repairs.push(format!(
+            "POST {path}: dropped {place} parameter `{name}`, which the client does not send"
+        ));
     }
     out.insert(
         "parameters".into(),
@@ -307,7 +318,9 @@ fn canonical_operation(
     );
 
     let Some(body) = operation.get("requestBody") else {
-        return fail(format!("POST {path} has no requestBody; a produce operation needs one"));
+        return fail(format!(
+            "POST {path} has no requestBody; a produce operation needs one"
+        ));
     };
     let mut body = resolve(body, components, "requestBodies")?.clone();
     strip_examples(&mut body);
@@ -383,7 +396,9 @@ fn resolve<'a>(
             ));
         };
         let Some(target) = components.get(section).and_then(|s| s.get(name)) else {
-            return fail(format!("reference `{reference}` names nothing in the document"));
+            return fail(format!(
+                "reference `{reference}` names nothing in the document"
+            ));
         };
         current = target;
     }
@@ -396,7 +411,8 @@ fn json_media(holder: &Value) -> Option<Value> {
     let content = holder.get("content")?.as_object()?;
     content.iter().find_map(|(media, body)| {
         let essence = media.split(';').next().unwrap_or("").trim();
-        let is_json = essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json");
+        let is_json =
+            essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json");
         is_json.then(|| body.get("schema").cloned().unwrap_or_else(|| json!({})))
     })
 }
@@ -425,7 +441,16 @@ fn strip_examples(value: &mut Value) {
         Value::Object(map) => {
             map.remove("example");
             map.remove("examples");
-            map.values_mut().for_each(strip_examples);
+            for (key, inner) in map.iter_mut() {
+                match (key.as_str(), inner) {
+                    // The keys of `properties` are property names, which may
+                    // be `example` too: only the property schemas are walked.
+                    ("properties" | "patternProperties", Value::Object(properties)) => {
+                        properties.values_mut().for_each(strip_examples);
+                    }
+                    (_, inner) => strip_examples(inner),
+                }
+            }
         }
         Value::Array(items) => items.iter_mut().for_each(strip_examples),
         _ => {}
@@ -449,8 +474,8 @@ fn repair_schema(name: &str, schema: &mut Value, top_level: bool, repairs: &mut 
     // A nullable object referenced as an optional property would become a
     // newtype over `Option`; the property's optionality already says it may
     // be absent, and the server treats absent and null alike.
-    let is_object = map.get("type").and_then(Value::as_str) == Some("object")
-        || map.contains_key("properties");
+    let is_object =
+        map.get("type").and_then(Value::as_str) == Some("object") || map.contains_key("properties");
     if top_level && is_object && map.get("nullable") == Some(&Value::Bool(true)) {
         map.remove("nullable");
         repairs.push(format!(

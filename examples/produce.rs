@@ -13,7 +13,7 @@
 //! ```
 
 use ccloud_kafka_rest::emulator::Emulator;
-use ccloud_kafka_rest::{Client, ENV_ENDPOINT, Record};
+use ccloud_kafka_rest::{Client, ENV_ENDPOINT, Record, StoredData};
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -67,8 +67,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     for record in &records {
         match client.produce(&topic, record).await {
             Ok(report) => println!(
-                "delivered to {}-{} at offset {} (key {:?}, value {:?})",
-                report.topic, report.partition, report.offset, report.key, report.value
+                "delivered {report}  key: {}  value: {}",
+                describe(report.key),
+                describe(report.value)
             ),
             Err(e) => {
                 failed += 1;
@@ -80,4 +81,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("{failed} of {} records failed", records.len()).into());
     }
     Ok(())
+}
+
+fn describe(data: Option<StoredData>) -> String {
+    match data {
+        Some(d) => format!("{:?}, {} bytes", d.data_type, d.size),
+        None => "null".to_owned(),
+    }
 }

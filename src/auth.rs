@@ -95,7 +95,10 @@ impl Credentials {
                 }
                 let pair = format!("{key}:{}", secret.expose_secret());
                 let value = format!("Basic {}", STANDARD.encode(pair));
-                headers.insert(AUTHORIZATION, sensitive(&value).ok_or_else(|| invalid("API key"))?);
+                headers.insert(
+                    AUTHORIZATION,
+                    sensitive(&value).ok_or_else(|| invalid("API key"))?,
+                );
             }
             Credentials::BearerToken {
                 token,
@@ -105,9 +108,13 @@ impl Credentials {
                     return Err(Error::Config("the bearer token is empty".into()));
                 }
                 let value = format!("Bearer {}", token.expose_secret());
-                headers.insert(AUTHORIZATION, sensitive(&value).ok_or_else(|| invalid("bearer token"))?);
+                headers.insert(
+                    AUTHORIZATION,
+                    sensitive(&value).ok_or_else(|| invalid("bearer token"))?,
+                );
                 if let Some(pool) = identity_pool_id {
-                    let value = HeaderValue::from_str(pool).map_err(|_| invalid("identity pool id"))?;
+                    let value =
+                        HeaderValue::from_str(pool).map_err(|_| invalid("identity pool id"))?;
                     headers.insert(IDENTITY_POOL_HEADER, value);
                 }
             }
@@ -162,6 +169,8 @@ impl Authenticator {
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
-        f.debug_struct("Authenticator").field("headers", &names).finish()
+        f.debug_struct("Authenticator")
+            .field("headers", &names)
+            .finish()
     }
 }

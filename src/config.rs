@@ -290,8 +290,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Result<ClientBuilder, Error> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         ClientBuilder::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -308,7 +310,9 @@ mod tests {
         assert_eq!(b.cluster_id().unwrap(), "lkc-1");
         assert!(matches!(b.credentials, Credentials::ApiKey { ref key, .. } if key == "k"));
         // The builder overrides the environment.
-        let b = b.with_cluster_id("lkc-2").with_flavour(ApiFlavour::RestProxy);
+        let b = b
+            .with_cluster_id("lkc-2")
+            .with_flavour(ApiFlavour::RestProxy);
         assert_eq!(b.cluster_id().unwrap(), "lkc-2");
         assert_eq!(b.base_url().unwrap(), "https://pkc-1.example/v3");
     }
@@ -337,10 +341,23 @@ mod tests {
         assert!(with("http://127.0.0.1:8082").base_url().is_ok());
         assert!(with("http://[::1]:8082").base_url().is_ok());
         assert!(with("http://localhost:8082").base_url().is_ok());
-        let e = with("http://kafka.internal:8082").base_url().unwrap_err().to_string();
+        let e = with("http://kafka.internal:8082")
+            .base_url()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("plain http"), "{e}");
-        assert!(with("http://kafka.internal:8082").allow_credentials_over_http(true).base_url().is_ok());
-        assert!(ClientBuilder::new().with_endpoint("http://kafka.internal").base_url().is_ok());
+        assert!(
+            with("http://kafka.internal:8082")
+                .allow_credentials_over_http(true)
+                .base_url()
+                .is_ok()
+        );
+        assert!(
+            ClientBuilder::new()
+                .with_endpoint("http://kafka.internal")
+                .base_url()
+                .is_ok()
+        );
     }
 
     #[test]

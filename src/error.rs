@@ -83,7 +83,9 @@ impl Error {
             Error::Transport(e) if e.is_connect() => RetryClass::Retriable,
             Error::Transport(e) if e.is_builder() => RetryClass::Terminal,
             Error::Transport(_) => RetryClass::OutcomeUnknown,
-            Error::Decode { .. } | Error::InvalidInput(_) | Error::Config(_) => RetryClass::Terminal,
+            Error::Decode { .. } | Error::InvalidInput(_) | Error::Config(_) => {
+                RetryClass::Terminal
+            }
         }
     }
 
@@ -175,7 +177,9 @@ pub enum InvalidInput {
         reason: &'static str,
     },
     /// A negative partition.
-    #[error("invalid partition {0}: partitions are numbered from 0; leave it unset to let the server choose")]
+    #[error(
+        "invalid partition {0}: partitions are numbered from 0; leave it unset to let the server choose"
+    )]
     Partition(i32),
     /// A record larger than the configured maximum.
     #[error(

@@ -399,7 +399,10 @@ mod tests {
             json,
             r#"{"partition_id":2,"headers":[{"name":"h1","value":"dg=="},{"name":"h2","value":null}],"key":{"type":"BINARY","data":"AP9rZXk="},"value":{"type":"JSON","data":{"foo":7}},"timestamp":"2021-02-05T19:14:42.123Z"}"#
         );
-        assert_eq!(serde_json::to_string(&Record::from_value("hé")).unwrap(), r#"{"value":{"type":"STRING","data":"hé"}}"#);
+        assert_eq!(
+            serde_json::to_string(&Record::from_value("hé")).unwrap(),
+            r#"{"value":{"type":"STRING","data":"hé"}}"#
+        );
         assert_eq!(serde_json::to_string(&Record::new()).unwrap(), "{}");
     }
 

@@ -25,6 +25,13 @@ pub struct DeliveryReport {
     pub value: Option<StoredData>,
 }
 
+/// `topic-partition@offset`, the way Kafka tools name a record's position.
+impl std::fmt::Display for DeliveryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}@{}", self.topic, self.partition, self.offset)
+    }
+}
+
 /// The type and stored size of a key or value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 pub struct StoredData {
@@ -101,8 +108,15 @@ mod tests {
         .unwrap();
         let report = ok.into_result().unwrap();
         assert_eq!((report.partition, report.offset), (1, 7));
-        assert_eq!(report.key, Some(StoredData { data_type: DataType::String, size: 2 }));
+        assert_eq!(
+            report.key,
+            Some(StoredData {
+                data_type: DataType::String,
+                size: 2
+            })
+        );
         assert_eq!(report.value.unwrap().size, 9);
+        assert_eq!(report.to_string(), "t-1@7");
 
         let failed: ReportWire =
             serde_json::from_str(r#"{"error_code":40403,"message":"no such partition"}"#).unwrap();

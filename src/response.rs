@@ -17,9 +17,8 @@ use std::time::Duration;
 const MAX_BODY_IN_ERROR: usize = 4096;
 
 pub(crate) fn to_generated_request(record: &Record) -> Result<types::ProduceRequest, Error> {
-    let json = serde_json::to_value(record).map_err(|e| {
-        Error::invalid(crate::error::InvalidInput::Json(e.to_string()))
-    })?;
+    let json = serde_json::to_value(record)
+        .map_err(|e| Error::invalid(crate::error::InvalidInput::Json(e.to_string())))?;
     serde_json::from_value(json).map_err(|e| {
         Error::Config(format!(
             "the ProduceRequest type generated from the OpenAPI document cannot hold this record ({e}); \
@@ -144,7 +143,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);

@@ -61,7 +61,9 @@ mod tests {
         for code in [500, 50003, 50302] {
             assert_eq!(RetryClass::for_error_code(code), OutcomeUnknown, "{code}");
         }
-        for code in [400, 40002, 40101, 40301, 40401, 40402, 40403, 413, 422, 42206, 50002] {
+        for code in [
+            400, 40002, 40101, 40301, 40401, 40402, 40403, 413, 422, 42206, 50002,
+        ] {
             assert_eq!(RetryClass::for_error_code(code), Terminal, "{code}");
         }
     }

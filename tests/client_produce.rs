@@ -14,14 +14,29 @@ use serde_json::json;
 async fn string_key_and_value_arrive_byte_exact() {
     let (emulator, client) = common::open().await;
     let report = client
-        .produce("orders", &Record::new().with_key("k-é").with_value("value ✓"))
+        .produce(
+            "orders",
+            &Record::new().with_key("k-é").with_value("value ✓"),
+        )
         .await
         .unwrap();
     assert_eq!(report.topic, "orders");
     assert_eq!(report.cluster_id, emulator.cluster_id());
     assert_eq!((report.partition, report.offset), (0, 0));
-    assert_eq!(report.key, Some(StoredData { data_type: DataType::String, size: 4 }));
-    assert_eq!(report.value, Some(StoredData { data_type: DataType::String, size: 9 }));
+    assert_eq!(
+        report.key,
+        Some(StoredData {
+            data_type: DataType::String,
+            size: 4
+        })
+    );
+    assert_eq!(
+        report.value,
+        Some(StoredData {
+            data_type: DataType::String,
+            size: 9
+        })
+    );
 
     let log = emulator.records("orders");
     assert_eq!(log.len(), 1);
@@ -37,12 +52,26 @@ async fn binary_payloads_are_base64_encoded_and_arrive_as_bytes() {
     let report = client
         .produce(
             "orders",
-            &Record::new().with_key(&b"\x00\xff\x10"[..]).with_value(every_byte.clone()),
+            &Record::new()
+                .with_key(&b"\x00\xff\x10"[..])
+                .with_value(every_byte.clone()),
         )
         .await
         .unwrap();
-    assert_eq!(report.key, Some(StoredData { data_type: DataType::Binary, size: 3 }));
-    assert_eq!(report.value, Some(StoredData { data_type: DataType::Binary, size: 256 }));
+    assert_eq!(
+        report.key,
+        Some(StoredData {
+            data_type: DataType::Binary,
+            size: 3
+        })
+    );
+    assert_eq!(
+        report.value,
+        Some(StoredData {
+            data_type: DataType::Binary,
+            size: 256
+        })
+    );
     let log = emulator.records("orders");
     assert_eq!(log[0].key.as_deref(), Some(&b"\x00\xff\x10"[..]));
     assert_eq!(log[0].value.as_deref(), Some(&every_byte[..]));
@@ -59,11 +88,20 @@ async fn json_from_any_serialize_is_stored_compact() {
     let (emulator, client) = common::open().await;
     let record = Record::new()
         .with_key(json!({"customer": 42}))
-        .with_json_value(&Order { id: 7, items: vec!["book", "pen"] })
+        .with_json_value(&Order {
+            id: 7,
+            items: vec!["book", "pen"],
+        })
         .unwrap();
     let report = client.produce("orders", &record).await.unwrap();
     let stored_value = br#"{"id":7,"items":["book","pen"]}"#;
-    assert_eq!(report.value, Some(StoredData { data_type: DataType::Json, size: stored_value.len() as u64 }));
+    assert_eq!(
+        report.value,
+        Some(StoredData {
+            data_type: DataType::Json,
+            size: stored_value.len() as u64
+        })
+    );
     assert_eq!(report.key.unwrap().size, br#"{"customer":42}"#.len() as u64);
     let log = emulator.records("orders");
     assert_eq!(log[0].value.as_deref(), Some(&stored_value[..]));
@@ -83,7 +121,13 @@ async fn null_key_and_value_and_empty_string_are_distinct() {
         .await
         .unwrap();
     assert_eq!(empty.key, None);
-    assert_eq!(empty.value, Some(StoredData { data_type: DataType::String, size: 0 }));
+    assert_eq!(
+        empty.value,
+        Some(StoredData {
+            data_type: DataType::String,
+            size: 0
+        })
+    );
 
     let log = emulator.records("orders");
     assert_eq!(log[0].key.as_deref(), Some(&b"k"[..]));
@@ -105,8 +149,8 @@ async fn headers_partition_and_timestamp_arrive() {
         .with_timestamp(when);
     let report = client.produce("demo", &record).await.unwrap();
     assert_eq!(report.partition, 2);
-    let truncated = Utc.with_ymd_and_hms(2024, 5, 17, 8, 30, 0).unwrap()
-        + chrono::Duration::milliseconds(123);
+    let truncated =
+        Utc.with_ymd_and_hms(2024, 5, 17, 8, 30, 0).unwrap() + chrono::Duration::milliseconds(123);
     assert_eq!(report.timestamp, Some(truncated));
 
     let stored = &emulator.partition_records("demo", 2)[0];
@@ -127,13 +171,21 @@ async fn offsets_grow_per_partition_and_keys_pick_a_stable_partition() {
     let mut partitions = Vec::new();
     for i in 0..6 {
         let report = client
-            .produce("demo", &Record::new().with_key("same-key").with_value(format!("v{i}")))
+            .produce(
+                "demo",
+                &Record::new()
+                    .with_key("same-key")
+                    .with_value(format!("v{i}")),
+            )
             .await
             .unwrap();
         partitions.push((report.partition, report.offset));
     }
     let first = partitions[0].0;
-    assert!(partitions.iter().all(|(p, _)| *p == first), "{partitions:?}");
+    assert!(
+        partitions.iter().all(|(p, _)| *p == first),
+        "{partitions:?}"
+    );
     let offsets: Vec<i64> = partitions.iter().map(|(_, o)| *o).collect();
     assert_eq!(offsets, vec![0, 1, 2, 3, 4, 5]);
     assert_eq!(emulator.partition_records("demo", first).len(), 6);
@@ -147,8 +199,14 @@ async fn rest_proxy_flavour_uses_the_v3_paths() {
         .build()
         .unwrap();
     assert_eq!(client.base_url(), format!("{}/v3", emulator.url()));
-    client.produce("orders", &Record::from_value("via /v3")).await.unwrap();
-    assert_eq!(emulator.records("orders")[0].value.as_deref(), Some(&b"via /v3"[..]));
+    client
+        .produce("orders", &Record::from_value("via /v3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        emulator.records("orders")[0].value.as_deref(),
+        Some(&b"via /v3"[..])
+    );
 }
 
 #[tokio::test]
@@ -158,9 +216,17 @@ async fn requests_carry_json_content_type_and_user_agent() {
         .with_user_agent("orders-service/2.1")
         .build()
         .unwrap();
-    client.produce("orders", &Record::from_value("x")).await.unwrap();
+    client
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap();
     let headers = emulator.last_request_headers().unwrap();
-    let get = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(get("user-agent"), Some("orders-service/2.1"));
     assert_eq!(get("content-type"), Some("application/json"));
     assert_eq!(get("authorization"), None);
@@ -173,7 +239,10 @@ async fn concurrent_produces_each_get_their_own_report() {
         let client = client.clone();
         async move {
             client
-                .produce("orders", &Record::from_value(Payload::from(format!("r{i}"))))
+                .produce(
+                    "orders",
+                    &Record::from_value(Payload::from(format!("r{i}"))),
+                )
                 .await
                 .unwrap()
                 .offset

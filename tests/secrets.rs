@@ -38,7 +38,10 @@ fn debug_of_credentials_builder_and_client_is_redacted() {
     let api_key = Credentials::api_key(API_KEY, API_SECRET);
     let bearer = Credentials::bearer_token(TOKEN).with_identity_pool_id(POOL);
     assert_no_secret(&format!("{api_key:?} {api_key:#?} {bearer:?} {bearer:#?}"));
-    assert!(format!("{api_key:?}").contains(API_KEY), "the key id is not secret");
+    assert!(
+        format!("{api_key:?}").contains(API_KEY),
+        "the key id is not secret"
+    );
 
     for credentials in [api_key, bearer] {
         let builder = ClientBuilder::new()
@@ -90,8 +93,14 @@ async fn errors_and_trace_logs_of_failed_calls_hold_no_secret() {
         Credentials::api_key(API_KEY, API_SECRET),
         Credentials::bearer_token(TOKEN),
     ] {
-        let client = common::client_for(&emulator).with_credentials(credentials).build().unwrap();
-        let e = client.produce("orders", &Record::from_value("x")).await.unwrap_err();
+        let client = common::client_for(&emulator)
+            .with_credentials(credentials)
+            .build()
+            .unwrap();
+        let e = client
+            .produce("orders", &Record::from_value("x"))
+            .await
+            .unwrap_err();
         assert_eq!(e.status(), Some(401));
         errors.push_str(&format!("{e} {e:?}\n"));
     }
@@ -100,12 +109,21 @@ async fn errors_and_trace_logs_of_failed_calls_hold_no_secret() {
         .build()
         .unwrap();
     emulator.fail_next_requests(HttpFault::json(500, 50003, "boom"), 1);
-    let e = client.produce("orders", &Record::from_value("x")).await.unwrap_err();
+    let e = client
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap_err();
     errors.push_str(&format!("{e} {e:?}\n"));
-    client.produce("orders", &Record::from_value("x")).await.unwrap();
+    client
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap();
 
     assert_no_secret(&errors);
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(!logs.is_empty(), "the emulator logs each request at debug level");
+    assert!(
+        !logs.is_empty(),
+        "the emulator logs each request at debug level"
+    );
     assert_no_secret(&logs);
 }
