@@ -85,7 +85,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
 fn describe(data: Option<StoredData>) -> String {
     match data {
-        Some(d) => format!("{:?}, {} bytes", d.data_type, d.size),
+        Some(d) => format!("{} {} bytes", d.data_type, d.size),
         None => "null".to_owned(),
     }
 }

@@ -21,6 +21,33 @@ pub enum DataType {
     String,
 }
 
+impl DataType {
+    /// The name used on the wire: `BINARY`, `JSON` or `STRING`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::Binary => "BINARY",
+            DataType::Json => "JSON",
+            DataType::String => "STRING",
+        }
+    }
+
+    /// The type a wire name stands for (case-sensitive, as the server reads it).
+    pub fn from_wire(name: &str) -> Option<DataType> {
+        match name {
+            "BINARY" => Some(DataType::Binary),
+            "JSON" => Some(DataType::Json),
+            "STRING" => Some(DataType::String),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for DataType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A record key or value.
 ///
 /// Built from `&str`/`String` (STRING), bytes (`Vec<u8>`, `&[u8]`, [`Bytes`]:

@@ -1,0 +1,403 @@
+//! An in-process emulator of the Kafka REST v3 produce endpoint.
+//!
+//! The emulator is a small HTTP/1.1 server that answers the produce API the way
+//! Confluent Cloud and the self-managed REST Proxy do: it accepts
+//! `POST {prefix}/clusters/{cluster_id}/topics/{topic_name}/records` under both the
+//! `/kafka/v3` (Confluent Cloud) and `/v3` (REST Proxy) prefixes, reads the request
+//! body incrementally as a sequence of concatenated JSON records, and streams one
+//! delivery report per record back as soon as the record is handled. It also serves
+//! `records:batch`.
+//!
+//! Records are kept in an in-memory log per topic partition, with offsets starting at
+//! zero, so tests can check exactly what was delivered. Faults (HTTP errors before
+//! streaming, in-band record errors, stream lifetime expiry and dropped connections)
+//! can be injected to exercise a client's error handling.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ccloud_kafka_rest::emulator::Emulator;
+//!
+//! let emu = Emulator::builder()
+//!     .cluster_id("lkc-test")
+//!     .topic("orders", 3)
+//!     .api_key("key", "secret")
+//!     .start()
+//!     .await?;
+//! println!("produce to {}/kafka/v3/clusters/lkc-test/topics/orders/records", emu.url());
+//! // ... run a client against it ...
+//! let delivered = emu.records("orders");
+//! # drop(delivered);
+//! emu.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Partitioning: a record with an explicit `partition_id` goes to that partition. A
+//! record without one but with a non-null key goes to partition
+//! `(murmur2(key) & 0x7fffffff) % partitions`, the same hash Kafka's Java producer
+//! uses, so placement is stable and matches what a real cluster would choose. Records
+//! with neither are spread round-robin.
+
+mod auth;
+mod batch;
+mod faults;
+mod record;
+mod report;
+mod scan;
+mod server;
+mod state;
+mod stream;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::HttpFault;
+
+use auth::AuthConfig;
+use faults::Faults;
+use state::{Limits, Shared, Topics};
+
+/// The cluster id the emulator answers to unless another is configured.
+pub const DEFAULT_CLUSTER_ID: &str = "lkc-emulator";
+
+pub use crate::record::DataType;
+
+/// A record as the emulator stored it in a topic partition's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The topic the record was produced to.
+    pub topic: String,
+    /// The partition the record was appended to.
+    pub partition: i32,
+    /// The record's offset within its partition (the first record has offset 0).
+    pub offset: i64,
+    /// The stored key bytes; `None` is a Kafka null key.
+    pub key: Option<Vec<u8>>,
+    /// The stored value bytes; `None` is a Kafka null value.
+    pub value: Option<Vec<u8>>,
+    /// The key's declared type, or `None` when the request had no key object.
+    pub key_type: Option<DataType>,
+    /// The value's declared type, or `None` when the request had no value object.
+    pub value_type: Option<DataType>,
+    /// Record headers in request order: name and decoded value (`None` for null).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The record timestamp, truncated to milliseconds.
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+}
+
+/// Configures and starts an [`Emulator`]. Create one with [`Emulator::builder`].
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    listen: SocketAddr,
+    cluster_id: String,
+    topics: Vec<(String, i32)>,
+    auto_create_topics: bool,
+    default_partitions: i32,
+    api_keys: HashMap<String, String>,
+    bearer_tokens: HashMap<String, (String, Option<String>)>,
+    acls: HashMap<String, HashSet<String>>,
+    limits: Limits,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        EmulatorBuilder {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cluster_id: DEFAULT_CLUSTER_ID.to_owned(),
+            topics: Vec::new(),
+            auto_create_topics: false,
+            default_partitions: 1,
+            api_keys: HashMap::new(),
+            bearer_tokens: HashMap::new(),
+            acls: HashMap::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// The address to listen on. Defaults to `127.0.0.1:0` (a free loopback port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The cluster id accepted in request paths. Defaults to [`DEFAULT_CLUSTER_ID`].
+    pub fn cluster_id(mut self, id: impl Into<String>) -> Self {
+        self.cluster_id = id.into();
+        self
+    }
+
+    /// Declares a topic with the given number of partitions (at least 1).
+    ///
+    /// Declaring the same name again replaces the earlier partition count.
+    pub fn topic(mut self, name: impl Into<String>, partitions: i32) -> Self {
+        let name = name.into();
+        let partitions = partitions.max(1);
+        self.topics.retain(|(n, _)| *n != name);
+        self.topics.push((name, partitions));
+        self
+    }
+
+    /// Whether producing to an unknown topic creates it (with
+    /// [`default_partitions`](Self::default_partitions) partitions) instead of
+    /// answering HTTP 404. Off by default.
+    pub fn auto_create_topics(mut self, on: bool) -> Self {
+        self.auto_create_topics = on;
+        self
+    }
+
+    /// The partition count of automatically created topics. Defaults to 1.
+    pub fn default_partitions(mut self, partitions: i32) -> Self {
+        self.default_partitions = partitions.max(1);
+        self
+    }
+
+    /// Accepts an API key and secret sent as HTTP Basic credentials. The principal
+    /// name is the key itself.
+    ///
+    /// Once any API key or bearer token is configured, every request must
+    /// authenticate; with none configured, anyone may produce.
+    pub fn api_key(mut self, key: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.api_keys.insert(key.into(), secret.into());
+        self
+    }
+
+    /// Accepts `Authorization: Bearer {token}` as the given principal, whatever
+    /// `Confluent-Identity-Pool-Id` header comes with it (or none).
+    pub fn bearer_token(mut self, token: impl Into<String>, principal: impl Into<String>) -> Self {
+        self.bearer_tokens
+            .insert(token.into(), (principal.into(), None));
+        self
+    }
+
+    /// Accepts `Authorization: Bearer {token}` as the given principal only when the
+    /// request also carries `Confluent-Identity-Pool-Id: {pool_id}`.
+    pub fn bearer_token_with_pool(
+        mut self,
+        token: impl Into<String>,
+        principal: impl Into<String>,
+        pool_id: impl Into<String>,
+    ) -> Self {
+        self.bearer_tokens
+            .insert(token.into(), (principal.into(), Some(pool_id.into())));
+        self
+    }
+
+    /// Restricts a principal to the given topics: producing to any other topic is
+    /// answered with HTTP 403. Principals without an allow-list may produce anywhere.
+    /// Calling this again for the same principal adds to its list.
+    pub fn allow_topics<I, S>(mut self, principal: impl Into<String>, topics: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.acls
+            .entry(principal.into())
+            .or_default()
+            .extend(topics.into_iter().map(Into::into));
+        self
+    }
+
+    /// Limits the size of one record's JSON text. A larger record ends the stream
+    /// with a final 400 report. Unlimited by default.
+    pub fn max_record_bytes(mut self, limit: usize) -> Self {
+        self.limits.max_record_bytes = Some(limit);
+        self
+    }
+
+    /// Limits the request body size announced by `Content-Length`; a larger body is
+    /// answered with HTTP 413. Unlimited by default.
+    pub fn max_request_bytes(mut self, limit: u64) -> Self {
+        self.limits.max_request_bytes = Some(limit);
+        self
+    }
+
+    /// The most entries a `records:batch` request may hold. Defaults to 10.
+    pub fn max_batch_entries(mut self, limit: usize) -> Self {
+        self.limits.max_batch_entries = limit.max(1);
+        self
+    }
+
+    /// How long a streaming request may stay open. Once exceeded, every further
+    /// record is answered with an in-band 408 and the connection is closed after
+    /// the [`stream_close_delay`](Self::stream_close_delay). Unlimited by default.
+    pub fn stream_lifetime(mut self, lifetime: Duration) -> Self {
+        self.limits.stream_lifetime = Some(lifetime);
+        self
+    }
+
+    /// How long after the first in-band 408 the connection is closed. Defaults to
+    /// 500 ms.
+    pub fn stream_close_delay(mut self, delay: Duration) -> Self {
+        self.limits.stream_close_delay = delay;
+        self
+    }
+
+    /// Binds the listener and starts serving in the background on the current
+    /// tokio runtime.
+    pub async fn start(self) -> io::Result<Emulator> {
+        let listener = TcpListener::bind(self.listen).await?;
+        let addr = listener.local_addr()?;
+        let topics = Topics::new(
+            self.topics,
+            self.auto_create_topics,
+            self.default_partitions,
+        );
+        let auth = AuthConfig::new(self.api_keys, self.bearer_tokens, self.acls);
+        let shared = Arc::new(Shared::new(
+            self.cluster_id,
+            topics,
+            auth,
+            self.limits,
+            Faults::default(),
+        ));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared), shutdown_rx));
+        tracing::debug!(%addr, cluster_id = %shared.cluster_id, "emulator listening");
+        Ok(Emulator {
+            addr,
+            shared,
+            shutdown_tx,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running emulator. It stops when [`shutdown`](Emulator::shutdown) is awaited or
+/// when it is dropped.
+pub struct Emulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown_tx: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("cluster_id", &self.shared.cluster_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// A builder with defaults: loopback on a free port, cluster id
+    /// [`DEFAULT_CLUSTER_ID`], no topics, no authentication.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// Starts an emulator with topic `demo` (3 partitions) and no authentication.
+    pub async fn start_default() -> io::Result<Emulator> {
+        Emulator::builder().topic("demo", 3).start().await
+    }
+
+    /// The base URL, `http://{ip}:{port}`, without any path.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the emulator listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The cluster id accepted in request paths.
+    pub fn cluster_id(&self) -> &str {
+        &self.shared.cluster_id
+    }
+
+    /// Creates a topic (or does nothing if it already exists) while running.
+    pub fn create_topic(&self, name: &str, partitions: i32) {
+        self.shared.topics.create(name, partitions.max(1));
+    }
+
+    /// The partition count of a topic, or `None` if it does not exist.
+    pub fn partition_count(&self, topic: &str) -> Option<i32> {
+        self.shared
+            .topics
+            .lookup(topic)
+            .map(|t| t.partition_count())
+    }
+
+    /// Every record stored in a topic, ordered by partition then offset. Empty for
+    /// an unknown topic.
+    pub fn records(&self, topic: &str) -> Vec<StoredRecord> {
+        self.shared
+            .topics
+            .lookup(topic)
+            .map(|t| t.records())
+            .unwrap_or_default()
+    }
+
+    /// The records of one partition in offset order. Empty for an unknown topic or
+    /// partition.
+    pub fn partition_records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
+        self.shared
+            .topics
+            .lookup(topic)
+            .map(|t| t.partition_records(partition))
+            .unwrap_or_default()
+    }
+
+    /// Answers each of the next `count` HTTP requests with `fault` instead of
+    /// handling it. Calls queue up: faults are used in the order they were added.
+    pub fn fail_next_requests(&self, fault: HttpFault, count: usize) {
+        self.shared.faults.push_http(fault, count);
+    }
+
+    /// Answers each of the next `count` otherwise valid records with the in-band
+    /// report `{"error_code":code,"message":message}` instead of appending it.
+    pub fn fail_next_records(&self, code: i32, message: impl Into<String>, count: usize) {
+        self.shared.faults.push_records(code, message.into(), count);
+    }
+
+    /// Makes the next streaming request drop its TCP connection right after its
+    /// `reports`-th delivery report has been written. Later records of that request
+    /// are not handled.
+    pub fn cut_connection_after_records(&self, reports: usize) {
+        self.shared.faults.set_cut(reports);
+    }
+
+    /// Removes every pending injected fault.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// How many HTTP requests have been received (every path and method).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// The headers of the most recent request, with lowercase names, in the order
+    /// they were received. `None` before the first request.
+    pub fn last_request_headers(&self) -> Option<Vec<(String, String)>> {
+        self.shared.last_headers()
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish for a short
+    /// grace period, then closes every connection.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown_tx.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.shutdown_tx.send(true);
+    }
+}

@@ -1,0 +1,530 @@
+//! Parsing one produce record and turning it into the bytes that get stored.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Write as _;
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use super::DataType;
+
+/// Standard alphabet, padding optional: what `BINARY` data accepts.
+const BINARY_DATA: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// An in-band error for one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordError {
+    pub code: i32,
+    pub message: Cow<'static, str>,
+}
+
+impl RecordError {
+    pub fn new(code: i32, message: impl Into<Cow<'static, str>>) -> RecordError {
+        RecordError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl fmt::Display) -> RecordError {
+        RecordError::new(400, format!("Bad Request: {message}"))
+    }
+}
+
+/// Why a record could not be read.
+#[derive(Debug)]
+pub(crate) enum ParseError {
+    /// The JSON text itself is malformed: fatal for a stream.
+    Syntax(String),
+    /// Well-formed JSON that does not describe a record: an in-band 400.
+    Record(RecordError),
+}
+
+/// A string that borrows from the input when it has no escapes.
+#[derive(Debug)]
+pub(crate) struct Text<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// The `data` of a key or value, captured before its `type` is known (the fields
+/// may come in any order): a JSON string as text, anything else in compact form.
+#[derive(Debug)]
+pub(crate) enum RawData<'a> {
+    Str(Cow<'a, str>),
+    Json(Vec<u8>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawData<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DataVisitor(std::marker::PhantomData))
+    }
+}
+
+struct DataVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for DataVisitor<'a> {
+    type Value = RawData<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(RawData::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(RawData::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(RawData::Str(Cow::Owned(v)))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(RawData::Json(if v {
+            b"true".to_vec()
+        } else {
+            b"false".to_vec()
+        }))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(RawData::Json(v.to_string().into_bytes()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(RawData::Json(v.to_string().into_bytes()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        let mut buf = Vec::new();
+        CompactVisitor(&mut buf).visit_f64(v)?;
+        Ok(RawData::Json(buf))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(RawData::Json(b"null".to_vec()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let mut buf = Vec::new();
+        CompactVisitor(&mut buf).visit_map(map)?;
+        Ok(RawData::Json(buf))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let mut buf = Vec::new();
+        CompactVisitor(&mut buf).visit_seq(seq)?;
+        Ok(RawData::Json(buf))
+    }
+}
+
+/// Writes a JSON value compactly, keeping object members in their input order.
+struct CompactVisitor<'b>(&'b mut Vec<u8>);
+
+/// Writes one value (or object key), preceded by a comma unless it is the first.
+struct CompactSeed<'b> {
+    out: &'b mut Vec<u8>,
+    comma: bool,
+    key: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for CompactSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.comma {
+            self.out.push(b',');
+        }
+        if self.key {
+            d.deserialize_str(CompactVisitor(self.out))
+        } else {
+            d.deserialize_any(CompactVisitor(self.out))
+        }
+    }
+}
+
+fn write_json<T: serde::Serialize + ?Sized, E: de::Error>(
+    out: &mut Vec<u8>,
+    v: &T,
+) -> Result<(), E> {
+    serde_json::to_writer(out, v).map_err(E::custom)
+}
+
+impl<'de> Visitor<'de> for CompactVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        write!(self.0, "{v}").map_err(E::custom)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        write!(self.0, "{v}").map_err(E::custom)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        write_json(self.0, &v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        write_json(self.0, v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.0.push(b'{');
+        let mut comma = false;
+        while map
+            .next_key_seed(CompactSeed {
+                out: self.0,
+                comma,
+                key: true,
+            })?
+            .is_some()
+        {
+            self.0.push(b':');
+            map.next_value_seed(CompactSeed {
+                out: self.0,
+                comma: false,
+                key: false,
+            })?;
+            comma = true;
+        }
+        self.0.push(b'}');
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push(b'[');
+        let mut comma = false;
+        while seq
+            .next_element_seed(CompactSeed {
+                out: self.0,
+                comma,
+                key: false,
+            })?
+            .is_some()
+        {
+            comma = true;
+        }
+        self.0.push(b']');
+        Ok(())
+    }
+}
+
+/// A key or value object as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPayload<'a> {
+    #[serde(rename = "type", default, borrow)]
+    ty: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    data: Option<RawData<'a>>,
+    #[serde(default)]
+    subject: Option<IgnoredAny>,
+    #[serde(default)]
+    subject_name_strategy: Option<IgnoredAny>,
+    #[serde(default)]
+    schema_id: Option<IgnoredAny>,
+    #[serde(default)]
+    schema_version: Option<IgnoredAny>,
+    #[serde(default)]
+    schema: Option<IgnoredAny>,
+}
+
+/// A record header as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeader<'a> {
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(default, borrow)]
+    value: Option<Text<'a>>,
+}
+
+/// A produce record (or a `records:batch` entry, which adds `id`) as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRecord<'a> {
+    #[serde(default, borrow)]
+    pub id: Option<Text<'a>>,
+    #[serde(default)]
+    partition_id: Option<i64>,
+    #[serde(default, borrow)]
+    headers: Option<Vec<RawHeader<'a>>>,
+    #[serde(default, borrow)]
+    key: Option<RawPayload<'a>>,
+    #[serde(default, borrow)]
+    value: Option<RawPayload<'a>>,
+    #[serde(default, borrow)]
+    timestamp: Option<Text<'a>>,
+}
+
+/// A key or value ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Payload {
+    pub ty: DataType,
+    pub data: Option<Vec<u8>>,
+}
+
+impl Payload {
+    /// The stored byte count reported back as `size`.
+    pub fn size(&self) -> usize {
+        self.data.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// A validated record.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub partition: Option<i64>,
+    pub key: Option<Payload>,
+    pub value: Option<Payload>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+impl Prepared {
+    /// Key plus value bytes, as the Kafka producer's size check counts them.
+    pub fn payload_bytes(&self) -> usize {
+        self.key.as_ref().map_or(0, Payload::size) + self.value.as_ref().map_or(0, Payload::size)
+    }
+}
+
+/// Reads one record from its JSON text, telling malformed JSON apart from JSON
+/// that does not fit the record shape.
+pub(crate) fn parse(json: &[u8]) -> Result<RawRecord<'_>, ParseError> {
+    match serde_json::from_slice::<RawRecord<'_>>(json) {
+        Ok(record) => Ok(record),
+        Err(e) if e.is_data() => match serde_json::from_slice::<IgnoredAny>(json) {
+            Err(syntax) => Err(ParseError::Syntax(syntax.to_string())),
+            Ok(_) => Err(ParseError::Record(RecordError::bad_request(e))),
+        },
+        Err(e) => Err(ParseError::Syntax(e.to_string())),
+    }
+}
+
+/// Validates a record and converts its key, value and headers to stored bytes.
+pub(crate) fn prepare(raw: RawRecord<'_>) -> Result<Prepared, RecordError> {
+    let key = raw.key.map(|k| payload("key", k)).transpose()?;
+    let value = raw.value.map(|v| payload("value", v)).transpose()?;
+    let headers = match raw.headers {
+        None => Vec::new(),
+        Some(headers) => headers
+            .into_iter()
+            .map(|h| {
+                let value = match h.value {
+                    None => None,
+                    Some(v) => Some(STANDARD.decode(v.0.as_bytes()).map_err(|e| {
+                        RecordError::bad_request(format_args!(
+                            "header {:?} value is not valid base64: {e}",
+                            h.name.0
+                        ))
+                    })?),
+                };
+                Ok((h.name.0.into_owned(), value))
+            })
+            .collect::<Result<Vec<_>, RecordError>>()?,
+    };
+    let timestamp = raw.timestamp.map(|t| parse_timestamp(&t.0)).transpose()?;
+    Ok(Prepared {
+        partition: raw.partition_id,
+        key,
+        value,
+        headers,
+        timestamp,
+    })
+}
+
+/// Parses an RFC 3339 timestamp and truncates it to milliseconds.
+fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, RecordError> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .and_then(|t| DateTime::from_timestamp_millis(t.timestamp_millis()))
+        .ok_or_else(|| {
+            RecordError::bad_request(format_args!(
+                "timestamp {text:?} is not an RFC 3339 date-time"
+            ))
+        })
+}
+
+/// The time now, truncated to milliseconds.
+pub(crate) fn now_millis() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+fn payload(field: &'static str, raw: RawPayload<'_>) -> Result<Payload, RecordError> {
+    let uses_schema = raw.subject.is_some()
+        || raw.subject_name_strategy.is_some()
+        || raw.schema_id.is_some()
+        || raw.schema_version.is_some()
+        || raw.schema.is_some();
+    let schema_error = || {
+        RecordError::new(
+            42206,
+            "Payload error. Schema Registry must be configured when using schemas.",
+        )
+    };
+    let Some(Text(type_name)) = raw.ty else {
+        return Err(RecordError::bad_request(format_args!(
+            "{field} has no \"type\"; this server has no Schema Registry, so the type must be BINARY, JSON or STRING"
+        )));
+    };
+    let ty = match DataType::from_wire(&type_name) {
+        Some(ty) => ty,
+        None if matches!(&*type_name, "AVRO" | "JSONSCHEMA" | "PROTOBUF") => {
+            return Err(schema_error());
+        }
+        None => {
+            return Err(RecordError::bad_request(format_args!(
+                "{field} type {type_name:?} is not one of BINARY, JSON, STRING"
+            )));
+        }
+    };
+    if uses_schema {
+        return Err(schema_error());
+    }
+    let data = match (ty, raw.data) {
+        (_, None) => None,
+        (DataType::String, Some(RawData::Str(s))) => Some(s.into_owned().into_bytes()),
+        (DataType::Binary, Some(RawData::Str(s))) => {
+            Some(BINARY_DATA.decode(s.as_bytes()).map_err(|e| {
+                RecordError::bad_request(format_args!("{field} data is not valid base64: {e}"))
+            })?)
+        }
+        (DataType::Json, Some(RawData::Str(s))) => {
+            let mut out = Vec::with_capacity(s.len() + 2);
+            write_json::<_, serde_json::Error>(&mut out, &*s).map_err(RecordError::bad_request)?;
+            Some(out)
+        }
+        (DataType::Json, Some(RawData::Json(bytes))) => Some(bytes),
+        (DataType::String | DataType::Binary, Some(RawData::Json(_))) => {
+            return Err(RecordError::bad_request(format_args!(
+                "{field} data must be a JSON string for type {ty}"
+            )));
+        }
+    };
+    Ok(Payload { ty, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(json: &str) -> Prepared {
+        prepare(parse(json.as_bytes()).unwrap()).unwrap()
+    }
+
+    fn record_err(json: &str) -> RecordError {
+        match parse(json.as_bytes()) {
+            Ok(raw) => prepare(raw).unwrap_err(),
+            Err(ParseError::Record(e)) => e,
+            Err(ParseError::Syntax(s)) => panic!("unexpected syntax error {s}"),
+        }
+    }
+
+    #[test]
+    fn json_data_is_compact_and_ordered() {
+        let p = ok(
+            r#"{"value":{"data": {"b" : [1, 2.5, "x\u0041"], "a": null, "c": true},"type":"JSON"}}"#,
+        );
+        assert_eq!(
+            p.value.unwrap().data.unwrap(),
+            br#"{"b":[1,2.5,"xA"],"a":null,"c":true}"#
+        );
+        let p = ok(r#"{"value":{"type":"JSON","data":"hi"}}"#);
+        assert_eq!(p.value.unwrap().data.unwrap(), br#""hi""#);
+        let p = ok(r#"{"value":{"type":"JSON","data":{"foo": 7}}}"#);
+        assert_eq!(p.value.unwrap().size(), 9);
+    }
+
+    #[test]
+    fn binary_and_string() {
+        let p =
+            ok(r#"{"key":{"type":"BINARY","data":"AAEC"},"value":{"type":"BINARY","data":"AAE"}}"#);
+        assert_eq!(p.key.unwrap().data.unwrap(), vec![0, 1, 2]);
+        assert_eq!(p.value.unwrap().data.unwrap(), vec![0, 1]);
+        let p = ok(r#"{"key":{"type":"STRING","data":""},"value":{"type":"STRING","data":null}}"#);
+        assert_eq!(p.key.unwrap().data.unwrap(), Vec::<u8>::new());
+        assert_eq!(p.value.unwrap().data, None);
+        assert_eq!(
+            record_err(r#"{"value":{"type":"BINARY","data":"AA-_"}}"#).code,
+            400
+        );
+        assert_eq!(
+            record_err(r#"{"value":{"type":"BINARY","data":"AA AA"}}"#).code,
+            400
+        );
+        assert_eq!(
+            record_err(r#"{"value":{"type":"STRING","data":5}}"#).code,
+            400
+        );
+    }
+
+    #[test]
+    fn mapping_errors() {
+        assert_eq!(record_err(r#"{"nope":1}"#).code, 400);
+        assert_eq!(record_err(r#"{"value":{"data":"x"}}"#).code, 400);
+        assert_eq!(
+            record_err(r#"{"value":{"type":"string","data":"x"}}"#).code,
+            400
+        );
+        assert_eq!(
+            record_err(r#"{"value":{"type":"AVRO","data":"x"}}"#).code,
+            42206
+        );
+        assert_eq!(record_err(r#"{"partition_id":"x"}"#).code, 400);
+        assert_eq!(record_err(r#"{"timestamp":"yesterday"}"#).code, 400);
+        assert_eq!(
+            record_err(r#"{"headers":[{"name":"h","value":"AAE"}]}"#).code,
+            400
+        );
+    }
+
+    #[test]
+    fn syntax_after_unknown_field_is_fatal() {
+        assert!(matches!(
+            parse(br#"{"nope":1, "x" 2}"#),
+            Err(ParseError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn timestamps_truncate() {
+        let p = ok(r#"{"timestamp":"2024-05-06T07:08:09.123456+02:00"}"#);
+        assert_eq!(
+            p.timestamp
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "2024-05-06T05:08:09.123Z"
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! The accept loop, per-connection tasks, routing and HTTP-level errors.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::faults::HttpFault;
+use super::report::json_string;
+use super::state::Shared;
+use super::{batch, stream};
+
+/// How long in-flight requests may run on after shutdown before their connections
+/// are closed.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+
+/// A response body: either complete up front or fed by a streaming task.
+pub(crate) enum ResponseBody {
+    Full(Option<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ResponseBody::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ResponseBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ResponseBody::Full(None) => SizeHint::with_exact(0),
+            ResponseBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// The character set of a JSON request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charset {
+    Utf8,
+    Latin1,
+}
+
+/// A JSON error body `{"error_code":code,"message":message}`.
+pub(crate) fn error_response(
+    status: StatusCode,
+    code: i32,
+    message: &str,
+) -> Response<ResponseBody> {
+    let body = format!(
+        "{{\"error_code\":{code},\"message\":{}}}",
+        json_string(message)
+    );
+    json_response(status, Bytes::from(body))
+}
+
+/// A complete JSON response.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::Full(Some(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn fault_response(fault: &HttpFault) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(
+        fault.body().to_owned(),
+    ))));
+    *response.status_mut() =
+        StatusCode::from_u16(fault.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(ct) = HeaderValue::from_str(fault.content_type()) {
+        response.headers_mut().insert(CONTENT_TYPE, ct);
+    }
+    if let Some(seconds) = fault.retry_after() {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Accepts connections until shutdown is signalled (or the sender is dropped).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    tracing::trace!(%peer, "connection accepted");
+                    let _ = socket.set_nodelay(true);
+                    connections.spawn(connection(socket, Arc::clone(&shared), shutdown.clone()));
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+    tracing::debug!("emulator stopped");
+}
+
+/// Serves one connection. It ends when the client closes it, when a stream asks
+/// for it to be dropped, or after a graceful shutdown.
+async fn connection(socket: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let kill = Arc::new(Notify::new());
+    let service = {
+        let kill = Arc::clone(&kill);
+        service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&kill), req))
+    };
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(socket), service);
+    tokio::pin!(conn);
+    let mut graceful = *shutdown.borrow();
+    if graceful {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::trace!(%error, "connection ended with an error");
+                }
+                break;
+            }
+            _ = kill.notified() => {
+                tracing::debug!("dropping connection");
+                break;
+            }
+            _ = shutdown.changed(), if !graceful => {
+                graceful = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    kill: Arc<Notify>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    shared.set_last_headers(
+        req.headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    );
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = route(&shared, kill, req).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
+    Ok(response)
+}
+
+/// The produce endpoint a path addresses.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    cluster: String,
+    topic: String,
+    batch: bool,
+}
+
+/// Matches `{prefix}/clusters/{cluster}/topics/{topic}/records[:batch]` with the
+/// `/kafka/v3` or `/v3` prefix.
+fn parse_path(path: &str) -> Option<Target> {
+    let rest = path
+        .strip_prefix("/kafka/v3/")
+        .or_else(|| path.strip_prefix("/v3/"))?;
+    let mut parts = rest.split('/');
+    let (Some("clusters"), Some(cluster), Some("topics"), Some(topic), Some(tail), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let batch = match tail {
+        "records" => false,
+        "records:batch" | "records%3Abatch" | "records%3abatch" => true,
+        _ => return None,
+    };
+    let cluster = percent_decode(cluster)?;
+    let topic = percent_decode(topic)?;
+    if cluster.is_empty() || topic.is_empty() {
+        return None;
+    }
+    Some(Target {
+        cluster,
+        topic,
+        batch,
+    })
+}
+
+fn percent_decode(segment: &str) -> Option<String> {
+    if !segment.contains('%') {
+        return Some(segment.to_owned());
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Why a `Content-Type` is refused.
+#[derive(Debug, PartialEq, Eq)]
+enum MediaTypeError {
+    /// Not JSON (or absent): HTTP 415.
+    Unsupported,
+    /// JSON in a charset other than UTF-8 or ISO-8859-1: HTTP 400.
+    Charset(String),
+}
+
+impl MediaTypeError {
+    fn response(&self) -> Response<ResponseBody> {
+        match self {
+            MediaTypeError::Unsupported => error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                415,
+                "HTTP 415 Unsupported Media Type",
+            ),
+            MediaTypeError::Charset(charset) => error_response(
+                StatusCode::BAD_REQUEST,
+                400,
+                &format!("Unsupported charset: {charset}"),
+            ),
+        }
+    }
+}
+
+/// Checks `Content-Type`: JSON with a UTF-8 or ISO-8859-1 charset (or none).
+fn content_type(headers: &HeaderMap) -> Result<Charset, MediaTypeError> {
+    let value = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(MediaTypeError::Unsupported)?;
+    let mut params = value.split(';');
+    let media = params.next().unwrap_or_default().trim();
+    if !media.eq_ignore_ascii_case("application/json") {
+        return Err(MediaTypeError::Unsupported);
+    }
+    let mut charset = Charset::Utf8;
+    for param in params {
+        let Some((name, val)) = param.split_once('=') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            continue;
+        }
+        let val = val.trim().trim_matches('"');
+        charset = if val.eq_ignore_ascii_case("utf-8") || val.eq_ignore_ascii_case("utf8") {
+            Charset::Utf8
+        } else if val.eq_ignore_ascii_case("iso-8859-1") || val.eq_ignore_ascii_case("latin1") {
+            Charset::Latin1
+        } else {
+            return Err(MediaTypeError::Charset(val.to_owned()));
+        };
+    }
+    Ok(charset)
+}
+
+async fn route(
+    shared: &Arc<Shared>,
+    kill: Arc<Notify>,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    if let Some(fault) = shared.faults.take_http() {
+        return fault_response(&fault);
+    }
+    let Some(target) = parse_path(req.uri().path()) else {
+        return error_response(StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found");
+    };
+    if req.method() != Method::POST {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            405,
+            "HTTP 405 Method Not Allowed",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let Some(principal) = shared.auth.authenticate(req.headers()) else {
+        return error_response(StatusCode::UNAUTHORIZED, 40101, "Authentication failed");
+    };
+    let charset = match content_type(req.headers()) {
+        Ok(charset) => charset,
+        Err(error) => return error.response(),
+    };
+    if target.cluster != shared.cluster_id {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            404,
+            &format!("Cluster {} not found", target.cluster),
+        );
+    }
+    if !shared.auth.may_produce(&principal, &target.topic) {
+        return error_response(StatusCode::FORBIDDEN, 40301, "Request is not authorized");
+    }
+    if let Some(limit) = shared.limits.max_request_bytes {
+        let length = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if length.is_some_and(|length| length > limit) {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                413,
+                &format!("Request body is larger than the allowed {limit} bytes"),
+            );
+        }
+    }
+    let Some(topic) = shared.topics.for_produce(&target.topic) else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            40403,
+            &format!("Topic '{}' not found.", target.topic),
+        );
+    };
+    let body = req.into_body();
+    if target.batch {
+        batch::respond(shared, &topic, charset, body).await
+    } else {
+        stream::respond(Arc::clone(shared), topic, charset, body, kill).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let t = parse_path("/kafka/v3/clusters/lkc-1/topics/orders/records").unwrap();
+        assert_eq!(
+            (t.cluster.as_str(), t.topic.as_str(), t.batch),
+            ("lkc-1", "orders", false)
+        );
+        let t = parse_path("/v3/clusters/c/topics/a%2Eb/records:batch").unwrap();
+        assert_eq!((t.topic.as_str(), t.batch), ("a.b", true));
+        assert!(parse_path("/v3/clusters/c/topics/t/records/").is_none());
+        assert!(parse_path("/v2/clusters/c/topics/t/records").is_none());
+        assert!(parse_path("/v3/clusters/c/topics//records").is_none());
+    }
+
+    #[test]
+    fn content_types() {
+        let mut h = HeaderMap::new();
+        assert!(content_type(&h).is_err());
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=UTF-8"),
+        );
+        assert_eq!(content_type(&h), Ok(Charset::Utf8));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("Application/JSON;charset=\"iso-8859-1\""),
+        );
+        assert_eq!(content_type(&h), Ok(Charset::Latin1));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-16"),
+        );
+        assert_eq!(
+            content_type(&h),
+            Err(MediaTypeError::Charset("utf-16".into()))
+        );
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert_eq!(content_type(&h), Err(MediaTypeError::Unsupported));
+    }
+}

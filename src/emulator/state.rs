@@ -1,0 +1,343 @@
+//! Shared emulator state: configuration, topics and their partition logs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::auth::AuthConfig;
+use super::faults::Faults;
+use super::record::{Payload, RecordError};
+use super::{DataType, StoredRecord};
+
+/// Size and lifetime limits.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub max_record_bytes: Option<usize>,
+    pub max_request_bytes: Option<u64>,
+    pub max_batch_entries: usize,
+    pub stream_lifetime: Option<Duration>,
+    pub stream_close_delay: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record_bytes: None,
+            max_request_bytes: None,
+            max_batch_entries: 10,
+            stream_lifetime: None,
+            stream_close_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The largest key plus value the emulated Kafka producer accepts (its
+/// `max.request.size` default).
+pub(crate) const MAX_KAFKA_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Everything the server tasks share.
+pub(crate) struct Shared {
+    pub cluster_id: String,
+    pub topics: Topics,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    pub faults: Faults,
+    pub requests: AtomicU64,
+    last_headers: Mutex<Option<Vec<(String, String)>>>,
+}
+
+impl Shared {
+    pub fn new(
+        cluster_id: String,
+        topics: Topics,
+        auth: AuthConfig,
+        limits: Limits,
+        faults: Faults,
+    ) -> Shared {
+        Shared {
+            cluster_id,
+            topics,
+            auth,
+            limits,
+            faults,
+            requests: AtomicU64::new(0),
+            last_headers: Mutex::new(None),
+        }
+    }
+
+    pub fn set_last_headers(&self, headers: Vec<(String, String)>) {
+        *lock(&self.last_headers) = Some(headers);
+    }
+
+    pub fn last_headers(&self) -> Option<Vec<(String, String)>> {
+        lock(&self.last_headers).clone()
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (the state
+/// stays consistent because every critical section is a single update).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The topics known to the emulator.
+pub(crate) struct Topics {
+    map: Mutex<HashMap<String, Arc<TopicLog>>>,
+    auto_create: bool,
+    default_partitions: i32,
+}
+
+impl Topics {
+    pub fn new(declared: Vec<(String, i32)>, auto_create: bool, default_partitions: i32) -> Topics {
+        let map = declared
+            .into_iter()
+            .map(|(name, partitions)| {
+                let log = Arc::new(TopicLog::new(name.clone(), partitions));
+                (name, log)
+            })
+            .collect();
+        Topics {
+            map: Mutex::new(map),
+            auto_create,
+            default_partitions,
+        }
+    }
+
+    /// Looks a topic up without creating it.
+    pub fn lookup(&self, name: &str) -> Option<Arc<TopicLog>> {
+        lock(&self.map).get(name).cloned()
+    }
+
+    /// Looks a topic up for producing, creating it when auto-creation is on.
+    pub fn for_produce(&self, name: &str) -> Option<Arc<TopicLog>> {
+        let mut map = lock(&self.map);
+        if let Some(topic) = map.get(name) {
+            return Some(Arc::clone(topic));
+        }
+        if !self.auto_create || !valid_topic_name(name) {
+            return None;
+        }
+        let topic = Arc::new(TopicLog::new(name.to_owned(), self.default_partitions));
+        map.insert(name.to_owned(), Arc::clone(&topic));
+        tracing::debug!(
+            topic = name,
+            partitions = self.default_partitions,
+            "topic created"
+        );
+        Some(topic)
+    }
+
+    /// Creates a topic unless it exists.
+    pub fn create(&self, name: &str, partitions: i32) {
+        lock(&self.map)
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(TopicLog::new(name.to_owned(), partitions)));
+    }
+}
+
+/// Kafka's topic name rules: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
+fn valid_topic_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A record as kept in a partition log (the topic and offset are implied).
+struct Entry {
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    key_type: Option<DataType>,
+    value_type: Option<DataType>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    timestamp: DateTime<Utc>,
+}
+
+/// The result of appending a record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Appended {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One topic: a log per partition plus the round-robin cursor.
+pub(crate) struct TopicLog {
+    name: String,
+    partitions: Box<[Mutex<Vec<Entry>>]>,
+    round_robin: AtomicU32,
+}
+
+impl TopicLog {
+    fn new(name: String, partitions: i32) -> TopicLog {
+        let count = partitions.max(1) as usize;
+        TopicLog {
+            name,
+            partitions: (0..count).map(|_| Mutex::new(Vec::new())).collect(),
+            round_robin: AtomicU32::new(0),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    /// Picks the partition for a record: the explicit one when given (checked),
+    /// otherwise by key hash, otherwise round-robin.
+    pub fn choose_partition(
+        &self,
+        explicit: Option<i64>,
+        key: Option<&[u8]>,
+    ) -> Result<i32, RecordError> {
+        let count = self.partitions.len() as u32;
+        match explicit {
+            Some(p) if p < 0 => Err(RecordError::new(40402, "Partition not found.")),
+            Some(p) if p >= i64::from(count) => Err(RecordError::new(
+                40403,
+                "This server does not host this topic-partition.",
+            )),
+            Some(p) => Ok(p as i32),
+            None => Ok(match key {
+                Some(key) => key_partition(key, count),
+                None => (self.round_robin.fetch_add(1, Ordering::Relaxed) % count) as i32,
+            }),
+        }
+    }
+
+    /// Appends a record to a partition chosen by [`choose_partition`](Self::choose_partition).
+    pub fn append(
+        &self,
+        partition: i32,
+        key: Option<Payload>,
+        value: Option<Payload>,
+        headers: Vec<(String, Option<Vec<u8>>)>,
+        timestamp: DateTime<Utc>,
+    ) -> Appended {
+        let (key_type, key) = split_payload(key);
+        let (value_type, value) = split_payload(value);
+        let entry = Entry {
+            key,
+            value,
+            key_type,
+            value_type,
+            headers,
+            timestamp,
+        };
+        let mut log = lock(&self.partitions[partition as usize]);
+        let offset = log.len() as i64;
+        log.push(entry);
+        Appended { partition, offset }
+    }
+
+    /// All records, ordered by partition then offset.
+    pub fn records(&self) -> Vec<StoredRecord> {
+        (0..self.partition_count())
+            .flat_map(|p| self.partition_records(p))
+            .collect()
+    }
+
+    /// The records of one partition.
+    pub fn partition_records(&self, partition: i32) -> Vec<StoredRecord> {
+        let Some(log) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))
+        else {
+            return Vec::new();
+        };
+        lock(log)
+            .iter()
+            .enumerate()
+            .map(|(offset, e)| StoredRecord {
+                topic: self.name.clone(),
+                partition,
+                offset: offset as i64,
+                key: e.key.clone(),
+                value: e.value.clone(),
+                key_type: e.key_type,
+                value_type: e.value_type,
+                headers: e.headers.clone(),
+                timestamp: e.timestamp,
+            })
+            .collect()
+    }
+}
+
+fn split_payload(p: Option<Payload>) -> (Option<DataType>, Option<Vec<u8>>) {
+    match p {
+        Some(p) => (Some(p.ty), p.data),
+        None => (None, None),
+    }
+}
+
+/// The partition Kafka's default partitioner gives a keyed record.
+pub(crate) fn key_partition(key: &[u8], partitions: u32) -> i32 {
+    ((murmur2(key) as u32 & 0x7fff_ffff) % partitions) as i32
+}
+
+/// MurmurHash2 (32-bit) with Kafka's seed, as in its Java client.
+pub(crate) fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+
+    let mut h = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+
+    #[test]
+    fn topic_names() {
+        assert!(valid_topic_name("orders.v1_x-y"));
+        assert!(!valid_topic_name(""));
+        assert!(!valid_topic_name(".."));
+        assert!(!valid_topic_name("a/b"));
+    }
+}
