@@ -88,6 +88,33 @@ impl Client {
         response::into_report(result, meta).await
     }
 
+    /// The HTTP client shared by every call and stream.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        progenitor_client::ClientInfo::client(&self.inner.api)
+    }
+
+    /// The credential headers for a new request or stream.
+    pub(crate) async fn credential_headers(&self) -> Result<reqwest::header::HeaderMap, Error> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        progenitor_client::ClientInfo::inner(&self.inner.api).apply(&mut headers);
+        Ok(headers)
+    }
+
+    /// The URL records for `topic` are posted to.
+    pub(crate) fn records_url(&self, topic: &str) -> String {
+        // Topic names are validated to [a-zA-Z0-9._-]: nothing to escape.
+        format!(
+            "{}/clusters/{}/topics/{topic}/records",
+            self.inner.base_url,
+            progenitor_client::encode_path(&self.inner.cluster_id)
+        )
+    }
+
+    /// The largest record accepted before sending.
+    pub(crate) fn max_record_bytes(&self) -> usize {
+        self.inner.max_record_bytes
+    }
+
     /// The base URL of the v3 API (endpoint and path prefix).
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
