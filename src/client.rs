@@ -32,6 +32,7 @@ struct Inner {
     cluster_id: String,
     flavour: ApiFlavour,
     max_record_bytes: usize,
+    max_batch_entries: usize,
 }
 
 impl Client {
@@ -49,6 +50,7 @@ impl Client {
     pub(crate) fn from_builder(builder: ClientBuilder) -> Result<Client, Error> {
         let base_url = builder.base_url()?;
         let cluster_id = builder.cluster_id()?.to_owned();
+        let max_batch_entries = builder.max_batch_entries()?;
         let authenticator = builder.credentials.authenticator()?;
         // Never the generated constructor: its 15 s total timeout would cut
         // long-lived streams.
@@ -68,6 +70,7 @@ impl Client {
                 cluster_id,
                 flavour: builder.flavour,
                 max_record_bytes: builder.max_record_bytes,
+                max_batch_entries,
             }),
         })
     }
@@ -100,6 +103,11 @@ impl Client {
         Ok(headers)
     }
 
+    /// Called when the server refused the credentials (HTTP 401): cached
+    /// credentials that can be renewed are dropped so the next request gets
+    /// fresh ones. Static credentials have nothing to renew.
+    pub(crate) async fn credentials_rejected(&self) {}
+
     /// The URL records for `topic` are posted to.
     pub(crate) fn records_url(&self, topic: &str) -> String {
         // Topic names are validated to [a-zA-Z0-9._-]: nothing to escape.
@@ -108,6 +116,17 @@ impl Client {
             self.inner.base_url,
             progenitor_client::encode_path(&self.inner.cluster_id)
         )
+    }
+
+    /// The generated client, for calls made outside this module.
+    #[cfg(kafka_rest_generated_batch)]
+    pub(crate) fn api(&self) -> &generated::Client {
+        &self.inner.api
+    }
+
+    /// The most records sent in one `records:batch` request.
+    pub(crate) fn max_batch_entries(&self) -> usize {
+        self.inner.max_batch_entries
     }
 
     /// The largest record accepted before sending.

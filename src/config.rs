@@ -25,6 +25,10 @@ pub const ENV_FLAVOUR: &str = "KAFKA_REST_FLAVOUR";
 /// Kafka producer refuses larger records.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 
+/// Default number of records per `records:batch` request: the REST Proxy's
+/// default limit. The server can be configured to accept up to 50.
+pub const DEFAULT_MAX_BATCH_ENTRIES: usize = 10;
+
 /// Which server the endpoint is, which sets the API's path prefix.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -85,6 +89,7 @@ pub struct ClientBuilder {
     pub(crate) user_agent: String,
     pub(crate) allow_credentials_over_http: bool,
     pub(crate) max_record_bytes: usize,
+    pub(crate) max_batch_entries: usize,
 }
 
 impl Default for ClientBuilder {
@@ -99,6 +104,7 @@ impl Default for ClientBuilder {
             user_agent: concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")).into(),
             allow_credentials_over_http: false,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_batch_entries: DEFAULT_MAX_BATCH_ENTRIES,
         }
     }
 }
@@ -214,6 +220,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The most records [`Client::produce_batch`] puts in one `records:batch`
+    /// request: 1 to 50, default 10. Raise it only as far as the REST Proxy's
+    /// own limit; [`ClientBuilder::build`] refuses values outside 1 to 50.
+    pub fn with_max_batch_entries(mut self, max: usize) -> ClientBuilder {
+        self.max_batch_entries = max;
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         Client::from_builder(self)
@@ -262,6 +276,16 @@ impl ClientBuilder {
             Ok(trimmed.to_owned())
         } else {
             Ok(format!("{trimmed}{prefix}"))
+        }
+    }
+
+    pub(crate) fn max_batch_entries(&self) -> Result<usize, Error> {
+        match self.max_batch_entries {
+            max @ 1..=50 => Ok(max),
+            other => Err(Error::Config(format!(
+                "with_max_batch_entries({other}) is out of range: the REST Proxy accepts 1 to 50 \
+                 records per records:batch request (10 unless it is configured otherwise)"
+            ))),
         }
     }
 

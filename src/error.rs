@@ -35,6 +35,25 @@ pub enum Error {
     /// The client configuration is incomplete or inconsistent.
     #[error("invalid client configuration: {0}")]
     Config(String),
+    /// The connection ended after the record was sent and before its
+    /// delivery report arrived: it may or may not have been written.
+    #[error("the connection ended before the record's delivery report arrived: {0}")]
+    Interrupted(String),
+    /// The record was still unresolved when its delivery timeout expired, or
+    /// ran out of attempts.
+    #[error(
+        "the record was not delivered within its delivery timeout or attempts ({attempts} attempts){}",
+        last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+    )]
+    DeliveryTimeout {
+        /// Attempts made.
+        attempts: u32,
+        /// The error of the last attempt, if any.
+        last_error: Option<Box<Error>>,
+    },
+    /// The producer was closed before the record could be sent.
+    #[error("the producer is closed; the record was not sent")]
+    Closed,
 }
 
 impl Error {
@@ -82,10 +101,12 @@ impl Error {
             },
             Error::Transport(e) if e.is_connect() => RetryClass::Retriable,
             Error::Transport(e) if e.is_builder() => RetryClass::Terminal,
-            Error::Transport(_) => RetryClass::OutcomeUnknown,
-            Error::Decode { .. } | Error::InvalidInput(_) | Error::Config(_) => {
-                RetryClass::Terminal
-            }
+            Error::Transport(_) | Error::Interrupted(_) => RetryClass::OutcomeUnknown,
+            Error::Decode { .. }
+            | Error::InvalidInput(_)
+            | Error::Config(_)
+            | Error::DeliveryTimeout { .. }
+            | Error::Closed => RetryClass::Terminal,
         }
     }
 

@@ -23,6 +23,13 @@ pub struct DeliveryReport {
     pub key: Option<StoredData>,
     /// Type and stored size of the value; `None` for a null value.
     pub value: Option<StoredData>,
+    /// How many times the record was sent before this report (1 when the
+    /// first attempt succeeded).
+    pub attempts: u32,
+    /// True when an earlier attempt's outcome was unknown (a 5xx error code
+    /// or a connection lost before its report): the record may also have
+    /// been written by that attempt, so it may appear twice in the topic.
+    pub possibly_duplicated: bool,
 }
 
 /// `topic-partition@offset`, the way Kafka tools name a record's position.
@@ -65,6 +72,18 @@ pub(crate) struct ReportWire {
 }
 
 impl ReportWire {
+    /// The report's `error_code` (200 on success).
+    #[cfg(test)]
+    pub(crate) fn error_code(&self) -> i32 {
+        self.error_code
+    }
+
+    /// The offset, when the record was written.
+    #[cfg(test)]
+    pub(crate) fn offset(&self) -> Option<i64> {
+        self.offset
+    }
+
     /// The record's outcome: a report, or the error the server gave for it.
     pub(crate) fn into_result(self) -> Result<DeliveryReport, Error> {
         if self.error_code != 200 {
@@ -85,6 +104,8 @@ impl ReportWire {
                 timestamp: self.timestamp,
                 key: self.key,
                 value: self.value,
+                attempts: 1,
+                possibly_duplicated: false,
             }),
             _ => Err(Error::Decode {
                 raw: format!("{self:?}"),

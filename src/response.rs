@@ -44,7 +44,7 @@ pub(crate) async fn into_report(
             let status = value.status().as_u16();
             let retry_after = retry_after(value.headers());
             let body: serde_json::Value = reencode(&value.into_inner())?;
-            Err(api_error(status, &body, retry_after))
+            Err(Error::Api(api_error(status, &body, retry_after)))
         }
         Err(E::UnexpectedResponse(response)) => {
             let status = response.status().as_u16();
@@ -75,19 +75,28 @@ pub(crate) async fn into_report(
 /// An HTTP error from its body: Confluent's JSON error when it is one,
 /// otherwise the text itself.
 fn from_body(status: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
+    Error::Api(api_error_from_body(status, body, retry_after))
+}
+
+/// The server's refusal of a whole request, from its status and body.
+pub(crate) fn api_error_from_body(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+) -> ApiError {
     match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(json) if json.get("error_code").is_some() => api_error(status, &json, retry_after),
-        _ => Error::Api(ApiError {
+        _ => ApiError {
             status,
             error_code: None,
             message: truncate(body),
             retry_after,
             in_band: false,
-        }),
+        },
     }
 }
 
-fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration>) -> Error {
+fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration>) -> ApiError {
     let error_code = body
         .get("error_code")
         .and_then(serde_json::Value::as_i64)
@@ -97,13 +106,13 @@ fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    Error::Api(ApiError {
+    ApiError {
         status,
         error_code,
         message,
         retry_after,
         in_band: false,
-    })
+    }
 }
 
 fn reencode<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> Result<T, Error> {

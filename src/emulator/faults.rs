@@ -1,9 +1,21 @@
-//! Injected faults: HTTP errors, in-band record errors and dropped connections.
+//! Injected faults: HTTP errors, in-band record errors, dropped connections and
+//! slow or fragmented reports.
+//!
+//! There are two kinds. One-shot faults are queued on the running emulator and used
+//! up by the next requests or records. A [`FaultPlan`] instead applies to every
+//! streaming request, drawing its decisions from a small seeded random number
+//! generator so that a run can be repeated exactly.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use bytes::Bytes;
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::{Response, StatusCode};
+
+use super::server::ResponseBody;
 use super::state::lock;
 
 /// An HTTP error response the emulator sends instead of handling a request.
@@ -79,6 +91,313 @@ impl HttpFault {
     }
 }
 
+impl HttpFault {
+    /// The response that answers a request with this fault.
+    pub(crate) fn response(&self) -> Response<ResponseBody> {
+        let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(
+            self.body.clone(),
+        ))));
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Ok(ct) = HeaderValue::from_str(&self.content_type) {
+            response.headers_mut().insert(CONTENT_TYPE, ct);
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Faults applied to every streaming produce request, decided by a seeded
+/// pseudo-random generator so that runs are reproducible.
+///
+/// Every field defaults to "no fault", so a plan is usually written as
+/// `FaultPlan { seed: 7, record_error_rate: 0.01, ..FaultPlan::default() }`. Set it
+/// with [`EmulatorBuilder::faults`](super::EmulatorBuilder::faults) or, while
+/// running, [`Emulator::set_faults`](super::Emulator::set_faults). The plan
+/// applies to `POST .../records` requests only, not to `records:batch`.
+///
+/// # Determinism
+///
+/// Each streaming request gets the next number of a counter that starts at zero
+/// and is reset whenever a plan is set. The request's generator is seeded from
+/// [`seed`](Self::seed) and that number, and makes its decisions in a fixed order:
+/// first whether the request fails to open, then, for each record that is valid and
+/// not answered by a one-shot fault, whether it gets an injected error, which code,
+/// whether an unknown-outcome error still appends it, and whether the connection is
+/// cut after appending it. A probability of zero draws nothing, so enabling one
+/// fault does not change the decisions of another that was already enabled.
+/// Report fragmentation ([`report_dribble`](Self::report_dribble)) uses a separate
+/// generator and never changes any decision. So the same plan, the same records
+/// and the same order of requests give the same reports; requests that run
+/// concurrently may be numbered in either order. Time-based faults
+/// ([`stream_lifetime`](Self::stream_lifetime), [`idle_timeout`](Self::idle_timeout))
+/// depend on timing, not on the generator.
+///
+/// # Which records are written
+///
+/// | fault | record appended to the log? | what the client sees |
+/// | --- | --- | --- |
+/// | connection cut ([`cut_after_records`](Self::cut_after_records), [`cut_probability`](Self::cut_probability)) | yes | the connection drops before that record's report; earlier reports arrive |
+/// | injected 429, 42901, 408 and any other code below 500 | no | the in-band error |
+/// | injected unknown-outcome code (500-599, or 50000-59999 except 50002) | with probability 0.5 | the in-band error |
+/// | stream expired ([`stream_max_records`](Self::stream_max_records), [`stream_lifetime`](Self::stream_lifetime)) | no | in-band 408, then the connection drops |
+/// | open failure ([`open_failure_rate`](Self::open_failure_rate)) | no (nothing is read) | the HTTP error instead of 200 |
+/// | idle close ([`idle_timeout`](Self::idle_timeout)) | only records reported before | the response ends cleanly |
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultPlan {
+    /// Seeds the generator. Defaults to 0.
+    pub seed: u64,
+    /// In each stream, once this many records have been appended to the log, the
+    /// connection is dropped before the report of the last of them is written: the
+    /// `N`-th appended record is in the log, only the reports before it reach the
+    /// client, and no later record of the stream is read. Records answered with an
+    /// error and not appended do not count. `Some(0)` drops every stream as soon as
+    /// it has answered HTTP 200, before reading any record. `None` by default.
+    pub cut_after_records: Option<u64>,
+    /// The probability, per appended record, that the connection is dropped right
+    /// after appending it and before writing its report, as with
+    /// [`cut_after_records`](Self::cut_after_records). 0 by default.
+    pub cut_probability: f64,
+    /// The probability, per valid record, of answering an injected in-band error
+    /// (a code from [`record_error_codes`](Self::record_error_codes) chosen by the
+    /// generator) instead of appending it. Codes below 500 (such as 408, 429 and
+    /// 42901) never append the record; unknown-outcome codes (500-599, and
+    /// 50000-59999 except 50002, such as 500, 50003 and 50302) append it with
+    /// probability 0.5, so a client that resends really creates a duplicate. Records
+    /// the server rejects anyway (bad JSON fields, bad partitions) are never
+    /// picked. 0 by default.
+    pub record_error_rate: f64,
+    /// The codes [`record_error_rate`](Self::record_error_rate) chooses from, each
+    /// equally likely (repeat a code to weight it). Empty (the default) means
+    /// `[50003]`.
+    pub record_error_codes: Vec<i32>,
+    /// A stream expires once it has answered this many records: each further record
+    /// is answered with an in-band 408 and not appended, and the connection is
+    /// dropped [`stream_close_delay`](Self::stream_close_delay) after the first
+    /// 408. If the request body ends first, the response ends normally after the
+    /// reports and the connection is dropped when the delay is over. `None` by
+    /// default.
+    pub stream_max_records: Option<u64>,
+    /// A stream expires once it has been open this long, with the same effect as
+    /// [`stream_max_records`](Self::stream_max_records). When
+    /// [`EmulatorBuilder::stream_lifetime`](super::EmulatorBuilder::stream_lifetime)
+    /// is also set, the shorter one applies. `None` by default.
+    pub stream_lifetime: Option<Duration>,
+    /// Overrides
+    /// [`EmulatorBuilder::stream_close_delay`](super::EmulatorBuilder::stream_close_delay)
+    /// (500 ms unless configured) for expired streams. `None` by default.
+    pub stream_close_delay: Option<Duration>,
+    /// The probability, per streaming request, of answering
+    /// [`open_failure`](Self::open_failure) at once, before reading any of the
+    /// body. 0 by default.
+    pub open_failure_rate: f64,
+    /// The response of a failed open. Defaults to
+    /// [`HttpFault::rate_limited(Some(1))`](HttpFault::rate_limited).
+    pub open_failure: HttpFault,
+    /// Writes reports in pieces of 1 to 7 bytes, each its own HTTP chunk, so that
+    /// reports are split across chunks at arbitrary points and chunks hold the end
+    /// of one report and the start of the next. Off by default.
+    pub report_dribble: bool,
+    /// Waits this long before writing each report, like a slow broker. Records are
+    /// still appended as they are read; the next body bytes are read once the
+    /// delayed reports are written. `None` by default.
+    pub report_delay: Option<Duration>,
+    /// Closes a stream when no body bytes have arrived for this long: the reports of
+    /// the records read so far are written, the response ends normally (a record
+    /// that has only partly arrived gets no report and is not appended), and the
+    /// connection closes. The real service closes after 30 s. `None` (never) by
+    /// default.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        FaultPlan {
+            seed: 0,
+            cut_after_records: None,
+            cut_probability: 0.0,
+            record_error_rate: 0.0,
+            record_error_codes: Vec::new(),
+            stream_max_records: None,
+            stream_lifetime: None,
+            stream_close_delay: None,
+            open_failure_rate: 0.0,
+            open_failure: HttpFault::rate_limited(Some(1)),
+            report_dribble: false,
+            report_delay: None,
+            idle_timeout: None,
+        }
+    }
+}
+
+impl FaultPlan {
+    /// A plan without faults that uses the given seed.
+    pub fn new(seed: u64) -> Self {
+        FaultPlan {
+            seed,
+            ..FaultPlan::default()
+        }
+    }
+
+    /// Picks the code of an injected record error.
+    pub(crate) fn error_code(&self, rng: &mut Rng) -> i32 {
+        match self.record_error_codes.len() {
+            0 => 50003,
+            n => self.record_error_codes[rng.below(n as u64) as usize],
+        }
+    }
+}
+
+/// Whether a record answered with this code may still have been written.
+pub(crate) fn unknown_outcome(code: i32) -> bool {
+    (500..600).contains(&code) || ((50000..60000).contains(&code) && code != 50002)
+}
+
+/// The message sent with an injected record error.
+pub(crate) fn error_message(code: i32) -> &'static str {
+    match code {
+        408 => "Request Timeout",
+        429 => "Too Many Requests: the request rate limit was exceeded",
+        42901 => "Too Many Requests: the produce quota was exceeded, the request was throttled",
+        500 => "Internal Server Error",
+        50003 => "Retriable Kafka error: the record may or may not have been written",
+        50302 => "Broker not available",
+        c if unknown_outcome(c) => "Server error: the record may or may not have been written",
+        _ => "Injected error",
+    }
+}
+
+/// How often each kind of fault has been applied. Read it with
+/// [`Emulator::fault_stats`](super::Emulator::fault_stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FaultStats {
+    /// Connections dropped on purpose: by [`FaultPlan::cut_after_records`],
+    /// [`FaultPlan::cut_probability`] and
+    /// [`Emulator::cut_connection_after_records`](super::Emulator::cut_connection_after_records).
+    /// Drops that end an expired stream are not counted here.
+    pub cuts: u64,
+    /// In-band error reports written because of an injected fault:
+    /// [`FaultPlan::record_error_rate`] and
+    /// [`Emulator::fail_next_records`](super::Emulator::fail_next_records) (also
+    /// in `records:batch`). Not counting 408s for expired streams.
+    pub injected_record_errors: u64,
+    /// Of [`injected_record_errors`](Self::injected_record_errors), the records that
+    /// were appended to the log although their report is an unknown-outcome error.
+    pub unknown_outcome_appended: u64,
+    /// Records answered with an in-band 408 because their stream had expired.
+    pub expired_408: u64,
+    /// Requests answered with an HTTP error by [`FaultPlan::open_failure_rate`] or
+    /// [`Emulator::fail_next_requests`](super::Emulator::fail_next_requests).
+    pub open_failures: u64,
+    /// Streams closed by [`FaultPlan::idle_timeout`].
+    pub idle_closes: u64,
+}
+
+/// The live counters behind [`FaultStats`].
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub cuts: AtomicU64,
+    pub injected_record_errors: AtomicU64,
+    pub unknown_outcome_appended: AtomicU64,
+    pub expired_408: AtomicU64,
+    pub open_failures: AtomicU64,
+    pub idle_closes: AtomicU64,
+}
+
+impl Stats {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn counters(&self) -> [&AtomicU64; 6] {
+        [
+            &self.cuts,
+            &self.injected_record_errors,
+            &self.unknown_outcome_appended,
+            &self.expired_408,
+            &self.open_failures,
+            &self.idle_closes,
+        ]
+    }
+
+    pub fn snapshot(&self) -> FaultStats {
+        let [cuts, errors, unknown, expired, open, idle] =
+            self.counters().map(|c| c.load(Ordering::Relaxed));
+        FaultStats {
+            cuts,
+            injected_record_errors: errors,
+            unknown_outcome_appended: unknown,
+            expired_408: expired,
+            open_failures: open,
+            idle_closes: idle,
+        }
+    }
+
+    pub fn reset(&self) {
+        for counter in self.counters() {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// SplitMix64: a tiny, fast generator with good statistical quality for tests.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// SplitMix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Independent generators of one stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lane {
+    /// Fault decisions.
+    Faults,
+    /// How reports are cut into pieces.
+    Shape,
+}
+
+impl Rng {
+    /// The generator of a lane of the `index`-th stream under `seed`. Seeds are
+    /// hashed so that different streams do not share overlapping sequences.
+    pub fn for_stream(seed: u64, index: u64, lane: Lane) -> Rng {
+        let lane = match lane {
+            Lane::Faults => 0x5eed_fa17,
+            Lane::Shape => 0x5eed_5a9e,
+        };
+        Rng(mix(seed ^ mix(index.wrapping_add(lane))))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(GOLDEN_GAMMA);
+        mix(self.0)
+    }
+
+    /// A uniform number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// True with probability `p`. Draws nothing when `p` is not positive.
+    pub fn chance(&mut self, p: f64) -> bool {
+        if p.is_nan() || p <= 0.0 {
+            return false;
+        }
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        unit < p
+    }
+}
+
 /// An injected in-band record error.
 #[derive(Debug, Clone)]
 pub(crate) struct RecordFault {
@@ -86,8 +405,8 @@ pub(crate) struct RecordFault {
     pub message: String,
 }
 
-/// Pending faults. The `armed` flags let the hot path skip locking when nothing
-/// is queued.
+/// Pending one-shot faults, the fault plan and the counters. The `armed` flags let
+/// the hot path skip locking when nothing is queued.
 #[derive(Default)]
 pub(crate) struct Faults {
     http: Mutex<VecDeque<HttpFault>>,
@@ -95,9 +414,31 @@ pub(crate) struct Faults {
     records: Mutex<VecDeque<RecordFault>>,
     records_armed: AtomicBool,
     cut: Mutex<Option<usize>>,
+    /// The plan and the number of streams started under it.
+    plan: Mutex<(Arc<FaultPlan>, u64)>,
+    pub stats: Stats,
 }
 
 impl Faults {
+    pub fn with_plan(plan: FaultPlan) -> Faults {
+        let faults = Faults::default();
+        faults.set_plan(plan);
+        faults
+    }
+
+    /// Replaces the plan and restarts the stream numbering.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        *lock(&self.plan) = (Arc::new(plan), 0);
+    }
+
+    /// The plan for a new streaming request and that request's number.
+    pub fn start_stream(&self) -> (Arc<FaultPlan>, u64) {
+        let mut guard = lock(&self.plan);
+        let index = guard.1;
+        guard.1 += 1;
+        (Arc::clone(&guard.0), index)
+    }
+
     pub fn push_http(&self, fault: HttpFault, count: usize) {
         if count == 0 {
             return;
@@ -115,6 +456,9 @@ impl Faults {
         let fault = q.pop_front();
         if q.is_empty() {
             self.http_armed.store(false, Ordering::Release);
+        }
+        if fault.is_some() {
+            Stats::bump(&self.stats.open_failures);
         }
         fault
     }
@@ -137,6 +481,9 @@ impl Faults {
         if q.is_empty() {
             self.records_armed.store(false, Ordering::Release);
         }
+        if fault.is_some() {
+            Stats::bump(&self.stats.injected_record_errors);
+        }
         fault
     }
 
@@ -148,11 +495,59 @@ impl Faults {
         lock(&self.cut).take()
     }
 
+    /// Removes the one-shot faults and the plan (the counters are kept).
     pub fn clear(&self) {
         lock(&self.http).clear();
         self.http_armed.store(false, Ordering::Release);
         lock(&self.records).clear();
         self.records_armed.store(false, Ordering::Release);
         *lock(&self.cut) = None;
+        self.set_plan(FaultPlan::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_is_reproducible_and_streams_differ() {
+        let draw = |index| {
+            let mut rng = Rng::for_stream(42, index, Lane::Faults);
+            (0..8).map(|_| rng.next_u64()).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(0), draw(0));
+        assert_ne!(draw(0), draw(1));
+        assert_ne!(draw(0)[1..], draw(1)[..7]);
+        let mut a = Rng::for_stream(42, 0, Lane::Faults);
+        let mut b = Rng::for_stream(42, 0, Lane::Shape);
+        assert_ne!(a.next_u64(), b.next_u64());
+    }
+
+    #[test]
+    fn chance_and_below() {
+        let mut rng = Rng::for_stream(1, 0, Lane::Faults);
+        let hits = (0..10_000).filter(|_| rng.chance(0.25)).count();
+        assert!((2_200..2_800).contains(&hits), "{hits}");
+        assert!((0..1000).all(|_| rng.below(7) < 7));
+        let mut counts = [0u32; 3];
+        for _ in 0..3000 {
+            counts[rng.below(3) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        let before = rng.clone().next_u64();
+        assert!(!rng.chance(0.0));
+        assert_eq!(rng.next_u64(), before, "a zero probability draws nothing");
+        assert!(rng.chance(1.0));
+    }
+
+    #[test]
+    fn outcome_classes() {
+        for code in [500, 503, 50003, 50302] {
+            assert!(unknown_outcome(code), "{code}");
+        }
+        for code in [400, 408, 429, 42901, 40402, 50002] {
+            assert!(!unknown_outcome(code), "{code}");
+        }
     }
 }

@@ -11,7 +11,8 @@
 //! Records are kept in an in-memory log per topic partition, with offsets starting at
 //! zero, so tests can check exactly what was delivered. Faults (HTTP errors before
 //! streaming, in-band record errors, stream lifetime expiry and dropped connections)
-//! can be injected to exercise a client's error handling.
+//! can be injected to exercise a client's error handling, either one at a time or
+//! as a reproducible, seeded [`FaultPlan`].
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -60,7 +61,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use faults::HttpFault;
+pub use faults::{FaultPlan, FaultStats, HttpFault};
 
 use auth::AuthConfig;
 use faults::Faults;
@@ -106,6 +107,7 @@ pub struct EmulatorBuilder {
     bearer_tokens: HashMap<String, (String, Option<String>)>,
     acls: HashMap<String, HashSet<String>>,
     limits: Limits,
+    faults: FaultPlan,
 }
 
 impl Default for EmulatorBuilder {
@@ -120,6 +122,7 @@ impl Default for EmulatorBuilder {
             bearer_tokens: HashMap::new(),
             acls: HashMap::new(),
             limits: Limits::default(),
+            faults: FaultPlan::default(),
         }
     }
 }
@@ -243,6 +246,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Applies a seeded [`FaultPlan`] to every streaming request. No faults by
+    /// default; replace the plan while running with [`Emulator::set_faults`].
+    pub fn faults(mut self, plan: FaultPlan) -> Self {
+        self.faults = plan;
+        self
+    }
+
     /// Binds the listener and starts serving in the background on the current
     /// tokio runtime.
     pub async fn start(self) -> io::Result<Emulator> {
@@ -259,7 +269,7 @@ impl EmulatorBuilder {
             topics,
             auth,
             self.limits,
-            Faults::default(),
+            Faults::with_plan(self.faults),
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, Arc::clone(&shared), shutdown_rx));
@@ -370,9 +380,27 @@ impl Emulator {
         self.shared.faults.set_cut(reports);
     }
 
-    /// Removes every pending injected fault.
+    /// Removes every pending injected fault, and the [`FaultPlan`].
     pub fn clear_faults(&self) {
         self.shared.faults.clear();
+    }
+
+    /// Replaces the [`FaultPlan`]. Streams already open keep the plan they started
+    /// with; the stream numbering the plan's generator uses starts again from zero,
+    /// so setting the same plan again repeats the same decisions.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.shared.faults.set_plan(plan);
+    }
+
+    /// How often each kind of fault has been applied since the start (or the last
+    /// [`reset_fault_stats`](Self::reset_fault_stats)).
+    pub fn fault_stats(&self) -> FaultStats {
+        self.shared.faults.stats.snapshot()
+    }
+
+    /// Sets every [`fault_stats`](Self::fault_stats) counter back to zero.
+    pub fn reset_fault_stats(&self) {
+        self.shared.faults.stats.reset();
     }
 
     /// How many HTTP requests have been received (every path and method).

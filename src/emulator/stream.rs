@@ -12,6 +12,7 @@ use hyper::{Response, StatusCode};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+use super::faults::{self, FaultPlan, Lane, Rng, Stats};
 use super::record::{self, ParseError, Prepared, RecordError};
 use super::report::{self, Delivered, Names};
 use super::scan::{Scan, Scanner, is_ws};
@@ -30,6 +31,15 @@ pub(crate) fn deliver(
     topic: &TopicLog,
     record: Prepared,
 ) -> Result<Delivered, RecordError> {
+    let partition = check(topic, &record)?;
+    if let Some(fault) = shared.faults.take_record() {
+        return Err(RecordError::new(fault.code, fault.message));
+    }
+    Ok(append(topic, partition, record))
+}
+
+/// Chooses the partition of a record and checks its size, as the broker would.
+fn check(topic: &TopicLog, record: &Prepared) -> Result<i32, RecordError> {
     let key_bytes = record.key.as_ref().and_then(|k| k.data.as_deref());
     let partition = topic.choose_partition(record.partition, key_bytes)?;
     let size = record.payload_bytes();
@@ -42,9 +52,11 @@ pub(crate) fn deliver(
             ),
         ));
     }
-    if let Some(fault) = shared.faults.take_record() {
-        return Err(RecordError::new(fault.code, fault.message));
-    }
+    Ok(partition)
+}
+
+/// Appends a checked record.
+fn append(topic: &TopicLog, partition: i32, record: Prepared) -> Delivered {
     let timestamp = record.timestamp.unwrap_or_else(record::now_millis);
     let key = record.key.as_ref().map(|k| (k.ty, k.size()));
     let value = record.value.as_ref().map(|v| (v.ty, v.size()));
@@ -55,18 +67,36 @@ pub(crate) fn deliver(
         record.headers,
         timestamp,
     );
-    Ok(Delivered {
+    Delivered {
         partition: appended.partition,
         offset: appended.offset,
         timestamp,
         key,
         value,
-    })
+    }
+}
+
+/// Parses and validates one streamed record. The outer `Err` is a JSON syntax
+/// error; the inner one an in-band record error.
+fn prepare(json: &[u8]) -> Result<Result<Prepared, RecordError>, String> {
+    let raw = match record::parse(json) {
+        Ok(raw) => raw,
+        Err(ParseError::Syntax(detail)) => return Err(detail),
+        Err(ParseError::Record(error)) => return Ok(Err(error)),
+    };
+    if raw.id.is_some() {
+        return Ok(Err(RecordError::new(
+            400,
+            "Bad Request: unknown field `id` (ids belong to records:batch entries)",
+        )));
+    }
+    Ok(record::prepare(raw))
 }
 
 /// Waits for the first meaningful body bytes, then answers HTTP 200 and hands the
 /// rest of the body to a task that streams the reports. A body that ends before
-/// any non-whitespace byte gets HTTP 422 instead.
+/// any non-whitespace byte gets HTTP 422 instead, and a planned open failure its
+/// HTTP error at once.
 pub(crate) async fn respond(
     shared: Arc<Shared>,
     topic: Arc<TopicLog>,
@@ -74,6 +104,16 @@ pub(crate) async fn respond(
     mut body: Incoming,
     kill: Arc<Notify>,
 ) -> Response<ResponseBody> {
+    let (plan, index) = shared.faults.start_stream();
+    let mut rng = Rng::for_stream(plan.seed, index, Lane::Faults);
+    if rng.chance(plan.open_failure_rate) {
+        Stats::bump(&shared.faults.stats.open_failures);
+        tracing::debug!(
+            status = plan.open_failure.status(),
+            "failing the request as planned"
+        );
+        return plan.open_failure.response();
+    }
     let first = loop {
         match body.frame().await {
             None => return error_response(StatusCode::UNPROCESSABLE_ENTITY, 422, EMPTY_BODY),
@@ -96,6 +136,13 @@ pub(crate) async fn respond(
     };
     let (tx, rx) = mpsc::channel(PENDING_CHUNKS);
     let cut_after = shared.faults.take_cut();
+    let lifetime = match (shared.limits.stream_lifetime, plan.stream_lifetime) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let close_delay = plan
+        .stream_close_delay
+        .unwrap_or(shared.limits.stream_close_delay);
     let stream = Stream {
         names: Names::new(&shared.cluster_id, topic.name()),
         shared,
@@ -103,10 +150,17 @@ pub(crate) async fn respond(
         latin1: charset == Charset::Latin1,
         scanner: Scanner::default(),
         out: BytesMut::with_capacity(4096),
+        ends: Vec::new(),
         reports: 0,
+        appended: 0,
         cut_after,
+        lifetime,
+        close_delay,
         started: Instant::now(),
         closing_at: None,
+        shape: Rng::for_stream(plan.seed, index, Lane::Shape),
+        rng,
+        plan,
     };
     tokio::spawn(stream.run(body, first, tx, kill));
     let mut response = Response::new(ResponseBody::Stream(rx));
@@ -126,6 +180,29 @@ enum Step {
     Cut,
 }
 
+/// What became of one record.
+enum Handled {
+    /// Its report has been written.
+    Reported,
+    /// It was appended, and the connection is to be cut before its report.
+    Cut,
+}
+
+/// What ended the wait for more body bytes.
+enum Wake {
+    Frame(Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>),
+    Expired,
+    Idle,
+}
+
+/// Sleeps until the deadline, or forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Stream {
     shared: Arc<Shared>,
     topic: Arc<TopicLog>,
@@ -134,11 +211,24 @@ struct Stream {
     scanner: Scanner,
     /// Reports not yet handed to the connection.
     out: BytesMut,
+    /// Where each report in `out` ends.
+    ends: Vec<usize>,
+    /// Records answered so far (the report may have been lost to a cut).
     reports: usize,
+    /// Records this stream has appended to the log.
+    appended: u64,
+    /// The one-shot cut: after this many reports.
     cut_after: Option<usize>,
+    lifetime: Option<Duration>,
+    close_delay: Duration,
     started: Instant,
-    /// When the connection closes, once the stream lifetime has run out.
+    /// When the connection closes, once the stream has expired.
     closing_at: Option<Instant>,
+    plan: Arc<FaultPlan>,
+    /// Fault decisions.
+    rng: Rng,
+    /// Report fragmentation, kept apart so that it never shifts a decision.
+    shape: Rng,
 }
 
 impl Stream {
@@ -149,7 +239,7 @@ impl Stream {
         tx: mpsc::Sender<Bytes>,
         kill: Arc<Notify>,
     ) {
-        if self.cut_after == Some(0) {
+        if self.cut_after == Some(0) || self.plan.cut_after_records == Some(0) {
             self.cut(&tx, &kill).await;
             return;
         }
@@ -184,15 +274,29 @@ impl Stream {
                     }
                 }
             }
-            let frame = match self.closing_at {
-                Some(at) => tokio::select! {
-                    frame = body.frame() => frame,
-                    () = tokio::time::sleep_until(at) => {
-                        drop_connection(&tx, &kill).await;
-                        return;
-                    }
-                },
-                None => body.frame().await,
+            let idle_at = self.plan.idle_timeout.map(|d| Instant::now() + d);
+            let wake = tokio::select! {
+                biased;
+                frame = body.frame() => Wake::Frame(frame),
+                () = until(self.closing_at) => Wake::Expired,
+                () = until(idle_at) => Wake::Idle,
+            };
+            let frame = match wake {
+                Wake::Frame(frame) => frame,
+                Wake::Expired => {
+                    drop_connection(&tx, &kill).await;
+                    return;
+                }
+                Wake::Idle => {
+                    Stats::bump(&self.shared.faults.stats.idle_closes);
+                    tracing::debug!(
+                        reports = self.reports,
+                        "closing an idle stream; the response ends here"
+                    );
+                    // Ending the response while the request body is unfinished
+                    // makes the connection close once the response is written.
+                    return;
+                }
             };
             match frame {
                 None => break,
@@ -227,12 +331,15 @@ impl Stream {
             match self.scanner.next(buf, limit) {
                 Scan::NeedMore => return Step::More,
                 Scan::Object { start, end } => {
-                    if let Err(detail) = self.record(&buf[start..end]) {
-                        self.fatal(&detail);
-                        return Step::Fatal;
-                    }
+                    let handled = match self.record(&buf[start..end]) {
+                        Ok(handled) => handled,
+                        Err(detail) => {
+                            self.fatal(&detail);
+                            return Step::Fatal;
+                        }
+                    };
                     self.reports += 1;
-                    if self.cut_after == Some(self.reports) {
+                    if matches!(handled, Handled::Cut) || self.cut_after == Some(self.reports) {
                         return Step::Cut;
                     }
                 }
@@ -258,53 +365,101 @@ impl Stream {
         }
     }
 
-    /// Handles one record and writes its report. `Err` carries the detail of a
-    /// JSON syntax error, which ends the stream.
-    fn record(&mut self, json: &[u8]) -> Result<(), String> {
-        if let Some(lifetime) = self.shared.limits.stream_lifetime
-            && self.started.elapsed() >= lifetime
-        {
+    /// Whether the stream has outlived its lifetime or record allowance.
+    fn expired(&self) -> bool {
+        self.lifetime
+            .is_some_and(|lifetime| self.started.elapsed() >= lifetime)
+            || self
+                .plan
+                .stream_max_records
+                .is_some_and(|max| self.reports as u64 >= max)
+    }
+
+    /// Handles one record and writes its report, unless a planned cut takes its
+    /// place. `Err` carries the detail of a JSON syntax error, which ends the stream.
+    fn record(&mut self, json: &[u8]) -> Result<Handled, String> {
+        if self.expired() {
             if self.closing_at.is_none() {
-                self.closing_at = Some(Instant::now() + self.shared.limits.stream_close_delay);
+                self.closing_at = Some(Instant::now() + self.close_delay);
             }
-            report::write_failure(
-                &mut self.out,
-                None,
+            Stats::bump(&self.shared.faults.stats.expired_408);
+            self.failure(
                 408,
                 "Request Timeout: the stream has been open longer than allowed; open a new one",
             );
-            self.out.extend_from_slice(b"\r\n");
-            return Ok(());
+            return Ok(Handled::Reported);
         }
-        let outcome = if self.latin1 {
+        let prepared = if self.latin1 {
             let text: String = json.iter().map(|&b| char::from(b)).collect();
-            self.produce(text.as_bytes())?
+            prepare(text.as_bytes())?
         } else {
-            self.produce(json)?
+            prepare(json)?
         };
-        match outcome {
-            Ok(delivered) => report::write_success(&mut self.out, &self.names, None, &delivered),
-            Err(error) => report::write_failure(&mut self.out, None, error.code, &error.message),
+        let checked = prepared.and_then(|record| Ok((check(&self.topic, &record)?, record)));
+        let (partition, record) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.failure(error.code, &error.message);
+                return Ok(Handled::Reported);
+            }
+        };
+        if let Some(fault) = self.shared.faults.take_record() {
+            self.failure(fault.code, &fault.message);
+            return Ok(Handled::Reported);
         }
-        self.out.extend_from_slice(b"\r\n");
-        Ok(())
+        let injected = self
+            .rng
+            .chance(self.plan.record_error_rate)
+            .then(|| self.plan.error_code(&mut self.rng));
+        let write = match injected {
+            None => true,
+            Some(code) => faults::unknown_outcome(code) && self.rng.chance(0.5),
+        };
+        let delivered = if write {
+            let delivered = append(&self.topic, partition, record);
+            self.appended += 1;
+            if self.plan.cut_after_records == Some(self.appended)
+                || self.rng.chance(self.plan.cut_probability)
+            {
+                tracing::debug!(
+                    appended = self.appended,
+                    offset = delivered.offset,
+                    "record appended; cutting the connection before its report"
+                );
+                return Ok(Handled::Cut);
+            }
+            Some(delivered)
+        } else {
+            None
+        };
+        match (injected, delivered) {
+            (None, Some(delivered)) => {
+                report::write_success(&mut self.out, &self.names, None, &delivered);
+                self.end_report();
+            }
+            (Some(code), delivered) => {
+                let stats = &self.shared.faults.stats;
+                Stats::bump(&stats.injected_record_errors);
+                if delivered.is_some() {
+                    Stats::bump(&stats.unknown_outcome_appended);
+                }
+                self.failure(code, faults::error_message(code));
+            }
+            (None, None) => unreachable!("a record without an injected error is appended"),
+        }
+        Ok(Handled::Reported)
     }
 
-    /// Parses, validates and appends one record. The outer `Err` is a JSON syntax
-    /// error; the inner one an in-band record error.
-    fn produce(&self, json: &[u8]) -> Result<Result<Delivered, RecordError>, String> {
-        let raw = match record::parse(json) {
-            Ok(raw) => raw,
-            Err(ParseError::Syntax(detail)) => return Err(detail),
-            Err(ParseError::Record(error)) => return Ok(Err(error)),
-        };
-        if raw.id.is_some() {
-            return Ok(Err(RecordError::new(
-                400,
-                "Bad Request: unknown field `id` (ids belong to records:batch entries)",
-            )));
-        }
-        Ok(record::prepare(raw).and_then(|p| deliver(&self.shared, &self.topic, p)))
+    /// Writes an in-band error report.
+    fn failure(&mut self, code: i32, message: &str) {
+        report::write_failure(&mut self.out, None, code, message);
+        self.end_report();
+    }
+
+    /// Terminates the report just written.
+    fn end_report(&mut self) {
+        self.out.extend_from_slice(b"\r\n");
+        self.ends.push(self.out.len());
     }
 
     /// Writes the final report for malformed JSON.
@@ -314,24 +469,51 @@ impl Stream {
 
     fn write_fatal(&mut self, message: &str) {
         tracing::debug!(message, "stream ended by an error");
-        report::write_failure(&mut self.out, None, 400, message);
-        self.out.extend_from_slice(b"\r\n");
+        self.failure(400, message);
     }
 
-    /// Hands pending reports to the connection. `false` when the client is gone.
+    /// Hands pending reports to the connection, after the planned delay before each
+    /// one. `false` when the client is gone.
     async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
         if self.out.is_empty() {
             return true;
         }
-        let chunk = self.out.split().freeze();
+        let data = self.out.split().freeze();
+        let ends = std::mem::take(&mut self.ends);
         if self.out.capacity() < 1024 {
             self.out.reserve(4096);
         }
-        tx.send(chunk).await.is_ok()
+        let Some(delay) = self.plan.report_delay.filter(|d| !d.is_zero()) else {
+            return self.send(tx, data).await;
+        };
+        let mut start = 0;
+        for end in ends {
+            tokio::time::sleep(delay).await;
+            if !self.send(tx, data.slice(start..end)).await {
+                return false;
+            }
+            start = end;
+        }
+        start == data.len() || self.send(tx, data.slice(start..)).await
+    }
+
+    /// Sends bytes as one chunk, or in pieces of 1 to 7 bytes when dribbling.
+    async fn send(&mut self, tx: &mpsc::Sender<Bytes>, mut data: Bytes) -> bool {
+        if !self.plan.report_dribble {
+            return tx.send(data).await.is_ok();
+        }
+        while !data.is_empty() {
+            let n = (1 + self.shape.below(7) as usize).min(data.len());
+            if tx.send(data.split_to(n)).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Drops the connection once the reports written so far have gone out.
     async fn cut(&self, tx: &mpsc::Sender<Bytes>, kill: &Notify) {
+        Stats::bump(&self.shared.faults.stats.cuts);
         let give_up = Instant::now() + Duration::from_secs(2);
         while tx.capacity() < tx.max_capacity() && Instant::now() < give_up {
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -1,0 +1,201 @@
+//! How the streaming producer behaves: connections, bounds, retries, order.
+
+use crate::error::Error;
+use std::time::Duration;
+
+/// Which connection a record travels on. Reports come back in send order on
+/// each connection, so records that must stay in order need the same one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Routing {
+    /// Spread records over the connections in turn (fastest; no order
+    /// across connections).
+    #[default]
+    RoundRobin,
+    /// Records with the same key share a connection, so per-key order holds
+    /// on the wire; records without a key are spread in turn.
+    ByKey,
+    /// Records for the same explicit partition share a connection; records
+    /// without one are routed by key, then in turn.
+    ByPartition,
+}
+
+/// What to do with a record whose outcome is unknown: the server reported a
+/// 5xx error code for it (500, 50003, 50302) or the connection ended before
+/// its report arrived. It may or may not have been written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OnOutcomeUnknown {
+    /// Send it again (at-least-once); its report then says
+    /// [`possibly_duplicated`](crate::DeliveryReport::possibly_duplicated).
+    #[default]
+    Resend,
+    /// Fail it (at-most-once): the caller decides.
+    Fail,
+}
+
+/// Settings of a [`Producer`](crate::Producer). Start from
+/// `ProducerConfig::default()` and change what you need with the `with_*`
+/// setters.
+///
+/// ```
+/// use ccloud_kafka_rest::{ProducerConfig, Routing};
+/// use std::time::Duration;
+/// let config = ProducerConfig::default()
+///     .with_connections(4)
+///     .with_routing(Routing::ByKey)
+///     .with_delivery_timeout(Duration::from_secs(30));
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ProducerConfig {
+    pub(crate) connections: usize,
+    pub(crate) max_in_flight_records: usize,
+    pub(crate) max_in_flight_bytes: usize,
+    pub(crate) linger: Duration,
+    pub(crate) chunk_bytes: usize,
+    pub(crate) delivery_timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) on_outcome_unknown: OnOutcomeUnknown,
+    pub(crate) routing: Routing,
+    pub(crate) strict_order: bool,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_stream_age: Duration,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            connections: 1,
+            max_in_flight_records: 10_000,
+            max_in_flight_bytes: 32 * 1024 * 1024,
+            linger: Duration::ZERO,
+            chunk_bytes: 64 * 1024,
+            delivery_timeout: Duration::from_secs(120),
+            max_attempts: 10,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            on_outcome_unknown: OnOutcomeUnknown::Resend,
+            routing: Routing::RoundRobin,
+            strict_order: false,
+            // The server closes a connection idle for 30 s; close first.
+            idle_timeout: Duration::from_secs(25),
+            // The server ends streams at 24 h; rotate well before.
+            max_stream_age: Duration::from_secs(23 * 3600),
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Connections (streams) per topic. Default 1.
+    pub fn with_connections(mut self, connections: usize) -> Self {
+        self.connections = connections;
+        self
+    }
+
+    /// Records sent but not yet resolved, per connection; `send` waits when
+    /// the bound is reached. Default 10 000.
+    pub fn with_max_in_flight_records(mut self, records: usize) -> Self {
+        self.max_in_flight_records = records;
+        self
+    }
+
+    /// Encoded bytes of records sent but not yet resolved, per connection.
+    /// Default 32 MiB.
+    pub fn with_max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_bytes = bytes;
+        self
+    }
+
+    /// How long to wait for more records before writing a chunk that is not
+    /// full. Default 0: write as soon as no more records are waiting.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Target size of one write on the connection. Default 64 KiB.
+    pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.chunk_bytes = bytes;
+        self
+    }
+
+    /// Time from `send` after which a record that is still being retried
+    /// fails with [`Error::DeliveryTimeout`]. Default 120 s.
+    pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    /// Attempts per record, the first included. Default 10.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Exponential backoff between retries, with jitter: first delay and cap.
+    /// Defaults 100 ms and 10 s. A server's `Retry-After` wins when longer.
+    pub fn with_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.backoff_min = min;
+        self.backoff_max = max;
+        self
+    }
+
+    /// Resend (default) or fail records whose outcome is unknown.
+    pub fn with_on_outcome_unknown(mut self, policy: OnOutcomeUnknown) -> Self {
+        self.on_outcome_unknown = policy;
+        self
+    }
+
+    /// How records are spread over connections. Default round-robin.
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// Keeps send order strictly on each connection, across retries: a
+    /// record is written only once every earlier record on its connection
+    /// is resolved (like a Kafka producer with one request in flight).
+    /// Combine with [`Routing::ByKey`] for strict per-key order. Much slower.
+    pub fn with_strict_order(mut self, strict: bool) -> Self {
+        self.strict_order = strict;
+        self
+    }
+
+    /// Close a connection after this long without records. Default 25 s,
+    /// under the server's 30 s.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// End a stream and open a new one after this long. Default 23 h, under
+    /// the server's 24 h limit.
+    pub fn with_max_stream_age(mut self, age: Duration) -> Self {
+        self.max_stream_age = age;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let problem = if self.connections == 0 {
+            "connections must be at least 1"
+        } else if self.max_in_flight_records == 0 {
+            "max_in_flight_records must be at least 1"
+        } else if self.max_in_flight_bytes == 0 {
+            "max_in_flight_bytes must be at least 1"
+        } else if self.max_in_flight_bytes > u32::MAX as usize {
+            "max_in_flight_bytes must be at most 4 GiB"
+        } else if self.max_attempts == 0 {
+            "max_attempts must be at least 1"
+        } else if self.chunk_bytes == 0 {
+            "chunk_bytes must be at least 1"
+        } else if self.backoff_min > self.backoff_max {
+            "the backoff's first delay is longer than its cap"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Config(format!("invalid producer configuration: {problem}")))
+    }
+}

@@ -1,0 +1,84 @@
+//! Counters of what the producer has done.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use tokio::sync::Notify;
+
+/// A snapshot of the producer's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProducerStats {
+    /// Records handed to the producer.
+    pub sent: u64,
+    /// Records delivered.
+    pub delivered: u64,
+    /// Records failed (each failed record counts once).
+    pub failed: u64,
+    /// Resends (a record resent twice counts twice).
+    pub retried: u64,
+    /// Records handed over and not yet resolved.
+    pub in_flight: u64,
+    /// Delivered records whose report says possibly duplicated.
+    pub possibly_duplicated: u64,
+    /// Streams opened.
+    pub streams_opened: u64,
+    /// Streams opened again after one ended abnormally (cut, 408, failure
+    /// to open).
+    pub reconnects: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    sent: AtomicU64,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+    possibly_duplicated: AtomicU64,
+    streams_opened: AtomicU64,
+    reconnects: AtomicU64,
+    /// Woken whenever a record is resolved, for `flush`.
+    pub(crate) resolved: Notify,
+}
+
+impl Stats {
+    pub(crate) fn sent(&self) {
+        self.sent.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn delivered(&self, possibly_duplicated: bool) {
+        if possibly_duplicated {
+            self.possibly_duplicated.fetch_add(1, Relaxed);
+        }
+        self.delivered.fetch_add(1, Relaxed);
+        self.resolved.notify_waiters();
+    }
+    pub(crate) fn failed(&self) {
+        self.failed.fetch_add(1, Relaxed);
+        self.resolved.notify_waiters();
+    }
+    pub(crate) fn retried(&self) {
+        self.retried.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn stream_opened(&self, after_failure: bool) {
+        self.streams_opened.fetch_add(1, Relaxed);
+        if after_failure {
+            self.reconnects.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> ProducerStats {
+        // Resolutions are read before `sent` so that in_flight never
+        // underflows while records are resolved concurrently.
+        let delivered = self.delivered.load(Relaxed);
+        let failed = self.failed.load(Relaxed);
+        let sent = self.sent.load(Relaxed);
+        ProducerStats {
+            sent,
+            delivered,
+            failed,
+            retried: self.retried.load(Relaxed),
+            in_flight: sent.saturating_sub(delivered + failed),
+            possibly_duplicated: self.possibly_duplicated.load(Relaxed),
+            streams_opened: self.streams_opened.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+        }
+    }
+}

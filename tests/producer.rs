@@ -1,0 +1,368 @@
+//! The streaming producer against the emulator over loopback.
+
+#![cfg(feature = "emulator")]
+
+mod common;
+
+use ccloud_kafka_rest::emulator::{Emulator, HttpFault};
+use ccloud_kafka_rest::{
+    Credentials, Error, OnOutcomeUnknown, Producer, ProducerConfig, Record, Routing,
+};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+
+fn producer(emulator: &Emulator, config: ProducerConfig) -> Producer {
+    let client = common::client_for(emulator).build().unwrap();
+    Producer::with_config(client, config).unwrap()
+}
+
+fn fast_retries() -> ProducerConfig {
+    ProducerConfig::default().with_backoff(Duration::from_millis(5), Duration::from_millis(50))
+}
+
+/// Values in the log of `topic`, parsed back to the sequence numbers sent.
+fn logged(emulator: &Emulator, topic: &str) -> Vec<u64> {
+    emulator
+        .records(topic)
+        .iter()
+        .map(|r| std::str::from_utf8(r.value.as_deref().unwrap()).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn ten_thousand_records_on_one_stream_in_order() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, ProducerConfig::default());
+    let mut deliveries = Vec::new();
+    for i in 0..10_000u64 {
+        let record = Record::from_value(i.to_string()).with_partition(0);
+        deliveries.push(producer.enqueue("demo", &record).await);
+    }
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        let report = delivery.await.unwrap();
+        assert_eq!((report.partition, report.offset), (0, i as i64));
+        assert_eq!((report.attempts, report.possibly_duplicated), (1, false));
+    }
+    assert_eq!(logged(&emulator, "demo"), (0..10_000).collect::<Vec<_>>());
+    let stats = producer.stats();
+    assert_eq!((stats.sent, stats.delivered, stats.failed, stats.in_flight), (10_000, 10_000, 0, 0));
+    assert_eq!(stats.streams_opened, 1, "{stats:?}");
+    assert!(emulator.requests() == 1, "one streaming request carried every record");
+    producer.close().await;
+}
+
+#[tokio::test]
+async fn send_all_yields_outcomes_in_order() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, ProducerConfig::default().with_connections(3));
+    let records = futures_util::stream::iter(0..500u64).map(|i| {
+        if i == 250 {
+            // Partition 7 does not exist: this one fails, the rest go on.
+            Record::from_value(i.to_string()).with_partition(7)
+        } else {
+            Record::from_value(i.to_string())
+        }
+    });
+    let outcomes: Vec<_> = producer.send_all("demo", records).collect().await;
+    assert_eq!(outcomes.len(), 500);
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            Ok(_) => assert_ne!(i, 250),
+            Err(e) => {
+                assert_eq!(i, 250);
+                assert_eq!(e.error_code(), Some(40403));
+            }
+        }
+    }
+    let mut values = logged(&emulator, "demo");
+    values.sort_unstable();
+    assert_eq!(values, (0..500).filter(|i| *i != 250).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn in_flight_never_exceeds_the_bounds() {
+    let emulator = common::emulator().start().await.unwrap();
+    let config = ProducerConfig::default()
+        .with_max_in_flight_records(64)
+        .with_max_in_flight_bytes(4096);
+    let producer = producer(&emulator, config);
+    let sampler = {
+        let producer = producer.clone();
+        tokio::spawn(async move {
+            let mut max = 0;
+            loop {
+                let stats = producer.stats();
+                max = max.max(stats.in_flight);
+                if stats.delivered + stats.failed == 100_000 {
+                    return max;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let records = futures_util::stream::iter(0..100_000u64).map(|i| Record::from_value(i.to_string()));
+    let delivered = producer
+        .send_all("orders", records)
+        .fold(0u64, |n, outcome| async move { n + u64::from(outcome.is_ok()) })
+        .await;
+    assert_eq!(delivered, 100_000);
+    let max = sampler.await.unwrap();
+    assert!(max <= 64, "in flight reached {max}");
+    assert!(max > 1, "records were pipelined ({max})");
+}
+
+#[tokio::test]
+async fn close_resolves_everything_pending_and_refuses_later_records() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, ProducerConfig::default().with_connections(2));
+    let mut deliveries = Vec::new();
+    for i in 0..2_000u64 {
+        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+    }
+    producer.close().await;
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    assert_eq!(emulator.records("orders").len(), 2_000);
+    let late = producer.send("orders", &Record::from_value("late")).await;
+    assert!(matches!(late, Err(Error::Closed)), "{late:?}");
+}
+
+#[tokio::test]
+async fn dropped_futures_and_producer_still_deliver() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, ProducerConfig::default());
+    for i in 0..300u64 {
+        drop(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+    }
+    producer.flush().await;
+    assert_eq!(producer.stats().delivered, 300);
+    let second = producer.clone();
+    drop(producer);
+    drop(second.enqueue("orders", &Record::from_value("300")).await);
+    drop(second);
+    for _ in 0..100 {
+        if emulator.records("orders").len() == 301 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("records sent before the producer was dropped were not delivered");
+}
+
+#[tokio::test]
+async fn retriable_report_codes_are_resent() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, fast_retries());
+    emulator.fail_next_records(42901, "throttled", 3);
+    let mut deliveries = Vec::new();
+    for i in 0..20u64 {
+        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+    }
+    let mut retried = 0;
+    for delivery in deliveries {
+        let report = delivery.await.unwrap();
+        assert!(!report.possibly_duplicated);
+        retried += u32::from(report.attempts > 1);
+    }
+    assert_eq!(retried, 3);
+    let mut values = logged(&emulator, "orders");
+    values.sort_unstable();
+    assert_eq!(values, (0..20).collect::<Vec<_>>());
+    assert_eq!(producer.stats().retried, 3);
+}
+
+#[tokio::test]
+async fn unknown_outcomes_are_resent_and_flagged_or_failed_by_policy() {
+    let emulator = common::emulator().start().await.unwrap();
+    let resend = producer(&emulator, fast_retries());
+    emulator.fail_next_records(50003, "retriable kafka error", 1);
+    let report = resend.send("orders", &Record::from_value("0")).await.unwrap();
+    assert_eq!((report.attempts, report.possibly_duplicated), (2, true));
+
+    let at_most_once = producer(&emulator, fast_retries().with_on_outcome_unknown(OnOutcomeUnknown::Fail));
+    emulator.fail_next_records(50003, "retriable kafka error", 1);
+    let e = at_most_once.send("orders", &Record::from_value("1")).await.unwrap_err();
+    assert_eq!(e.error_code(), Some(50003));
+}
+
+#[tokio::test]
+async fn a_cut_connection_resends_what_had_no_report() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, fast_retries());
+    emulator.cut_connection_after_records(50);
+    let mut deliveries = Vec::new();
+    for i in 0..200u64 {
+        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+    }
+    let mut flagged = Vec::new();
+    for (i, delivery) in deliveries.into_iter().enumerate() {
+        let report = delivery.await.unwrap();
+        if report.possibly_duplicated {
+            flagged.push(i as u64);
+        }
+    }
+    // Every record is in the log; any duplicate is one the report flagged.
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for value in logged(&emulator, "orders") {
+        *counts.entry(value).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 200);
+    for (value, count) in counts {
+        assert!(count == 1 || flagged.contains(&value), "{value} written {count} times unflagged");
+    }
+    let stats = producer.stats();
+    assert!(stats.reconnects >= 1, "{stats:?}");
+}
+
+#[tokio::test]
+async fn refused_stream_opens_are_retried_after_backoff() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, fast_retries());
+    emulator.fail_next_requests(HttpFault::json(503, 50302, "broker unavailable"), 2);
+    let report = producer.send("orders", &Record::from_value("0")).await.unwrap();
+    assert_eq!(report.attempts, 3);
+    assert!(!report.possibly_duplicated, "a refused stream wrote nothing");
+    emulator.fail_next_requests(HttpFault::rate_limited(Some(0)), 1);
+    producer.send("orders", &Record::from_value("1")).await.unwrap();
+    assert_eq!(logged(&emulator, "orders"), vec![0, 1]);
+}
+
+#[tokio::test]
+async fn auth_failure_at_open_fails_the_records_with_it() {
+    let emulator = common::emulator().api_key(common::API_KEY, common::API_SECRET).start().await.unwrap();
+    let client = common::client_for(&emulator)
+        .with_credentials(Credentials::api_key(common::API_KEY, "wrong"))
+        .build()
+        .unwrap();
+    let producer = Producer::with_config(client, fast_retries()).unwrap();
+    let e = producer.send("orders", &Record::from_value("x")).await.unwrap_err();
+    assert_eq!((e.status(), e.error_code()), (Some(401), Some(40101)), "{e}");
+    let e = producer.send("no-such-topic", &Record::from_value("x")).await.unwrap_err();
+    assert_eq!(e.status(), Some(401));
+}
+
+#[tokio::test]
+async fn unknown_topic_fails_its_records_only() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, fast_retries());
+    let e = producer.send("no-such-topic", &Record::from_value("x")).await.unwrap_err();
+    assert_eq!(e.status(), Some(404));
+    producer.send("orders", &Record::from_value("7")).await.unwrap();
+    assert_eq!(logged(&emulator, "orders"), vec![7]);
+}
+
+#[tokio::test]
+async fn expired_streams_are_replaced_without_losing_records() {
+    let emulator = common::emulator()
+        .stream_lifetime(Duration::from_millis(150))
+        .stream_close_delay(Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let producer = producer(&emulator, fast_retries());
+    let mut deliveries = Vec::new();
+    for i in 0..60u64 {
+        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    // A 408 record is not written, so each record is in the log exactly once
+    // (a record cut off by the close may be flagged, but is not duplicated).
+    let mut values = logged(&emulator, "orders");
+    values.sort_unstable();
+    assert_eq!(values, (0..60).collect::<Vec<_>>());
+    assert!(producer.stats().streams_opened >= 3, "{:?}", producer.stats());
+}
+
+#[tokio::test]
+async fn delivery_timeout_bounds_retries() {
+    let emulator = common::emulator().start().await.unwrap();
+    let config = fast_retries().with_delivery_timeout(Duration::from_millis(300));
+    let producer = producer(&emulator, config);
+    emulator.fail_next_requests(HttpFault::json(503, 50302, "broker unavailable"), 1_000);
+    let started = std::time::Instant::now();
+    let e = producer.send("orders", &Record::from_value("x")).await.unwrap_err();
+    assert!(matches!(&e, Error::DeliveryTimeout { attempts, last_error: Some(_) } if *attempts >= 2), "{e:?}");
+    assert!(e.to_string().contains("50302"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let producer = producer_with_attempts(&emulator, 3);
+    let e = producer.send("orders", &Record::from_value("x")).await.unwrap_err();
+    assert!(matches!(&e, Error::DeliveryTimeout { attempts: 3, .. }), "{e:?}");
+}
+
+fn producer_with_attempts(emulator: &Emulator, attempts: u32) -> Producer {
+    producer(emulator, fast_retries().with_max_attempts(attempts))
+}
+
+#[tokio::test]
+async fn idle_streams_are_closed_and_reopened_on_demand() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, ProducerConfig::default().with_idle_timeout(Duration::from_millis(100)));
+    producer.send("orders", &Record::from_value("1")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    producer.send("orders", &Record::from_value("2")).await.unwrap();
+    let stats = producer.stats();
+    assert_eq!((stats.streams_opened, stats.reconnects), (2, 0), "{stats:?}");
+    assert_eq!(emulator.requests(), 2);
+}
+
+#[tokio::test]
+async fn by_key_routing_keeps_per_key_order_across_connections() {
+    let emulator = common::emulator().start().await.unwrap();
+    let config = ProducerConfig::default().with_connections(4).with_routing(Routing::ByKey);
+    let producer = producer(&emulator, config);
+    let mut deliveries = Vec::new();
+    for i in 0..2_000u64 {
+        let key = format!("key-{}", i % 10);
+        let record = Record::new().with_key(key).with_value(i.to_string());
+        deliveries.push(producer.enqueue("demo", &record).await);
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    let mut last: HashMap<Vec<u8>, u64> = HashMap::new();
+    for record in emulator.records("demo") {
+        // records() is ordered by partition then offset, so per-key order is
+        // log order within the key's partition.
+        let value: u64 = std::str::from_utf8(record.value.as_deref().unwrap()).unwrap().parse().unwrap();
+        let key = record.key.clone().unwrap();
+        if let Some(previous) = last.insert(key, value) {
+            assert!(previous < value, "out of order: {previous} then {value}");
+        }
+    }
+    assert!(producer.stats().streams_opened >= 2);
+}
+
+#[tokio::test]
+async fn strict_order_holds_across_retries() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, fast_retries().with_strict_order(true));
+    emulator.fail_next_records(42901, "throttled", 5);
+    let mut deliveries = Vec::new();
+    for i in 0..50u64 {
+        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    assert_eq!(logged(&emulator, "orders"), (0..50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn invalid_records_fail_alone() {
+    let emulator = common::emulator().start().await.unwrap();
+    let producer = producer(&emulator, ProducerConfig::default());
+    let bad = producer.enqueue("orders", &Record::from_value("x").with_partition(-1)).await;
+    let good = producer.enqueue("orders", &Record::from_value("5")).await;
+    let bad_topic = producer.enqueue("bad topic", &Record::from_value("x")).await;
+    assert!(matches!(bad.await, Err(Error::InvalidInput(_))));
+    assert!(matches!(bad_topic.await, Err(Error::InvalidInput(_))));
+    good.await.unwrap();
+    let stats = producer.stats();
+    assert_eq!((stats.sent, stats.delivered, stats.failed), (3, 1, 2));
+}
