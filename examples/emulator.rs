@@ -3,12 +3,20 @@
 //! ```text
 //! cargo run --example emulator -- --listen 127.0.0.1:8082 --topic orders:6 --api-key k --api-secret s -v
 //! ```
+//!
+//! Seeded faults for testing a client against a misbehaving server:
+//!
+//! ```text
+//! cargo run --example emulator -- --seed 7 --error-rate 0.01 --error-codes 429,50003 \
+//!     --cut-probability 0.001 --stream-max-records 10000 --dribble
+//! ```
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use ccloud_kafka_rest::emulator::{DEFAULT_CLUSTER_ID, Emulator};
-use clap::Parser;
+use ccloud_kafka_rest::emulator::{DEFAULT_CLUSTER_ID, Emulator, FaultPlan, HttpFault};
+use clap::{Args as ClapArgs, Parser};
 
 /// Serve an emulated Kafka REST v3 produce endpoint (Confluent Cloud and REST Proxy paths).
 #[derive(Debug, Parser)]
@@ -41,6 +49,115 @@ struct Args {
     /// Log every request at debug level.
     #[arg(short, long)]
     verbose: bool,
+
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Seeded faults applied to every streaming produce request.
+#[derive(Debug, ClapArgs)]
+#[command(next_help_heading = "Fault injection")]
+struct FaultArgs {
+    /// Seed of the fault decisions: the same seed and traffic give the same faults.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Per stream, drop the connection once N records are appended, before the
+    /// N-th record's report (that record is stored, its report lost).
+    #[arg(long, value_name = "N")]
+    cut_after: Option<u64>,
+
+    /// Per record, the probability of appending it and then dropping the
+    /// connection before its report.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    cut_probability: f64,
+
+    /// Per record, the probability of an injected in-band error instead of success.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    error_rate: f64,
+
+    /// The codes --error-rate chooses from. 5xx codes (500, 50003, 50302) store the
+    /// record half of the time; other codes never do.
+    #[arg(
+        long,
+        value_name = "CODES",
+        value_delimiter = ',',
+        default_value = "50003"
+    )]
+    error_codes: Vec<i32>,
+
+    /// Answer in-band 408 to every record after the first N of a stream, then drop
+    /// the connection.
+    #[arg(long, value_name = "N")]
+    stream_max_records: Option<u64>,
+
+    /// Answer in-band 408 to every record once a stream is this old, then drop the
+    /// connection.
+    #[arg(long, value_name = "MS")]
+    stream_lifetime_ms: Option<u64>,
+
+    /// Per request, the probability of answering --open-failure instead of
+    /// streaming.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    open_failure_rate: f64,
+
+    /// The HTTP error of a failed open: 429 (HTML, Retry-After: 1), 500 (50003) or
+    /// 503 (50302).
+    #[arg(long, value_name = "STATUS", default_value = "429", value_parser = parse_open_failure)]
+    open_failure: HttpFault,
+
+    /// Write reports in pieces of 1 to 7 bytes, each its own HTTP chunk.
+    #[arg(long)]
+    dribble: bool,
+
+    /// Wait this long before writing each report.
+    #[arg(long, value_name = "MS")]
+    report_delay_ms: Option<u64>,
+
+    /// Close a stream that has received no body bytes for this long (the real
+    /// service: 30000).
+    #[arg(long, value_name = "MS")]
+    idle_timeout_ms: Option<u64>,
+}
+
+impl FaultArgs {
+    fn plan(&self) -> FaultPlan {
+        FaultPlan {
+            seed: self.seed,
+            cut_after_records: self.cut_after,
+            cut_probability: self.cut_probability,
+            record_error_rate: self.error_rate,
+            record_error_codes: self.error_codes.clone(),
+            stream_max_records: self.stream_max_records,
+            stream_lifetime: self.stream_lifetime_ms.map(Duration::from_millis),
+            open_failure_rate: self.open_failure_rate,
+            open_failure: self.open_failure.clone(),
+            report_dribble: self.dribble,
+            report_delay: self.report_delay_ms.map(Duration::from_millis),
+            idle_timeout: self.idle_timeout_ms.map(Duration::from_millis),
+            ..FaultPlan::default()
+        }
+    }
+}
+
+fn parse_probability(text: &str) -> Result<f64, String> {
+    let p: f64 = text
+        .parse()
+        .map_err(|e| format!("bad probability {text:?}: {e}"))?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("a probability is between 0 and 1, got {p}"))
+    }
+}
+
+fn parse_open_failure(text: &str) -> Result<HttpFault, String> {
+    match text {
+        "429" => Ok(HttpFault::rate_limited(Some(1))),
+        "500" => Ok(HttpFault::json(500, 50003, "Retriable Kafka error")),
+        "503" => Ok(HttpFault::json(503, 50302, "Broker not available")),
+        _ => Err(format!("expected 429, 500 or 503, got {text:?}")),
+    }
 }
 
 fn parse_topic(text: &str) -> Result<(String, i32), String> {
@@ -83,6 +200,9 @@ async fn main() -> ExitCode {
     if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
         builder = builder.api_key(key.clone(), secret.clone());
     }
+    let plan = args.faults.plan();
+    let faulty = plan != FaultPlan::new(plan.seed);
+    builder = builder.faults(plan.clone());
     let emu = match builder.start().await {
         Ok(emu) => emu,
         Err(error) => {
@@ -101,6 +221,9 @@ async fn main() -> ExitCode {
     for (name, partitions) in &topics {
         println!("topic: {name} ({partitions} partitions)");
     }
+    if faulty {
+        println!("faults: {plan:?}");
+    }
     println!();
     println!("try:");
     println!(
@@ -115,7 +238,11 @@ async fn main() -> ExitCode {
         eprintln!("cannot wait for Ctrl-C: {error}");
     }
     let delivered: usize = topics.iter().map(|(name, _)| emu.records(name).len()).sum();
+    let stats = emu.fault_stats();
     emu.shutdown().await;
     println!("stopped after {delivered} delivered record(s) in the declared topics");
+    if faulty {
+        println!("faults applied: {stats:?}");
+    }
     ExitCode::SUCCESS
 }

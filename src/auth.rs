@@ -1,11 +1,15 @@
 //! Credentials, and the headers they become.
 
 use crate::error::Error;
+use crate::oauth::ClientCredentials;
+use crate::token::{TokenCache, TokenProvider};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
 
 /// Header naming the identity pool of an OAuth bearer token.
 pub(crate) const IDENTITY_POOL_HEADER: HeaderName =
@@ -15,11 +19,17 @@ pub(crate) const IDENTITY_POOL_HEADER: HeaderName =
 /// never appear in `Debug` output or errors.
 ///
 /// ```
-/// use ccloud_kafka_rest::Credentials;
+/// use ccloud_kafka_rest::{ClientCredentials, Credentials};
 /// let api_key = Credentials::api_key("ABCDEFGH12345678", "s3cr3t");
-/// let oauth = Credentials::bearer_token("eyJhbGciOi...").with_identity_pool_id("pool-AbCd");
-/// assert!(!format!("{api_key:?}").contains("s3cr3t"));
-/// # let _ = oauth;
+/// let static_token = Credentials::bearer_token("eyJhbGciOi...").with_identity_pool_id("pool-AbCd");
+/// let oauth = Credentials::oauth(ClientCredentials::new(
+///     "https://login.example.com/oauth2/token",
+///     "client-id",
+///     "client-s3cr3t",
+/// ))
+/// .with_identity_pool_id("pool-AbCd");
+/// assert!(!format!("{api_key:?} {oauth:?}").contains("s3cr3t"));
+/// # let _ = static_token;
 /// ```
 #[derive(Clone, Default)]
 #[non_exhaustive]
@@ -36,9 +46,29 @@ pub enum Credentials {
     },
     /// A bearer token, e.g. an OAuth access token from the organisation's
     /// identity provider, with the identity pool Confluent Cloud maps it to.
+    /// Used as is until the server refuses it; see [`Credentials::OAuth`] and
+    /// [`Credentials::TokenProvider`] for tokens that are renewed.
     BearerToken {
         /// The token.
         token: SecretString,
+        /// Sent as `Confluent-Identity-Pool-Id` when set.
+        identity_pool_id: Option<String>,
+    },
+    /// An OAuth client of the organisation's identity provider: access
+    /// tokens come from its token endpoint (client-credentials grant), are
+    /// cached, refreshed before they expire, and refreshed once when the
+    /// server refuses one.
+    OAuth {
+        /// The client and its token endpoint.
+        client: ClientCredentials,
+        /// Sent as `Confluent-Identity-Pool-Id` when set.
+        identity_pool_id: Option<String>,
+    },
+    /// Access tokens from any [`TokenProvider`], cached and refreshed like
+    /// those of [`Credentials::OAuth`].
+    TokenProvider {
+        /// The source of tokens.
+        provider: Arc<dyn TokenProvider>,
         /// Sent as `Confluent-Identity-Pool-Id` when set.
         identity_pool_id: Option<String>,
     },
@@ -61,12 +91,40 @@ impl Credentials {
         }
     }
 
-    /// Sets the identity pool of a bearer token; no effect on other kinds.
+    /// Tokens fetched from an identity provider with the client-credentials
+    /// grant; see [`ClientCredentials`].
+    pub fn oauth(client: ClientCredentials) -> Credentials {
+        Credentials::OAuth {
+            client,
+            identity_pool_id: None,
+        }
+    }
+
+    /// Tokens from a [`TokenProvider`] of your own, e.g. a cloud's workload
+    /// identity.
+    pub fn token_provider(provider: Arc<dyn TokenProvider>) -> Credentials {
+        Credentials::TokenProvider {
+            provider,
+            identity_pool_id: None,
+        }
+    }
+
+    /// Sets the identity pool of bearer tokens (static, OAuth or from a
+    /// provider); no effect on other kinds.
     pub fn with_identity_pool_id(self, pool: impl Into<String>) -> Credentials {
+        let pool = Some(pool.into());
         match self {
             Credentials::BearerToken { token, .. } => Credentials::BearerToken {
                 token,
-                identity_pool_id: Some(pool.into()),
+                identity_pool_id: pool,
+            },
+            Credentials::OAuth { client, .. } => Credentials::OAuth {
+                client,
+                identity_pool_id: pool,
+            },
+            Credentials::TokenProvider { provider, .. } => Credentials::TokenProvider {
+                provider,
+                identity_pool_id: pool,
             },
             other => other,
         }
@@ -77,14 +135,37 @@ impl Credentials {
         matches!(self, Credentials::None)
     }
 
-    /// The headers every request carries, computed once.
-    pub(crate) fn authenticator(&self) -> Result<Authenticator, Error> {
+    /// The identity pool id, for the kinds that have one.
+    fn identity_pool_id(&self) -> Option<&str> {
+        match self {
+            Credentials::BearerToken {
+                identity_pool_id, ..
+            }
+            | Credentials::OAuth {
+                identity_pool_id, ..
+            }
+            | Credentials::TokenProvider {
+                identity_pool_id, ..
+            } => identity_pool_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What authenticates each request. `http` carries the requests to an
+    /// OAuth token endpoint; `allow_http` allows that endpoint on plain
+    /// `http://` off loopback.
+    pub(crate) fn authenticator(
+        &self,
+        http: &reqwest::Client,
+        allow_http: bool,
+    ) -> Result<Authenticator, Error> {
         let mut headers = HeaderMap::new();
         let invalid = |what: &str| {
             Error::Config(format!(
                 "the {what} contains characters that cannot be sent in an HTTP header"
             ))
         };
+        let mut tokens = None;
         match self {
             Credentials::None => {}
             Credentials::ApiKey { key, secret } => {
@@ -100,10 +181,7 @@ impl Credentials {
                     sensitive(&value).ok_or_else(|| invalid("API key"))?,
                 );
             }
-            Credentials::BearerToken {
-                token,
-                identity_pool_id,
-            } => {
+            Credentials::BearerToken { token, .. } => {
                 if token.expose_secret().is_empty() {
                     return Err(Error::Config("the bearer token is empty".into()));
                 }
@@ -112,14 +190,26 @@ impl Credentials {
                     AUTHORIZATION,
                     sensitive(&value).ok_or_else(|| invalid("bearer token"))?,
                 );
-                if let Some(pool) = identity_pool_id {
-                    let value =
-                        HeaderValue::from_str(pool).map_err(|_| invalid("identity pool id"))?;
-                    headers.insert(IDENTITY_POOL_HEADER, value);
-                }
+            }
+            Credentials::OAuth { client, .. } => {
+                let provider = client.provider(http.clone(), allow_http)?;
+                tokens = Some(Arc::new(TokenCache::new(Arc::new(provider))));
+            }
+            Credentials::TokenProvider { provider, .. } => {
+                tokens = Some(Arc::new(TokenCache::new(Arc::clone(provider))));
             }
         }
-        Ok(Authenticator { headers })
+        if let Some(pool) = self.identity_pool_id() {
+            if pool.trim().is_empty() {
+                return Err(Error::Config(
+                    "the identity pool id is empty; give the pool's id, e.g. pool-AbCd, or leave it unset"
+                        .into(),
+                ));
+            }
+            let value = HeaderValue::from_str(pool).map_err(|_| invalid("identity pool id"))?;
+            headers.insert(IDENTITY_POOL_HEADER, value);
+        }
+        Ok(Authenticator { headers, tokens })
     }
 }
 
@@ -146,24 +236,113 @@ impl fmt::Debug for Credentials {
                 .field("token", &"[redacted]")
                 .field("identity_pool_id", identity_pool_id)
                 .finish(),
+            Credentials::OAuth {
+                client,
+                identity_pool_id,
+            } => f
+                .debug_struct("OAuth")
+                .field("client", client)
+                .field("identity_pool_id", identity_pool_id)
+                .finish(),
+            Credentials::TokenProvider {
+                identity_pool_id, ..
+            } => f
+                .debug_struct("TokenProvider")
+                .field("provider", &"[custom]")
+                .field("identity_pool_id", identity_pool_id)
+                .finish(),
         }
     }
 }
 
 /// What the generated client carries to authenticate each request: the
-/// headers derived from the credentials (the secret ones marked sensitive).
+/// fixed headers derived from the credentials (the secret ones marked
+/// sensitive) and, for OAuth, the token cache that supplies the
+/// `Authorization` header.
 #[derive(Clone, Default)]
 pub(crate) struct Authenticator {
     headers: HeaderMap,
+    tokens: Option<Arc<TokenCache>>,
 }
 
 impl Authenticator {
-    /// Adds the credential headers to a request.
-    pub(crate) fn apply(&self, headers: &mut HeaderMap) {
-        for (name, value) in &self.headers {
-            headers.insert(name.clone(), value.clone());
+    /// The credential headers for a new request or stream, fetching or
+    /// refreshing an access token when needed.
+    pub(crate) async fn headers(&self) -> Result<HeaderMap, Error> {
+        let mut headers = self.headers.clone();
+        if let Some(tokens) = &self.tokens {
+            let authorization = tokens.authorization().await.map_err(Error::Token)?;
+            headers.insert(AUTHORIZATION, authorization);
+        }
+        Ok(headers)
+    }
+
+    /// Whether the credentials are tokens that a refresh may replace.
+    pub(crate) fn refreshes(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// The server refused the credentials in `sent` (or, without it, the
+    /// current ones): the next request fetches a new token. Nothing happens
+    /// for fixed credentials, or when the refused token was already replaced.
+    pub(crate) fn rejected(&self, sent: Option<&HeaderMap>) {
+        if let Some(tokens) = &self.tokens {
+            tokens.invalidate(sent.and_then(|h| h.get(AUTHORIZATION)));
         }
     }
+
+    /// Runs `call` with fresh credential headers. When the server answers
+    /// HTTP 401 and the credentials are refreshable tokens, the token is
+    /// dropped, a new one fetched and the call made once more; if that
+    /// fails too, the 401 is returned and says why.
+    pub(crate) async fn call_with_refresh<T, F, Fut>(&self, mut call: F) -> Result<T, Error>
+    where
+        F: FnMut(HeaderMap) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let headers = self.headers().await?;
+        let refused = match call(headers.clone()).await {
+            Err(Error::Api(api)) if is_refusal(&api) && self.refreshes() => api,
+            other => return other,
+        };
+        tracing::debug!(
+            "the server refused the access token; fetching a new one and retrying once"
+        );
+        self.rejected(Some(&headers));
+        let headers = match self.headers().await {
+            Ok(headers) => headers,
+            Err(Error::Token(token)) => {
+                return Err(Error::Api(noted(
+                    refused,
+                    &format!(
+                        "the access token was refused and a new one could not be fetched: {token}"
+                    ),
+                )));
+            }
+            Err(other) => return Err(other),
+        };
+        match call(headers).await {
+            Err(Error::Api(api)) if is_refusal(&api) => Err(Error::Api(noted(
+                api,
+                "a newly fetched access token was refused too",
+            ))),
+            other => other,
+        }
+    }
+}
+
+/// An HTTP 401 for the whole request.
+fn is_refusal(api: &crate::ApiError) -> bool {
+    api.status == 401 && !api.in_band
+}
+
+fn noted(mut api: crate::ApiError, note: &str) -> crate::ApiError {
+    api.message = if api.message.is_empty() {
+        note.to_owned()
+    } else {
+        format!("{}; {note}", api.message)
+    };
+    api
 }
 
 impl fmt::Debug for Authenticator {
@@ -171,6 +350,7 @@ impl fmt::Debug for Authenticator {
         let names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
         f.debug_struct("Authenticator")
             .field("headers", &names)
+            .field("tokens", &self.tokens)
             .finish()
     }
 }

@@ -3,7 +3,7 @@
 use crate::config::{ApiFlavour, ClientBuilder};
 use crate::error::Error;
 use crate::generated;
-use crate::hooks::with_response_meta;
+use crate::hooks::{with_credentials, with_response_meta};
 use crate::record::{Record, validate_topic};
 use crate::report::DeliveryReport;
 use crate::response;
@@ -51,17 +51,8 @@ impl Client {
         let base_url = builder.base_url()?;
         let cluster_id = builder.cluster_id()?.to_owned();
         let max_batch_entries = builder.max_batch_entries()?;
-        let authenticator = builder.credentials.authenticator()?;
-        // Never the generated constructor: its 15 s total timeout would cut
-        // long-lived streams.
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::client_config()?)
-            .http1_only()
-            .connect_timeout(builder.connect_timeout)
-            .read_timeout(builder.read_timeout)
-            .user_agent(builder.user_agent.clone())
-            .build()
-            .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))?;
+        let http = builder.http_client()?;
+        let authenticator = builder.authenticator(&http)?;
         let api = generated::Client::new_with_client(&base_url, http, authenticator);
         Ok(Client {
             inner: Arc::new(Inner {
@@ -77,18 +68,21 @@ impl Client {
 
     /// Produces one record in its own request and waits for its delivery
     /// report. An error in the report (e.g. 40403) is returned as
-    /// [`Error::Api`]; nothing is retried here.
+    /// [`Error::Api`]; nothing is retried here, except that with OAuth
+    /// credentials an HTTP 401 makes the client fetch a new token and send
+    /// the request once more.
     pub async fn produce(&self, topic: &str, record: &Record) -> Result<DeliveryReport, Error> {
         validate_topic(topic)?;
         record.validate(self.inner.max_record_bytes)?;
         let body = response::to_generated_request(record)?;
-        let (result, meta) = with_response_meta(self.inner.api.produce_record(
-            &self.inner.cluster_id,
-            topic,
-            &body,
-        ))
-        .await;
-        response::into_report(result, meta).await
+        let (api, body) = (&self.inner.api, &body);
+        let auth = progenitor_client::ClientInfo::inner(api);
+        auth.call_with_refresh(|credentials| async move {
+            let call = api.produce_record(&self.inner.cluster_id, topic, body);
+            let (result, meta) = with_credentials(credentials, with_response_meta(call)).await;
+            response::into_report(result, meta).await
+        })
+        .await
     }
 
     /// The HTTP client shared by every call and stream.
@@ -97,16 +91,19 @@ impl Client {
     }
 
     /// The credential headers for a new request or stream.
+    /// OAuth tokens are fetched, or refreshed ahead of expiry, as needed.
     pub(crate) async fn credential_headers(&self) -> Result<reqwest::header::HeaderMap, Error> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        progenitor_client::ClientInfo::inner(&self.inner.api).apply(&mut headers);
-        Ok(headers)
+        progenitor_client::ClientInfo::inner(&self.inner.api)
+            .headers()
+            .await
     }
 
     /// Called when the server refused the credentials (HTTP 401): cached
     /// credentials that can be renewed are dropped so the next request gets
     /// fresh ones. Static credentials have nothing to renew.
-    pub(crate) async fn credentials_rejected(&self) {}
+    pub(crate) async fn credentials_rejected(&self) {
+        progenitor_client::ClientInfo::inner(&self.inner.api).rejected(None);
+    }
 
     /// The URL records for `topic` are posted to.
     pub(crate) fn records_url(&self, topic: &str) -> String {

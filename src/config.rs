@@ -1,8 +1,13 @@
 //! Client configuration: builder, environment, validation.
 
-use crate::auth::Credentials;
+use crate::auth::{Authenticator, Credentials};
 use crate::client::Client;
 use crate::error::Error;
+use crate::oauth::{ClientAuth, ClientCredentials};
+use crate::tls::{KeySource, PemSource, TlsSettings};
+use secrecy::SecretString;
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
@@ -20,6 +25,29 @@ pub const ENV_BEARER_TOKEN: &str = "KAFKA_REST_BEARER_TOKEN";
 pub const ENV_IDENTITY_POOL_ID: &str = "KAFKA_IDENTITY_POOL_ID";
 /// Environment variable choosing the API flavour: `cloud` (default) or `rest-proxy`.
 pub const ENV_FLAVOUR: &str = "KAFKA_REST_FLAVOUR";
+/// Environment variable holding the OAuth token endpoint of the identity provider.
+pub const ENV_OAUTH_TOKEN_URL: &str = "KAFKA_OAUTH_TOKEN_URL";
+/// Environment variable holding the OAuth client id.
+pub const ENV_OAUTH_CLIENT_ID: &str = "KAFKA_OAUTH_CLIENT_ID";
+/// Environment variable holding the OAuth client secret.
+pub const ENV_OAUTH_CLIENT_SECRET: &str = "KAFKA_OAUTH_CLIENT_SECRET";
+/// Environment variable holding the OAuth scope to ask for (optional).
+pub const ENV_OAUTH_SCOPE: &str = "KAFKA_OAUTH_SCOPE";
+/// Environment variable choosing how the OAuth client authenticates to the
+/// token endpoint: `basic` (default) or `post` (id and secret in the form).
+pub const ENV_OAUTH_CLIENT_AUTH: &str = "KAFKA_OAUTH_CLIENT_AUTH";
+/// Environment variable naming a PEM file of CA certificates to trust in
+/// addition to the platform's.
+pub const ENV_CA_FILE: &str = "KAFKA_REST_CA_FILE";
+/// Environment variable naming a PEM file with the client certificate (chain)
+/// for mutual TLS.
+pub const ENV_CLIENT_CERT_FILE: &str = "KAFKA_REST_CLIENT_CERT_FILE";
+/// Environment variable naming a PEM file with the client certificate's
+/// private key.
+pub const ENV_CLIENT_KEY_FILE: &str = "KAFKA_REST_CLIENT_KEY_FILE";
+/// Environment variable holding a proxy URL for every connection the client
+/// makes (`http://` or `https://`, optionally with `user:password@`).
+pub const ENV_PROXY: &str = "KAFKA_REST_PROXY";
 
 /// Default maximum record size (key, value and headers): the REST Proxy's
 /// Kafka producer refuses larger records.
@@ -63,6 +91,44 @@ impl std::str::FromStr for ApiFlavour {
     }
 }
 
+/// Which proxy connections go through.
+#[derive(Clone, Default)]
+pub(crate) enum ProxySetting {
+    /// reqwest's default: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+    /// `NO_PROXY` from the environment (not the operating system's settings).
+    #[default]
+    Environment,
+    /// This proxy for every connection.
+    Url(SecretString),
+    /// No proxy, whatever the environment says.
+    Off,
+}
+
+impl fmt::Debug for ProxySetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProxySetting::Environment => f.write_str("Environment"),
+            ProxySetting::Url(url) => write!(f, "Url({})", redacted_url(url)),
+            ProxySetting::Off => f.write_str("Off"),
+        }
+    }
+}
+
+/// A URL with any user name and password removed, for messages.
+fn redacted_url(url: &SecretString) -> String {
+    use secrecy::ExposeSecret;
+    match Url::parse(url.expose_secret()) {
+        Ok(mut parsed) => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                let _ = parsed.set_username("[redacted]");
+                let _ = parsed.set_password(None);
+            }
+            parsed.to_string()
+        }
+        Err(_) => "[unparsable URL]".to_owned(),
+    }
+}
+
 /// Builds a [`Client`]. Settings given here win over the environment
 /// ([`ClientBuilder::from_env`]), which wins over the defaults.
 ///
@@ -90,6 +156,8 @@ pub struct ClientBuilder {
     pub(crate) allow_credentials_over_http: bool,
     pub(crate) max_record_bytes: usize,
     pub(crate) max_batch_entries: usize,
+    pub(crate) tls: TlsSettings,
+    pub(crate) proxy: ProxySetting,
 }
 
 impl Default for ClientBuilder {
@@ -105,6 +173,8 @@ impl Default for ClientBuilder {
             allow_credentials_over_http: false,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_batch_entries: DEFAULT_MAX_BATCH_ENTRIES,
+            tls: TlsSettings::default(),
+            proxy: ProxySetting::default(),
         }
     }
 }
@@ -115,11 +185,23 @@ impl ClientBuilder {
         ClientBuilder::default()
     }
 
-    /// A builder preset from the environment: `KAFKA_REST_ENDPOINT`,
-    /// `KAFKA_CLUSTER_ID`, `KAFKA_API_KEY` with `KAFKA_API_SECRET`, or else
-    /// `KAFKA_REST_BEARER_TOKEN` with `KAFKA_IDENTITY_POOL_ID`, and
-    /// `KAFKA_REST_FLAVOUR` (`cloud` or `rest-proxy`). Unset variables leave
-    /// the defaults; later `with_*` calls override what was read.
+    /// A builder preset from the environment. Unset (or empty) variables
+    /// leave the defaults; later `with_*` calls override what was read.
+    ///
+    /// * `KAFKA_REST_ENDPOINT`, `KAFKA_CLUSTER_ID`, `KAFKA_REST_FLAVOUR`
+    ///   (`cloud` or `rest-proxy`);
+    /// * credentials, the first kind that is set: an API key
+    ///   (`KAFKA_API_KEY` with `KAFKA_API_SECRET`); an OAuth client
+    ///   (`KAFKA_OAUTH_TOKEN_URL`, `KAFKA_OAUTH_CLIENT_ID`,
+    ///   `KAFKA_OAUTH_CLIENT_SECRET`, optionally `KAFKA_OAUTH_SCOPE` and
+    ///   `KAFKA_OAUTH_CLIENT_AUTH` = `basic` or `post`); a static token
+    ///   (`KAFKA_REST_BEARER_TOKEN`). `KAFKA_IDENTITY_POOL_ID` goes with
+    ///   either kind of token. Half of a kind (a key without its secret, a
+    ///   token URL without a client id, ...) is an error naming what is missing;
+    /// * TLS and proxy: `KAFKA_REST_CA_FILE` (extra CA certificates, PEM),
+    ///   `KAFKA_REST_CLIENT_CERT_FILE` with `KAFKA_REST_CLIENT_KEY_FILE`
+    ///   (mutual TLS, PEM), `KAFKA_REST_PROXY` (a proxy URL for every
+    ///   connection).
     pub fn from_env() -> Result<ClientBuilder, Error> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
@@ -146,17 +228,34 @@ impl ClientBuilder {
                     "{ENV_API_SECRET} is set but {ENV_API_KEY} is not; set both"
                 )));
             }
-            (None, None) => match lookup(ENV_BEARER_TOKEN) {
-                Some(token) => {
-                    let credentials = Credentials::bearer_token(token);
-                    match lookup(ENV_IDENTITY_POOL_ID) {
-                        Some(pool) => credentials.with_identity_pool_id(pool),
-                        None => credentials,
-                    }
-                }
-                None => Credentials::None,
+            (None, None) => match oauth_from_lookup(&lookup)? {
+                Some(oauth) => with_pool(Credentials::oauth(oauth), &lookup),
+                None => match lookup(ENV_BEARER_TOKEN) {
+                    Some(token) => with_pool(Credentials::bearer_token(token), &lookup),
+                    None => Credentials::None,
+                },
             },
         };
+        if let Some(path) = lookup(ENV_CA_FILE) {
+            builder = builder.with_root_certificate_file(path);
+        }
+        match (lookup(ENV_CLIENT_CERT_FILE), lookup(ENV_CLIENT_KEY_FILE)) {
+            (Some(cert), Some(key)) => builder = builder.with_client_certificate_files(cert, key),
+            (Some(_), None) => {
+                return Err(Error::Config(format!(
+                    "{ENV_CLIENT_CERT_FILE} is set but {ENV_CLIENT_KEY_FILE} is not; set both"
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(Error::Config(format!(
+                    "{ENV_CLIENT_KEY_FILE} is set but {ENV_CLIENT_CERT_FILE} is not; set both"
+                )));
+            }
+            (None, None) => {}
+        }
+        if let Some(proxy) = lookup(ENV_PROXY) {
+            builder = builder.with_proxy(proxy);
+        }
         Ok(builder)
     }
 
@@ -228,9 +327,122 @@ impl ClientBuilder {
         self
     }
 
+    /// Trusts the CA certificates in `pem` (one or more PEM
+    /// `CERTIFICATE` blocks) in addition to the platform's roots, e.g. a
+    /// private CA or a TLS-inspecting proxy's. May be called several times.
+    pub fn with_root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> ClientBuilder {
+        self.tls
+            .extra_roots
+            .push(PemSource::Bytes(pem.as_ref().to_vec()));
+        self
+    }
+
+    /// Like [`with_root_certificate_pem`](Self::with_root_certificate_pem),
+    /// with the PEM read from a file when the client is built.
+    pub fn with_root_certificate_file(mut self, path: impl Into<PathBuf>) -> ClientBuilder {
+        self.tls.extra_roots.push(PemSource::File(path.into()));
+        self
+    }
+
+    /// A client certificate (PEM, the leaf first, then any intermediates)
+    /// and its private key (PEM, PKCS#8, PKCS#1 or SEC1), presented when
+    /// the server asks for one (mutual TLS). The key is held as a secret.
+    pub fn with_client_certificate_pem(
+        mut self,
+        certificate_chain: impl AsRef<[u8]>,
+        private_key: impl AsRef<[u8]>,
+    ) -> ClientBuilder {
+        let key = String::from_utf8_lossy(private_key.as_ref()).into_owned();
+        self.tls.client_identity = Some((
+            PemSource::Bytes(certificate_chain.as_ref().to_vec()),
+            KeySource::Pem(SecretString::from(key)),
+        ));
+        self
+    }
+
+    /// Like [`with_client_certificate_pem`](Self::with_client_certificate_pem),
+    /// with both read from files when the client is built.
+    pub fn with_client_certificate_files(
+        mut self,
+        certificate_chain: impl Into<PathBuf>,
+        private_key: impl Into<PathBuf>,
+    ) -> ClientBuilder {
+        self.tls.client_identity = Some((
+            PemSource::File(certificate_chain.into()),
+            KeySource::File(private_key.into()),
+        ));
+        self
+    }
+
+    /// Sends every connection (to the REST endpoint and to the OAuth token
+    /// endpoint) through this proxy: `http://host:port` or
+    /// `https://host:port`, with `user:password@` for a proxy that asks for
+    /// Basic authentication. HTTPS traffic is tunnelled with `CONNECT`, so the
+    /// proxy never sees the credentials or the records.
+    ///
+    /// Without this call the client follows the `HTTPS_PROXY`, `HTTP_PROXY`,
+    /// `ALL_PROXY` and `NO_PROXY` environment variables, as reqwest does; the
+    /// operating system's proxy settings (macOS, Windows) are not read.
+    pub fn with_proxy(mut self, url: impl Into<String>) -> ClientBuilder {
+        self.proxy = ProxySetting::Url(SecretString::from(url.into()));
+        self
+    }
+
+    /// Connects directly, whatever the proxy environment variables say.
+    pub fn without_proxy(mut self) -> ClientBuilder {
+        self.proxy = ProxySetting::Off;
+        self
+    }
+
     /// Checks the settings and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         Client::from_builder(self)
+    }
+
+    /// The HTTP client for the REST endpoint and the token endpoint.
+    pub(crate) fn http_client(&self) -> Result<reqwest::Client, Error> {
+        // Never the generated constructor: its 15 s total timeout would cut
+        // long-lived streams.
+        let mut http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config(&self.tls)?)
+            .http1_only()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .user_agent(self.user_agent.clone());
+        match &self.proxy {
+            ProxySetting::Environment => {}
+            ProxySetting::Off => http = http.no_proxy(),
+            ProxySetting::Url(url) => {
+                use secrecy::ExposeSecret;
+                let shown = redacted_url(url);
+                let parsed = Url::parse(url.expose_secret()).map_err(|e| {
+                    Error::Config(format!(
+                        "the proxy {shown} is not a URL ({e}); expected e.g. http://proxy.example:3128"
+                    ))
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(Error::Config(format!(
+                        "the proxy {shown} has scheme {:?}; use http:// or https://",
+                        parsed.scheme()
+                    )));
+                }
+                let proxy = reqwest::Proxy::all(parsed.as_str()).map_err(|e| {
+                    Error::Config(format!(
+                        "the proxy {shown} cannot be used: {}",
+                        e.without_url()
+                    ))
+                })?;
+                http = http.proxy(proxy);
+            }
+        }
+        http.build()
+            .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))
+    }
+
+    /// What authenticates requests, with OAuth tokens fetched through `http`.
+    pub(crate) fn authenticator(&self, http: &reqwest::Client) -> Result<Authenticator, Error> {
+        self.credentials
+            .authenticator(http, self.allow_credentials_over_http)
     }
 
     /// The base URL of the v3 API: endpoint plus the flavour's prefix.
@@ -299,7 +511,63 @@ impl ClientBuilder {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Reads the OAuth client-credentials variables: `None` when none is set,
+/// an error naming what is missing when only some are.
+fn oauth_from_lookup(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<ClientCredentials>, Error> {
+    let url = lookup(ENV_OAUTH_TOKEN_URL);
+    let id = lookup(ENV_OAUTH_CLIENT_ID);
+    let secret = lookup(ENV_OAUTH_CLIENT_SECRET);
+    let scope = lookup(ENV_OAUTH_SCOPE);
+    let client_auth = lookup(ENV_OAUTH_CLIENT_AUTH);
+    if url.is_none() && id.is_none() && secret.is_none() && scope.is_none() && client_auth.is_none()
+    {
+        return Ok(None);
+    }
+    let missing: Vec<&str> = [
+        (ENV_OAUTH_TOKEN_URL, url.is_none()),
+        (ENV_OAUTH_CLIENT_ID, id.is_none()),
+        (ENV_OAUTH_CLIENT_SECRET, secret.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, absent)| absent.then_some(name))
+    .collect();
+    let (Some(url), Some(id), Some(secret)) = (url, id, secret) else {
+        return Err(Error::Config(format!(
+            "OAuth settings are incomplete: {} not set; an OAuth client needs \
+             {ENV_OAUTH_TOKEN_URL}, {ENV_OAUTH_CLIENT_ID} and {ENV_OAUTH_CLIENT_SECRET}",
+            missing.join(" and ")
+        )));
+    };
+    let mut oauth = ClientCredentials::new(url, id, secret);
+    if let Some(scope) = scope {
+        oauth = oauth.with_scope(scope);
+    }
+    if let Some(client_auth) = client_auth {
+        let client_auth: ClientAuth = client_auth.parse().map_err(|e: Error| {
+            Error::Config(format!("{ENV_OAUTH_CLIENT_AUTH}: {}", config_message(e)))
+        })?;
+        oauth = oauth.with_client_auth(client_auth);
+    }
+    Ok(Some(oauth))
+}
+
+fn config_message(e: Error) -> String {
+    match e {
+        Error::Config(message) => message,
+        other => other.to_string(),
+    }
+}
+
+fn with_pool(credentials: Credentials, lookup: &impl Fn(&str) -> Option<String>) -> Credentials {
+    match lookup(ENV_IDENTITY_POOL_ID) {
+        Some(pool) => credentials.with_identity_pool_id(pool),
+        None => credentials,
+    }
+}
+
+pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -382,6 +650,125 @@ mod tests {
                 .base_url()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn environment_sets_oauth_with_pool_and_says_what_is_missing() {
+        let b = from(&[
+            (ENV_OAUTH_TOKEN_URL, "https://idp.example/token"),
+            (ENV_OAUTH_CLIENT_ID, "client"),
+            (ENV_OAUTH_CLIENT_SECRET, "secret"),
+            (ENV_OAUTH_SCOPE, "kafka"),
+            (ENV_OAUTH_CLIENT_AUTH, "post"),
+            (ENV_IDENTITY_POOL_ID, "pool-1"),
+            (ENV_BEARER_TOKEN, "ignored: OAuth comes first"),
+        ])
+        .unwrap();
+        let Credentials::OAuth {
+            client,
+            identity_pool_id,
+        } = &b.credentials
+        else {
+            panic!("{:?}", b.credentials)
+        };
+        assert_eq!(client.token_url(), "https://idp.example/token");
+        assert_eq!(client.client_id(), "client");
+        assert_eq!(client.scope(), Some("kafka"));
+        assert_eq!(identity_pool_id.as_deref(), Some("pool-1"));
+        assert!(format!("{client:?}").contains("RequestBody"));
+
+        let e = from(&[(ENV_OAUTH_TOKEN_URL, "https://idp.example/token")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(ENV_OAUTH_CLIENT_ID), "{e}");
+        assert!(e.contains(ENV_OAUTH_CLIENT_SECRET), "{e}");
+        let e = from(&[
+            (ENV_OAUTH_TOKEN_URL, "https://idp.example/token"),
+            (ENV_OAUTH_CLIENT_ID, "client"),
+            (ENV_OAUTH_CLIENT_SECRET, "secret"),
+            (ENV_OAUTH_CLIENT_AUTH, "jwt"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(ENV_OAUTH_CLIENT_AUTH), "{e}");
+
+        // An API key comes before OAuth.
+        let b = from(&[
+            (ENV_API_KEY, "k"),
+            (ENV_API_SECRET, "s"),
+            (ENV_OAUTH_TOKEN_URL, "https://idp.example/token"),
+        ])
+        .unwrap();
+        assert!(matches!(b.credentials, Credentials::ApiKey { .. }));
+    }
+
+    #[test]
+    fn environment_sets_tls_and_proxy() {
+        let b = from(&[
+            (ENV_CA_FILE, "/etc/ca.pem"),
+            (ENV_CLIENT_CERT_FILE, "/etc/client.pem"),
+            (ENV_CLIENT_KEY_FILE, "/etc/client.key"),
+            (ENV_PROXY, "http://user:pw@proxy.example:3128"),
+        ])
+        .unwrap();
+        let debug = format!("{b:?}");
+        assert!(debug.contains("/etc/ca.pem"), "{debug}");
+        assert!(debug.contains("/etc/client.key"), "{debug}");
+        assert!(debug.contains("proxy.example"), "{debug}");
+        assert!(!debug.contains("pw@"), "{debug}");
+        let e = from(&[(ENV_CLIENT_KEY_FILE, "/etc/client.key")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(ENV_CLIENT_CERT_FILE), "{e}");
+        // The file is read when the client is built, and a missing one named.
+        let e = b
+            .with_endpoint("https://pkc-1.example")
+            .with_cluster_id("lkc-1")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn proxy_urls_are_checked_without_showing_passwords() {
+        let build = |proxy: &str| {
+            ClientBuilder::new()
+                .with_endpoint("https://pkc-1.example")
+                .with_cluster_id("lkc-1")
+                .with_proxy(proxy)
+                .build()
+        };
+        assert!(build("http://proxy.example:3128").is_ok());
+        let e = build("socks5://user:hunter2@proxy.example:1080")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http:// or https://"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = build("proxy.example:3128").unwrap_err().to_string();
+        assert!(e.contains("use http:// or https://"), "{e}");
+        let e = build("http//proxy").unwrap_err().to_string();
+        assert!(e.contains("not a URL"), "{e}");
+    }
+
+    #[test]
+    fn oauth_token_url_over_plain_http_only_to_loopback() {
+        let build = |token_url: &str, allow: bool| {
+            ClientBuilder::new()
+                .with_endpoint("https://pkc-1.example")
+                .with_cluster_id("lkc-1")
+                .with_credentials(Credentials::oauth(ClientCredentials::new(
+                    token_url, "id", "secret",
+                )))
+                .allow_credentials_over_http(allow)
+                .build()
+        };
+        let e = build("http://idp.example/token", false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plain http"), "{e}");
+        assert!(build("http://idp.example/token", true).is_ok());
+        assert!(build("http://localhost:8080/token", false).is_ok());
     }
 
     #[test]

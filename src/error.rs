@@ -54,6 +54,11 @@ pub enum Error {
     /// The producer was closed before the record could be sent.
     #[error("the producer is closed; the record was not sent")]
     Closed,
+    /// No OAuth access token could be had: the token endpoint refused the
+    /// client or could not be reached, or a token provider failed. Nothing
+    /// was sent to the Kafka REST endpoint.
+    #[error("{0}")]
+    Token(crate::token::TokenError),
 }
 
 impl Error {
@@ -93,6 +98,9 @@ impl Error {
     ///   50002); a connection lost after the request was sent.
     /// * Terminal: everything else (bad input, 401/40101, 403/40301, 404,
     ///   40402, 40403, 413, 415, 422, 50002, decode errors, configuration).
+    ///
+    /// A token error ([`Error::Token`]) is retriable when the token endpoint
+    /// could not be reached or answered 408, 429 or 5xx, terminal otherwise.
     pub fn retry_class(&self) -> RetryClass {
         match self {
             Error::Api(api) => match api.error_code {
@@ -107,6 +115,8 @@ impl Error {
             | Error::Config(_)
             | Error::DeliveryTimeout { .. }
             | Error::Closed => RetryClass::Terminal,
+            Error::Token(e) if e.is_retriable() => RetryClass::Retriable,
+            Error::Token(_) => RetryClass::Terminal,
         }
     }
 

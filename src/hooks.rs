@@ -1,6 +1,11 @@
 //! The generated client's hooks: credentials go on before each request, and
 //! the status and headers of each response are noted so that an error body
 //! the generated code cannot decode still comes back with its HTTP status.
+//!
+//! The credential headers of a call are fetched before it starts (an OAuth
+//! token may need fetching, which the hook cannot report as this crate's
+//! error) and handed to the hook through [`with_credentials`]; calls made
+//! without it get theirs in the hook.
 
 use crate::auth::Authenticator;
 use crate::generated;
@@ -19,6 +24,12 @@ pub(crate) struct ResponseMeta {
 
 tokio::task_local! {
     static RESPONSE_META: RefCell<ResponseMeta>;
+    static CALL_CREDENTIALS: HeaderMap;
+}
+
+/// Runs one generated call with these credential headers.
+pub(crate) async fn with_credentials<T>(headers: HeaderMap, call: impl Future<Output = T>) -> T {
+    CALL_CREDENTIALS.scope(headers, call).await
 }
 
 /// Runs one generated call and returns its result with the response's status
@@ -39,7 +50,22 @@ impl ClientHooks<Authenticator> for generated::Client {
         request: &mut reqwest::Request,
         _info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
-        self.inner().apply(request.headers_mut());
+        let credentials = match CALL_CREDENTIALS.try_with(HeaderMap::clone) {
+            Ok(credentials) => credentials,
+            // A call made without with_credentials: fetch them here (a token
+            // error can only travel as text from a hook).
+            Err(_) => self
+                .inner()
+                .headers()
+                .await
+                .map_err(|e| progenitor_client::Error::Custom(e.to_string()))?,
+        };
+        let headers = request.headers_mut();
+        for (name, value) in credentials {
+            if let Some(name) = name {
+                headers.insert(name, value);
+            }
+        }
         Ok(())
     }
 

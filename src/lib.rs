@@ -9,12 +9,14 @@ mod config;
 mod error;
 mod generated;
 mod hooks;
+mod oauth;
 mod producer;
 mod record;
 mod report;
 mod response;
 mod retry_class;
 mod tls;
+mod token;
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
@@ -23,16 +25,19 @@ pub use auth::Credentials;
 pub use client::Client;
 pub use config::{
     ApiFlavour, ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES, ENV_API_KEY,
-    ENV_API_SECRET, ENV_BEARER_TOKEN, ENV_CLUSTER_ID, ENV_ENDPOINT, ENV_FLAVOUR,
-    ENV_IDENTITY_POOL_ID,
+    ENV_API_SECRET, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE,
+    ENV_CLUSTER_ID, ENV_ENDPOINT, ENV_FLAVOUR, ENV_IDENTITY_POOL_ID, ENV_OAUTH_CLIENT_AUTH,
+    ENV_OAUTH_CLIENT_ID, ENV_OAUTH_CLIENT_SECRET, ENV_OAUTH_SCOPE, ENV_OAUTH_TOKEN_URL, ENV_PROXY,
 };
 pub use error::{ApiError, Error, InvalidInput};
+pub use oauth::{ClientAuth, ClientCredentials};
 pub use producer::{
     DeliveryFuture, OnOutcomeUnknown, Producer, ProducerConfig, ProducerStats, Routing,
 };
 pub use record::{DataType, Header, Payload, Record};
 pub use report::{DeliveryReport, StoredData};
 pub use retry_class::RetryClass;
+pub use token::{AccessToken, TokenError, TokenFuture, TokenProvider};
 
 /// The request and response types generated from the OpenAPI document, for
 /// users who want to work with the API's own shapes. Their fields follow the

@@ -243,13 +243,18 @@ impl Cached {
             return Err(TokenError::new("the access token is empty"));
         }
         let mut header = HeaderValue::from_str(&format!("Bearer {secret}")).map_err(|_| {
-            TokenError::new("the access token contains characters that cannot be sent in an HTTP header")
+            TokenError::new(
+                "the access token contains characters that cannot be sent in an HTTP header",
+            )
         })?;
         header.set_sensitive(true);
         let (refresh_at, expires_at) = match token.lifetime {
             Some(lifetime) => {
                 let expires_at = token.received + lifetime;
-                (Some(expires_at - refresh_margin(lifetime)), Some(expires_at))
+                (
+                    Some(expires_at - refresh_margin(lifetime)),
+                    Some(expires_at),
+                )
             }
             None => (None, None),
         };
@@ -316,26 +321,31 @@ impl TokenCache {
         {
             let state = self.state();
             let now = Instant::now();
-            if let Some(current) = &state.current {
-                // Another request refreshed it while this one waited.
-                if current.fresh(now) {
-                    return Ok(current.header.clone());
-                }
-                // A refresh just failed: keep using the token while it lasts.
-                if current.usable(now)
-                    && state
-                        .last_failure
-                        .is_some_and(|at| now < at + RETRY_FAILED_REFRESH_AFTER)
-                {
-                    return Ok(current.header.clone());
-                }
+            let current = state.current.as_ref();
+            // Another request refreshed it while this one waited.
+            if let Some(current) = current
+                && current.fresh(now)
+            {
+                return Ok(current.header.clone());
             }
-            // The fetch this request waited for failed: share its error
+            let usable = current.filter(|c| c.usable(now));
+            // The fetch this request waited for failed: share its outcome
             // rather than asking again at once.
             if state.fetches != seen
                 && let Some(error) = &state.last_error
             {
-                return Err(error.clone());
+                return match usable {
+                    Some(current) => Ok(current.header.clone()),
+                    None => Err(error.clone()),
+                };
+            }
+            // A refresh failed a moment ago: keep using the token while it lasts.
+            if let Some(current) = usable
+                && state
+                    .last_failure
+                    .is_some_and(|at| now < at + RETRY_FAILED_REFRESH_AFTER)
+            {
+                return Ok(current.header.clone());
             }
         }
         tracing::debug!("fetching an OAuth access token");
@@ -383,7 +393,9 @@ impl TokenCache {
             (None, _) => false,
         };
         if matches {
-            tracing::debug!("the OAuth access token was refused; the next request fetches a new one");
+            tracing::debug!(
+                "the OAuth access token was refused; the next request fetches a new one"
+            );
             state.current = None;
             state.last_failure = None;
         }
@@ -480,14 +492,14 @@ mod tests {
         assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn refreshes_ahead_of_expiry() {
-        let (provider, cache) = cache(Some(Duration::from_secs(100)), false);
+        let (provider, cache) = cache(Some(Duration::from_secs(2)), false);
         assert_eq!(cache.authorization().await.unwrap(), "Bearer token-1");
-        tokio::time::sleep(Duration::from_secs(85)).await;
+        tokio::time::sleep(Duration::from_millis(1550)).await;
         assert_eq!(cache.authorization().await.unwrap(), "Bearer token-1");
-        // Within the last 10 s (a tenth of 100 s).
-        tokio::time::sleep(Duration::from_secs(6)).await;
+        // Within the last 200 ms (a tenth of 2 s), before expiry.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(cache.authorization().await.unwrap(), "Bearer token-2");
         assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
     }

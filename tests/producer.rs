@@ -82,34 +82,24 @@ async fn send_all_yields_outcomes_in_order() {
 
 #[tokio::test]
 async fn in_flight_never_exceeds_the_bounds() {
+    const RECORDS: u64 = 1_000_000;
     let emulator = common::emulator().start().await.unwrap();
     let config = ProducerConfig::default()
         .with_max_in_flight_records(64)
         .with_max_in_flight_bytes(4096);
     let producer = producer(&emulator, config);
-    let sampler = {
-        let producer = producer.clone();
-        tokio::spawn(async move {
-            let mut max = 0;
-            loop {
-                let stats = producer.stats();
-                max = max.max(stats.in_flight);
-                if stats.delivered + stats.failed == 100_000 {
-                    return max;
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-    };
-    let records = futures_util::stream::iter(0..100_000u64).map(|i| Record::from_value(i.to_string()));
-    let delivered = producer
+    let records = futures_util::stream::iter(0..RECORDS).map(|i| Record::from_value(i.to_string()));
+    let (delivered, max) = producer
         .send_all("orders", records)
-        .fold(0u64, |n, outcome| async move { n + u64::from(outcome.is_ok()) })
+        .fold((0u64, 0u64), |(delivered, max), outcome| {
+            let in_flight = producer.stats().in_flight;
+            async move { (delivered + u64::from(outcome.is_ok()), max.max(in_flight)) }
+        })
         .await;
-    assert_eq!(delivered, 100_000);
-    let max = sampler.await.unwrap();
+    assert_eq!(delivered, RECORDS);
     assert!(max <= 64, "in flight reached {max}");
     assert!(max > 1, "records were pipelined ({max})");
+    assert_eq!(emulator.records("orders").len() as u64, RECORDS);
 }
 
 #[tokio::test]
@@ -365,4 +355,16 @@ async fn invalid_records_fail_alone() {
     good.await.unwrap();
     let stats = producer.stats();
     assert_eq!((stats.sent, stats.delivered, stats.failed), (3, 1, 2));
+}
+
+#[tokio::test]
+async fn credentials_over_loopback_http_stream_records() {
+    let (emulator, client) = common::with_api_key().await;
+    let producer = Producer::new(client);
+    let report = producer.send("orders", &Record::from_value("9")).await.unwrap();
+    assert_eq!(report.offset, 0);
+    let headers = emulator.last_request_headers().unwrap();
+    assert!(headers.iter().any(|(n, v)| n == "authorization" && v.starts_with("Basic ")));
+    assert!(headers.iter().any(|(n, v)| n == "content-type" && v == "application/json"));
+    producer.close().await;
 }

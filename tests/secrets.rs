@@ -1,11 +1,16 @@
-//! No secret (API secret, bearer token) in Debug output, errors or logs.
+//! No secret (API secret, bearer token, OAuth client secret, access tokens
+//! issued by the token endpoint, private keys) in Debug output, errors or
+//! logs.
 
 #![cfg(feature = "emulator")]
 
 mod common;
 
-use ccloud_kafka_rest::emulator::HttpFault;
-use ccloud_kafka_rest::{Client, ClientBuilder, Credentials, Record};
+use ccloud_kafka_rest::emulator::{Emulator, HttpFault};
+use ccloud_kafka_rest::{
+    AccessToken, Client, ClientAuth, ClientBuilder, ClientCredentials, Credentials, Record,
+    TokenError,
+};
 use common::{API_KEY, API_SECRET, POOL, TOKEN};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -23,14 +28,51 @@ impl Write for Captured {
     }
 }
 
+const CLIENT_ID: &str = "oauth-client-1";
+const CLIENT_SECRET: &str = "oauth-client-secret-4e7d21";
+const KEY_MARKER: &str = "private-key-body-8c2f";
+
 fn assert_no_secret(text: &str) {
-    for secret in [API_SECRET, TOKEN] {
+    for secret in [API_SECRET, TOKEN, CLIENT_SECRET, KEY_MARKER] {
         assert!(!text.contains(secret), "secret leaked in: {text}");
     }
     // Nor their Basic encoding.
     use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{API_KEY}:{API_SECRET}"));
-    assert!(!text.contains(&basic), "encoded secret leaked in: {text}");
+    for pair in [
+        format!("{API_KEY}:{API_SECRET}"),
+        format!("{CLIENT_ID}:{CLIENT_SECRET}"),
+    ] {
+        let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+        assert!(!text.contains(&basic), "encoded secret leaked in: {text}");
+    }
+}
+
+fn assert_no_token(text: &str, tokens: &[String]) {
+    assert_no_secret(text);
+    for token in tokens {
+        assert!(
+            !text.contains(token.as_str()),
+            "access token leaked in: {text}"
+        );
+        // Nor its payload, in case only part of it were printed.
+        if let Some(payload) = token.split('.').nth(1) {
+            assert!(!text.contains(payload), "access token leaked in: {text}");
+        }
+    }
+}
+
+fn oauth(token_url: &str, secret: &str) -> Credentials {
+    Credentials::oauth(
+        ClientCredentials::new(token_url, CLIENT_ID, secret)
+            .with_scope("kafka")
+            .with_param("audience", "lkc-1")
+            .with_client_auth(ClientAuth::Basic),
+    )
+    .with_identity_pool_id(POOL)
+}
+
+fn private_key_pem() -> String {
+    format!("-----BEGIN PRIVATE KEY-----\n{KEY_MARKER}\n-----END PRIVATE KEY-----\n")
 }
 
 #[test]
@@ -43,7 +85,22 @@ fn debug_of_credentials_builder_and_client_is_redacted() {
         "the key id is not secret"
     );
 
-    for credentials in [api_key, bearer] {
+    let client_credentials = ClientCredentials::new(
+        "https://login.example/oauth2/token",
+        CLIENT_ID,
+        CLIENT_SECRET,
+    );
+    let oauth = oauth("https://login.example/oauth2/token", CLIENT_SECRET);
+    let token = AccessToken::new(TOKEN).with_lifetime(std::time::Duration::from_secs(60));
+    assert_no_secret(&format!(
+        "{client_credentials:?} {client_credentials:#?} {oauth:?} {oauth:#?} {token:?} {token:#?}"
+    ));
+    assert!(
+        format!("{oauth:?}").contains(CLIENT_ID),
+        "the client id is not secret"
+    );
+
+    for credentials in [api_key, bearer, oauth] {
         let builder = ClientBuilder::new()
             .with_endpoint("https://pkc-1.example:443")
             .with_cluster_id("lkc-1")
@@ -52,6 +109,12 @@ fn debug_of_credentials_builder_and_client_is_redacted() {
         let client = builder.build().unwrap();
         assert_no_secret(&format!("{client:?} {client:#?}"));
     }
+
+    // A client key and a proxy password in the builder.
+    let builder = ClientBuilder::new()
+        .with_client_certificate_pem("-----BEGIN CERTIFICATE-----", private_key_pem())
+        .with_proxy(format!("http://user:{API_SECRET}@proxy.example:3128"));
+    assert_no_secret(&format!("{builder:?} {builder:#?}"));
 }
 
 #[test]
@@ -69,6 +132,24 @@ fn configuration_errors_do_not_echo_secrets() {
         .with_credentials(Credentials::bearer_token(format!("{TOKEN}\n")))
         .build()
         .unwrap_err();
+    assert_no_secret(&format!("{e} {e:?}"));
+    // The token endpoint over plain http, a bad key, a proxy with a password.
+    let builders = [
+        Client::builder().with_credentials(oauth("http://login.example/token", CLIENT_SECRET)),
+        Client::builder().with_credentials(oauth("login.example/token", CLIENT_SECRET)),
+        Client::builder().with_client_certificate_pem("nothing", private_key_pem()),
+        Client::builder().with_proxy(format!("socks5://user:{API_SECRET}@proxy.example")),
+        Client::builder().with_proxy(format!("http//user:{API_SECRET}@proxy.example")),
+    ];
+    for builder in builders {
+        let e = builder
+            .with_endpoint("https://pkc-1.example")
+            .with_cluster_id("lkc-1")
+            .build()
+            .unwrap_err();
+        assert_no_secret(&format!("{e} {e:?}"));
+    }
+    let e = TokenError::new("the metadata server refused");
     assert_no_secret(&format!("{e} {e:?}"));
 }
 
@@ -126,4 +207,97 @@ async fn errors_and_trace_logs_of_failed_calls_hold_no_secret() {
         "the emulator logs each request at debug level"
     );
     assert_no_secret(&logs);
+}
+
+/// The bearer tokens the emulator saw in the most recent request.
+fn bearer_of_last_request(emulator: &Emulator) -> Vec<String> {
+    emulator
+        .last_request_headers()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| name == "authorization")
+        .filter_map(|(_, value)| value.strip_prefix("Bearer ").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_oauth_flow_leaks_no_client_secret_or_token_into_errors_or_trace_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let emulator = common::emulator()
+        .oauth_client(CLIENT_ID, CLIENT_SECRET, "sa-1", POOL)
+        .tls(true)
+        .start()
+        .await
+        .unwrap();
+    let client_with = |secret: &str| {
+        common::client_for(&emulator)
+            .with_root_certificate_pem(emulator.ca_certificate_pem().unwrap())
+            .with_credentials(oauth(&emulator.token_url(), secret))
+            .build()
+            .unwrap()
+    };
+    let mut tokens = Vec::new();
+    let mut errors = String::new();
+
+    // A good client: token, produce, revoked token, refresh, produce.
+    let client = client_with(CLIENT_SECRET);
+    client
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap();
+    tokens.extend(bearer_of_last_request(&emulator));
+    emulator.revoke_tokens();
+    client
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap();
+    tokens.extend(bearer_of_last_request(&emulator));
+    assert_eq!(tokens.len(), 2);
+    assert_ne!(tokens[0], tokens[1]);
+    errors.push_str(&format!("{client:?} {client:#?}\n"));
+
+    // A revoked token and a client refused at the token endpoint.
+    emulator.revoke_tokens();
+    emulator.set_oauth_client_enabled(CLIENT_ID, false);
+    let e = client
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401));
+    errors.push_str(&format!("{e} {e:?}\n"));
+    emulator.set_oauth_client_enabled(CLIENT_ID, true);
+
+    // A wrong secret (close to the right one).
+    let wrong = format!("{CLIENT_SECRET}-wrong");
+    let e = client_with(&wrong)
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains(&wrong), "{text}");
+    errors.push_str(&text);
+    errors.push('\n');
+
+    assert_no_token(&errors, &tokens);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("access token issued"),
+        "the emulator logs the token endpoint"
+    );
+    assert!(
+        logs.contains("requesting an OAuth access token"),
+        "the client logs its token requests"
+    );
+    assert!(
+        !logs.contains(&wrong),
+        "the wrong secret leaked into the logs"
+    );
+    assert_no_token(&logs, &tokens);
 }

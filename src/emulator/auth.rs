@@ -1,11 +1,15 @@
-//! Request authentication (HTTP Basic API keys, bearer tokens) and topic ACLs.
+//! Request authentication (HTTP Basic API keys, bearer tokens, tokens issued
+//! by the emulator's OAuth endpoint) and topic ACLs.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hyper::HeaderMap;
 use hyper::header::AUTHORIZATION;
+
+use super::oauth::{DEFAULT_TOKEN_LIFETIME, OAuthServer};
 
 /// The header Confluent Cloud uses to name the identity pool of an OAuth token.
 pub(crate) const IDENTITY_POOL_HEADER: &str = "confluent-identity-pool-id";
@@ -15,6 +19,10 @@ pub(crate) struct AuthConfig {
     api_keys: HashMap<String, String>,
     bearer_tokens: HashMap<String, (String, Option<String>)>,
     acls: HashMap<String, HashSet<String>>,
+    /// The OAuth token endpoint and the tokens it issued.
+    pub oauth: OAuthServer,
+    /// Requests refused for their credentials.
+    refused: AtomicU64,
 }
 
 /// Who sent a request.
@@ -36,15 +44,36 @@ impl AuthConfig {
             api_keys,
             bearer_tokens,
             acls,
+            oauth: OAuthServer::new(HashMap::new(), DEFAULT_TOKEN_LIFETIME),
+            refused: AtomicU64::new(0),
         }
     }
 
+    /// Adds an OAuth token endpoint.
+    pub fn with_oauth(mut self, oauth: OAuthServer) -> AuthConfig {
+        self.oauth = oauth;
+        self
+    }
+
     fn open(&self) -> bool {
-        self.api_keys.is_empty() && self.bearer_tokens.is_empty()
+        self.api_keys.is_empty() && self.bearer_tokens.is_empty() && !self.oauth.has_clients()
+    }
+
+    /// How many requests were refused for their credentials.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Checks the request's credentials. `None` means authentication failed.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<Principal> {
+        let principal = self.check(headers);
+        if principal.is_none() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        principal
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Option<Principal> {
         if self.open() {
             return Some(Principal::Anonymous);
         }
@@ -59,6 +88,19 @@ impl AuthConfig {
             constant_time_eq(expected.as_bytes(), secret.as_bytes())
                 .then(|| Principal::Named(key.to_owned()))
         } else if scheme.eq_ignore_ascii_case("bearer") {
+            let sent_pool = headers
+                .get(IDENTITY_POOL_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim);
+            if let Some(checked) = self.oauth.check(credentials, sent_pool) {
+                return match checked {
+                    Ok(principal) => Some(Principal::Named(principal)),
+                    Err(refusal) => {
+                        tracing::debug!(?refusal, "bearer token refused");
+                        None
+                    }
+                };
+            }
             let (principal, pool) = self.bearer_tokens.get(credentials)?;
             if let Some(pool) = pool {
                 let sent = headers.get(IDENTITY_POOL_HEADER)?.to_str().ok()?.trim();
@@ -85,7 +127,7 @@ impl AuthConfig {
 }
 
 /// Compares secrets without stopping at the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

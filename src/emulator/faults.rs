@@ -94,9 +94,7 @@ impl HttpFault {
 impl HttpFault {
     /// The response that answers a request with this fault.
     pub(crate) fn response(&self) -> Response<ResponseBody> {
-        let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(
-            self.body.clone(),
-        ))));
+        let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(self.body.clone()))));
         *response.status_mut() =
             StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if let Ok(ct) = HeaderValue::from_str(&self.content_type) {
@@ -534,7 +532,10 @@ mod tests {
         for _ in 0..3000 {
             counts[rng.below(3) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
         let before = rng.clone().next_u64();
         assert!(!rng.chance(0.0));
         assert_eq!(rng.next_u64(), before, "a zero probability draws nothing");

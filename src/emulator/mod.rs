@@ -38,16 +38,26 @@
 //! `(murmur2(key) & 0x7fffffff) % partitions`, the same hash Kafka's Java producer
 //! uses, so placement is stable and matches what a real cluster would choose. Records
 //! with neither are spread round-robin.
+//!
+//! OAuth and HTTPS: [`EmulatorBuilder::oauth_client`] registers a client with the
+//! emulator's token endpoint (`POST /oauth2/token`, client-credentials grant); the
+//! bearer tokens it issues expire after [`EmulatorBuilder::token_lifetime`] and are
+//! accepted only with the client's identity pool in `Confluent-Identity-Pool-Id`.
+//! [`EmulatorBuilder::tls`] serves everything over HTTPS with a certificate for
+//! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
+//! start, whose PEM is [`Emulator::ca_certificate_pem`].
 
 mod auth;
 mod batch;
 mod faults;
+mod oauth;
 mod record;
 mod report;
 mod scan;
 mod server;
 mod state;
 mod stream;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -62,9 +72,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{FaultPlan, FaultStats, HttpFault};
+pub use oauth::TokenRequest;
 
 use auth::AuthConfig;
 use faults::Faults;
+use oauth::{OAuthClient, OAuthServer};
 use state::{Limits, Shared, Topics};
 
 /// The cluster id the emulator answers to unless another is configured.
@@ -108,6 +120,10 @@ pub struct EmulatorBuilder {
     acls: HashMap<String, HashSet<String>>,
     limits: Limits,
     faults: FaultPlan,
+    oauth_clients: HashMap<String, OAuthClient>,
+    token_lifetime: Duration,
+    tls: bool,
+    client_certificates: bool,
 }
 
 impl Default for EmulatorBuilder {
@@ -123,6 +139,10 @@ impl Default for EmulatorBuilder {
             acls: HashMap::new(),
             limits: Limits::default(),
             faults: FaultPlan::default(),
+            oauth_clients: HashMap::new(),
+            token_lifetime: oauth::DEFAULT_TOKEN_LIFETIME,
+            tls: false,
+            client_certificates: false,
         }
     }
 }
@@ -253,6 +273,53 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Registers an OAuth client with the token endpoint (`POST /oauth2/token`,
+    /// client-credentials grant, HTTP Basic or form client authentication). Its
+    /// tokens authenticate as `principal` and only with `Confluent-Identity-Pool-Id:
+    /// {pool_id}`. Like API keys, any OAuth client makes authentication mandatory.
+    pub fn oauth_client(
+        mut self,
+        client_id: impl Into<String>,
+        secret: impl Into<String>,
+        principal: impl Into<String>,
+        pool_id: impl Into<String>,
+    ) -> Self {
+        self.oauth_clients.insert(
+            client_id.into(),
+            OAuthClient {
+                secret: secret.into(),
+                principal: principal.into(),
+                pool_id: pool_id.into(),
+            },
+        );
+        self
+    }
+
+    /// How long issued tokens stay valid (announced as `expires_in`, in whole
+    /// seconds). Defaults to one hour.
+    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.token_lifetime = lifetime;
+        self
+    }
+
+    /// Serves HTTPS instead of HTTP, with a certificate generated at start; see
+    /// [`Emulator::ca_certificate_pem`]. Off by default.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
+    /// Serves HTTPS (as [`tls`](Self::tls)) and requires every client to present a
+    /// certificate issued by the emulator's certificate authority; one is available
+    /// from [`Emulator::client_certificate_pem`]. Off by default.
+    pub fn require_client_certificates(mut self, on: bool) -> Self {
+        self.client_certificates = on;
+        if on {
+            self.tls = true;
+        }
+        self
+    }
+
     /// Binds the listener and starts serving in the background on the current
     /// tokio runtime.
     pub async fn start(self) -> io::Result<Emulator> {
@@ -263,7 +330,12 @@ impl EmulatorBuilder {
             self.auto_create_topics,
             self.default_partitions,
         );
-        let auth = AuthConfig::new(self.api_keys, self.bearer_tokens, self.acls);
+        let auth = AuthConfig::new(self.api_keys, self.bearer_tokens, self.acls)
+            .with_oauth(OAuthServer::new(self.oauth_clients, self.token_lifetime));
+        let tls = match self.tls {
+            true => Some(Arc::new(tls::generate(self.client_certificates)?)),
+            false => None,
+        };
         let shared = Arc::new(Shared::new(
             self.cluster_id,
             topics,
@@ -272,13 +344,19 @@ impl EmulatorBuilder {
             Faults::with_plan(self.faults),
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared), shutdown_rx));
+        let task = tokio::spawn(server::serve(
+            listener,
+            Arc::clone(&shared),
+            shutdown_rx,
+            tls.as_ref().map(|tls| tls.acceptor.clone()),
+        ));
         tracing::debug!(%addr, cluster_id = %shared.cluster_id, "emulator listening");
         Ok(Emulator {
             addr,
             shared,
             shutdown_tx,
             task: Some(task),
+            tls,
         })
     }
 }
@@ -290,6 +368,7 @@ pub struct Emulator {
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    tls: Option<Arc<tls::Tls>>,
 }
 
 impl fmt::Debug for Emulator {
@@ -313,9 +392,64 @@ impl Emulator {
         Emulator::builder().topic("demo", 3).start().await
     }
 
-    /// The base URL, `http://{ip}:{port}`, without any path.
+    /// The base URL, `http://{ip}:{port}` (`https://` with [`EmulatorBuilder::tls`]),
+    /// without any path.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The OAuth token endpoint, `{url}/oauth2/token`.
+    pub fn token_url(&self) -> String {
+        format!("{}{}", self.url(), oauth::TOKEN_PATH)
+    }
+
+    /// The PEM of the certificate authority that issued the HTTPS certificate, for
+    /// clients to trust; `None` without [`EmulatorBuilder::tls`].
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|tls| tls.ca_pem.as_str())
+    }
+
+    /// A client certificate and its private key (both PEM) that the emulator
+    /// accepts; `None` without [`EmulatorBuilder::require_client_certificates`].
+    pub fn client_certificate_pem(&self) -> Option<(&str, &str)> {
+        let tls = self.tls.as_ref()?;
+        let (certificate, key) = tls.client_identity.as_ref()?;
+        Some((certificate.as_str(), key.as_str()))
+    }
+
+    /// How many access tokens the token endpoint has issued.
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.auth.oauth.tokens_issued()
+    }
+
+    /// Revokes every token issued so far: requests bearing one are answered with
+    /// HTTP 401 (`error_code` 40101). New tokens can still be had.
+    pub fn revoke_tokens(&self) {
+        self.shared.auth.oauth.revoke_all();
+    }
+
+    /// Makes every token issued so far expire now, as if the clocks had run past
+    /// their expiry (clock skew, say): requests bearing one are answered with
+    /// HTTP 401 (`error_code` 40101).
+    pub fn expire_tokens(&self) {
+        self.shared.auth.oauth.expire_all();
+    }
+
+    /// Lets an OAuth client get tokens, or refuses it (`invalid_client`) from now
+    /// on. Tokens already issued stay valid. Returns whether the client exists.
+    pub fn set_oauth_client_enabled(&self, client_id: &str, enabled: bool) -> bool {
+        self.shared.auth.oauth.set_enabled(client_id, enabled)
+    }
+
+    /// What the most recent request to the token endpoint carried.
+    pub fn last_token_request(&self) -> Option<TokenRequest> {
+        self.shared.auth.oauth.last_request()
+    }
+
+    /// How many requests to the produce endpoints were refused with HTTP 401.
+    pub fn auth_failures(&self) -> u64 {
+        self.shared.auth.refused()
     }
 
     /// The address the emulator listens on.

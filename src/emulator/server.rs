@@ -14,14 +14,16 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::faults::HttpFault;
 use super::report::json_string;
 use super::state::Shared;
-use super::{batch, stream};
+use super::{batch, oauth, stream, tls};
 
 /// How long in-flight requests may run on after shutdown before their connections
 /// are closed.
@@ -112,6 +114,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
 ) {
     let mut connections = JoinSet::new();
     loop {
@@ -120,7 +123,15 @@ pub(crate) async fn serve(
                 Ok((socket, peer)) => {
                     tracing::trace!(%peer, "connection accepted");
                     let _ = socket.set_nodelay(true);
-                    connections.spawn(connection(socket, Arc::clone(&shared), shutdown.clone()));
+                    let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
+                    match tls.clone() {
+                        None => connections.spawn(connection(socket, shared, shutdown)),
+                        Some(acceptor) => connections.spawn(async move {
+                            if let Some(stream) = tls::accept(&acceptor, socket).await {
+                                connection(stream, shared, shutdown).await;
+                            }
+                        }),
+                    };
                 }
                 Err(error) => {
                     tracing::debug!(%error, "accept failed");
@@ -145,7 +156,10 @@ pub(crate) async fn serve(
 
 /// Serves one connection. It ends when the client closes it, when a stream asks
 /// for it to be dropped, or after a graceful shutdown.
-async fn connection(socket: TcpStream, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn connection<S>(socket: S, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let kill = Arc::new(Notify::new());
     let service = {
         let kill = Arc::clone(&kill);
@@ -327,6 +341,9 @@ async fn route(
     kill: Arc<Notify>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
+    if req.uri().path() == oauth::TOKEN_PATH {
+        return shared.auth.oauth.respond(req).await;
+    }
     if let Some(fault) = shared.faults.take_http() {
         return fault_response(&fault);
     }

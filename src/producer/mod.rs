@@ -76,7 +76,8 @@ struct Shared {
     client: Client,
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
-    lanes: Mutex<HashMap<(String, usize), LaneHandle>>,
+    /// Per topic, one slot per connection, filled when first used.
+    lanes: Mutex<HashMap<String, Vec<Option<LaneHandle>>>>,
     next_lane: AtomicUsize,
     closed: AtomicBool,
     hasher: std::hash::RandomState,
@@ -147,8 +148,13 @@ impl Producer {
         let deadline = Instant::now() + shared.config.delivery_timeout;
         let index = self.route(record);
         let (sender, records, bytes) = {
-            let mut lanes = shared.lanes.lock().expect("lane table");
-            let lane = lanes.entry((topic.to_owned(), index)).or_insert_with(|| {
+            let mut table = shared.lanes.lock().expect("lane table");
+            if !table.contains_key(topic) {
+                let slots = (0..shared.config.connections).map(|_| None).collect();
+                table.insert(topic.to_owned(), slots);
+            }
+            let slot = &mut table.get_mut(topic).expect("inserted above")[index];
+            let lane = slot.get_or_insert_with(|| {
                 lane::spawn(
                     shared.client.clone(),
                     topic,
@@ -211,7 +217,7 @@ impl Producer {
         self.shared.closed.store(true, Ordering::Release);
         let lanes: Vec<LaneHandle> = {
             let mut table = self.shared.lanes.lock().expect("lane table");
-            table.drain().map(|(_, lane)| lane).collect()
+            table.drain().flat_map(|(_, slots)| slots.into_iter().flatten()).collect()
         };
         for lane in lanes {
             // Closing the queue lets the lane finish what it holds, end its

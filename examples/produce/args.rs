@@ -1,0 +1,129 @@
+//! Command-line arguments.
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+/// Produce records to Kafka through the Kafka REST v3 API, one per input line,
+/// and print one JSON delivery report per record on stdout.
+///
+/// Without an endpoint, records go to an embedded emulator (topic `demo`,
+/// 3 partitions).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Args {
+    /// The cluster's REST endpoint, e.g. https://pkc-abc12.us-east-1.aws.confluent.cloud:443.
+    #[arg(long, env = "KAFKA_REST_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// The cluster id, e.g. lkc-abc12.
+    #[arg(long, env = "KAFKA_CLUSTER_ID", value_name = "ID")]
+    pub cluster: Option<String>,
+
+    /// API key (HTTP Basic user name).
+    #[arg(long, env = "KAFKA_API_KEY", requires = "api_secret", value_name = "KEY")]
+    pub api_key: Option<String>,
+
+    /// The secret of --api-key.
+    #[arg(
+        long,
+        env = "KAFKA_API_SECRET",
+        hide_env_values = true,
+        requires = "api_key",
+        value_name = "SECRET"
+    )]
+    pub api_secret: Option<String>,
+
+    /// A bearer token, used when no API key is given.
+    #[arg(
+        long,
+        env = "KAFKA_REST_BEARER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub bearer_token: Option<String>,
+
+    /// The identity pool of --bearer-token.
+    #[arg(long, env = "KAFKA_IDENTITY_POOL_ID", value_name = "POOL")]
+    pub identity_pool_id: Option<String>,
+
+    /// Confluent Cloud (paths under /kafka/v3) or the self-managed REST Proxy
+    /// (/v3). Default: KAFKA_REST_FLAVOUR, else cloud.
+    #[arg(long, value_enum)]
+    pub flavour: Option<Flavour>,
+
+    /// The topic. Defaults to `demo` on the embedded emulator.
+    #[arg(long, value_name = "NAME")]
+    pub topic: Option<String>,
+
+    /// Read records from this file instead of standard input.
+    #[arg(long, value_name = "PATH", conflicts_with = "count")]
+    pub file: Option<PathBuf>,
+
+    /// What a line's value (and key) is: text, a JSON value, or standard base64 of bytes.
+    #[arg(long, value_enum, default_value_t = Format::String)]
+    pub format: Format,
+
+    /// Split each line into key and value at the first SEP; the key is read
+    /// in --format like the value.
+    #[arg(long, value_name = "SEP", conflicts_with = "count",
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub key_separator: Option<String>,
+
+    /// Send every record to this partition instead of letting the server choose.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    pub partition: Option<i32>,
+
+    /// A header added to every record, as name=value (repeatable).
+    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// Produce N generated records (keys key-0, key-1, ...) instead of reading input.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Size in bytes of each generated value.
+    #[arg(long, value_name = "B", default_value_t = 100, requires = "count")]
+    pub value_size: usize,
+
+    /// Use the streaming producer (long-lived chunked requests) instead of one
+    /// request per record.
+    #[arg(long)]
+    pub stream: bool,
+
+    /// Streaming connections per topic.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "stream",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub connections: u16,
+
+    /// Requests in flight at once without --stream.
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "stream",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+}
+
+/// The API flavour.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Flavour {
+    /// Confluent Cloud: /kafka/v3.
+    Cloud,
+    /// The self-managed REST Proxy: /v3.
+    RestProxy,
+}
+
+/// How a line becomes a key or value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The line as text (STRING).
+    String,
+    /// The line parsed as a JSON value (JSON).
+    Json,
+    /// The line decoded from standard base64 (BINARY).
+    Binary,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {text:?}")),
+    }
+}

@@ -1,0 +1,292 @@
+//! A console producer: one record per input line (or `--count N` generated
+//! ones), one JSON delivery report per record on stdout, in input order.
+//!
+//! ```text
+//! cargo run --example produce -- --count 1000
+//! printf 'k1:v1\nk2:v2\n' | cargo run --example produce -- --key-separator :
+//! cargo run --release --example produce -- --stream --connections 4 --count 200000 > reports.jsonl
+//! cargo run --example produce -- --endpoint https://pkc-….confluent.cloud:443 --cluster lkc-… \
+//!     --api-key … --api-secret … --topic orders --format json --file orders.jsonl
+//! ```
+//!
+//! Without `--endpoint` (or `KAFKA_REST_ENDPOINT`) it produces to an embedded
+//! emulator. Exits 0 only when every record was delivered.
+
+mod args;
+mod input;
+mod output;
+
+use args::{Args, Flavour};
+use ccloud_kafka_rest::emulator::Emulator;
+use ccloud_kafka_rest::{
+    ApiFlavour, Client, ClientBuilder, Credentials, DeliveryReport, Error, Producer,
+    ProducerConfig, Record, RetryClass,
+};
+use clap::Parser;
+use futures_util::future::{Either, FutureExt, ready};
+use futures_util::stream::{BoxStream, StreamExt};
+use input::{Item, Shape};
+use output::{Failure, Outcome, Output};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::BufReader;
+use tokio::sync::watch;
+
+/// Attempts per record without `--stream` (the streaming producer has its own).
+const UNARY_MAX_ATTEMPTS: u32 = 5;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+    let code = runtime.block_on(async {
+        match run(args).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    });
+    // A read of the terminal cannot be cancelled: don't wait for it.
+    runtime.shutdown_background();
+    code
+}
+
+async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut builder = ClientBuilder::from_env()?;
+    if let Some(flavour) = args.flavour {
+        builder = builder.with_flavour(match flavour {
+            Flavour::Cloud => ApiFlavour::ConfluentCloud,
+            Flavour::RestProxy => ApiFlavour::RestProxy,
+        });
+    }
+    if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
+        builder = builder.with_credentials(Credentials::api_key(key, secret));
+    } else if let Some(token) = &args.bearer_token {
+        let mut credentials = Credentials::bearer_token(token);
+        if let Some(pool) = &args.identity_pool_id {
+            credentials = credentials.with_identity_pool_id(pool);
+        }
+        builder = builder.with_credentials(credentials);
+    }
+
+    // Kept alive until the end when used.
+    let mut _emulator = None;
+    let topic = match &args.endpoint {
+        Some(endpoint) => {
+            let cluster = args.cluster.as_deref().ok_or(
+                "--cluster (or KAFKA_CLUSTER_ID) is required with --endpoint: the cluster id, e.g. lkc-abc12",
+            )?;
+            builder = builder.with_endpoint(endpoint).with_cluster_id(cluster);
+            args.topic.clone().ok_or(
+                "--topic is required when producing to a cluster (it defaults to demo only on the embedded emulator)",
+            )?
+        }
+        None => {
+            let emulator = Emulator::start_default().await?;
+            let topic = args.topic.clone().unwrap_or_else(|| "demo".to_owned());
+            if emulator.partition_count(&topic).is_none() {
+                emulator.create_topic(&topic, 3);
+            }
+            eprintln!(
+                "no --endpoint (or KAFKA_REST_ENDPOINT): producing to the embedded emulator at {} \
+                 (cluster {}, topic {topic} with 3 partitions)",
+                emulator.url(),
+                emulator.cluster_id()
+            );
+            builder = builder
+                .with_endpoint(emulator.url())
+                .with_cluster_id(emulator.cluster_id());
+            _emulator = Some(emulator);
+            topic
+        }
+    };
+    let client = builder.build()?;
+
+    // Ctrl-C: stop reading, finish what is in flight; a second one quits at once.
+    let (interrupt_tx, interrupt) = watch::channel(false);
+    let mut output = Output::new(args.count);
+    let progress = output.progress();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            progress.suspend(|| {
+                eprintln!("interrupted: no more input is read; finishing the records in flight (Ctrl-C again to quit now)")
+            });
+            interrupt_tx.send_replace(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+
+    let shape = Shape::new(&args);
+    let mut read_error = None;
+    let input: BoxStream<'static, Item> = match args.count {
+        Some(count) => {
+            let size = args.value_size;
+            futures_util::stream::iter(0..count)
+                .map(move |i| Ok(shape.generated(i, size)))
+                .boxed()
+        }
+        None => {
+            let lines = match &args.file {
+                Some(path) => input::lines(BufReader::new(
+                    tokio::fs::File::open(path)
+                        .await
+                        .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+                )),
+                None => {
+                    if std::io::stdin().is_terminal() {
+                        output.progress().suspend(|| {
+                            eprintln!("reading records from standard input, one per line; end with Ctrl-D")
+                        });
+                    }
+                    input::lines(BufReader::new(tokio::io::stdin()))
+                }
+            };
+            let (error_tx, error_rx) = tokio::sync::oneshot::channel();
+            read_error = Some(error_rx);
+            let mut error_tx = Some(error_tx);
+            lines
+                .enumerate()
+                .filter_map(move |(i, line)| {
+                    ready(match line {
+                        Ok(line) => Some(shape.parse(i as u64 + 1, &line)),
+                        Err(error) => {
+                            if let Some(tx) = error_tx.take() {
+                                let _ = tx.send(error);
+                            }
+                            None
+                        }
+                    })
+                })
+                .boxed()
+        }
+    };
+    let input = input.take_until(interrupted(interrupt.clone())).boxed();
+
+    let retried = if args.stream {
+        let config = ProducerConfig::default().with_connections(usize::from(args.connections));
+        let producer = Producer::with_config(client, config)?;
+        let window = 10_000 * usize::from(args.connections);
+        let outcomes = streamed(&producer, &topic, input, interrupt.clone()).buffered(window);
+        drain(outcomes, &mut output).await?;
+        producer.close().await;
+        producer.stats().retried
+    } else {
+        let retried = AtomicU64::new(0);
+        let outcomes = input
+            .map(|item| {
+                let (client, topic, retried) = (&client, &topic, &retried);
+                let interrupt = interrupt.clone();
+                async move {
+                    let record = item.map_err(Failure::local)?;
+                    produce_with_retries(client, topic, &record, retried, interrupt)
+                        .await
+                        .map_err(Failure::from)
+                }
+            })
+            .buffered(usize::from(args.concurrency));
+        drain(outcomes, &mut output).await?;
+        retried.load(Ordering::Relaxed)
+    };
+
+    let all_delivered = output.failed == 0;
+    output.finish(retried)?;
+    if let Some(Ok(error)) = read_error.map(|mut rx| rx.try_recv()) {
+        eprintln!("error: reading input failed: {error}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let was_interrupted = *interrupt.borrow();
+    Ok(if all_delivered && !was_interrupted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Hands each record to the producer as it is read: a stream of futures of
+/// their outcomes, in input order. A record still waiting for room in the
+/// producer when Ctrl-C comes is not sent.
+fn streamed<'a>(
+    producer: &'a Producer,
+    topic: &'a str,
+    input: BoxStream<'a, Item>,
+    interrupt: watch::Receiver<bool>,
+) -> impl futures_util::Stream<Item = impl Future<Output = Outcome> + 'a> + 'a {
+    input.then(move |item| {
+        let interrupt = interrupt.clone();
+        async move {
+            let record = match item {
+                Ok(record) => record,
+                Err(message) => return Either::Left(ready(Err(Failure::local(message)))),
+            };
+            tokio::select! {
+                biased;
+                delivery = producer.enqueue(topic, &record) => {
+                    Either::Right(delivery.map(|outcome| outcome.map_err(Failure::from)))
+                }
+                () = interrupted(interrupt) => Either::Left(ready(Err(Failure::interrupted()))),
+            }
+        }
+    })
+}
+
+/// One record in its own request, resent after retriable failures with
+/// exponential backoff (at least once: a resend after an unknown outcome
+/// marks the report possibly duplicated). No resends after Ctrl-C.
+async fn produce_with_retries(
+    client: &Client,
+    topic: &str,
+    record: &Record,
+    retried: &AtomicU64,
+    interrupt: watch::Receiver<bool>,
+) -> Result<DeliveryReport, Error> {
+    let mut delay = Duration::from_millis(100);
+    let mut possibly_duplicated = false;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let error = match client.produce(topic, record).await {
+            Ok(mut report) => {
+                report.attempts = attempts;
+                report.possibly_duplicated = possibly_duplicated;
+                return Ok(report);
+            }
+            Err(error) => error,
+        };
+        let class = error.retry_class();
+        if !class.is_retriable() || attempts >= UNARY_MAX_ATTEMPTS || *interrupt.borrow() {
+            return Err(error);
+        }
+        possibly_duplicated |= class == RetryClass::OutcomeUnknown;
+        retried.fetch_add(1, Ordering::Relaxed);
+        let wait = error.retry_after().map_or(delay, |after| after.max(delay));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = interrupted(interrupt.clone()) => return Err(error),
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Writes every outcome as it comes.
+async fn drain(
+    outcomes: impl futures_util::Stream<Item = Outcome>,
+    output: &mut Output,
+) -> std::io::Result<()> {
+    let mut outcomes = std::pin::pin!(outcomes);
+    while let Some(outcome) = outcomes.next().await {
+        output.write(&outcome)?;
+    }
+    Ok(())
+}
+
+/// Resolves once Ctrl-C was pressed.
+async fn interrupted(mut interrupt: watch::Receiver<bool>) {
+    if interrupt.wait_for(|pressed| *pressed).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
