@@ -69,7 +69,7 @@ impl Client {
         &self,
         topic: &str,
         records: &[Record],
-    ) -> Result<Vec<Outcome>, Error> {
+    ) -> Result<Vec<Result<DeliveryReport, Error>>, Error> {
         validate_topic(topic)?;
         let mut slots: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
         let mut sendable = Vec::with_capacity(records.len());

@@ -463,3 +463,39 @@ async fn a_stream_opened_with_a_token_outlives_the_token() {
         .unwrap();
     assert_eq!(emulator.tokens_issued(), 2);
 }
+
+#[tokio::test]
+async fn the_streaming_producer_keeps_its_stream_after_the_token_expires() {
+    use ccloud_kafka_rest::Producer;
+
+    let emulator = oauth_emulator(Duration::from_secs(3600)).await;
+    let client = oauth_client(&emulator, CLIENT_SECRET);
+    let producer = Producer::new(client.clone());
+    for i in 0..5 {
+        producer
+            .send("demo", &Record::from_value(i.to_string()))
+            .await
+            .unwrap();
+    }
+    // The open stream was authenticated when it opened: it goes on.
+    emulator.expire_tokens();
+    for i in 5..10 {
+        producer
+            .send("demo", &Record::from_value(i.to_string()))
+            .await
+            .unwrap();
+    }
+    assert_eq!(emulator.tokens_issued(), 1);
+    assert_eq!(emulator.auth_failures(), 0);
+    producer.close().await;
+
+    // A new stream is refused the expired token, fetches a new one and goes on.
+    let producer = Producer::new(client);
+    producer
+        .send("demo", &Record::from_value("10"))
+        .await
+        .unwrap();
+    producer.close().await;
+    assert_eq!(emulator.tokens_issued(), 2);
+    assert_eq!(emulator.records("demo").len(), 11);
+}

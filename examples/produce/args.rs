@@ -20,7 +20,12 @@ pub struct Args {
     pub cluster: Option<String>,
 
     /// API key (HTTP Basic user name).
-    #[arg(long, env = "KAFKA_API_KEY", requires = "api_secret", value_name = "KEY")]
+    #[arg(
+        long,
+        env = "KAFKA_API_KEY",
+        requires = "api_secret",
+        value_name = "KEY"
+    )]
     pub api_key: Option<String>,
 
     /// The secret of --api-key.

@@ -44,19 +44,20 @@ impl Shape {
         let (key, value) = match &self.key_separator {
             None => (None, line),
             Some(separator) => {
-                let at = find(line, separator.as_bytes()).ok_or_else(|| {
-                    format!("line {number}: no key separator {separator:?}")
-                })?;
+                let at = find(line, separator.as_bytes())
+                    .ok_or_else(|| format!("line {number}: no key separator {separator:?}"))?;
                 (Some(&line[..at]), &line[at + separator.len()..])
             }
         };
-        let mut record = Record::from_value(self.payload(value).map_err(|e| {
-            format!("line {number}: value is not {}: {e}", self.format_name())
-        })?);
+        let mut record = Record::from_value(
+            self.payload(value)
+                .map_err(|e| format!("line {number}: value is not {}: {e}", self.format_name()))?,
+        );
         if let Some(key) = key {
-            record = record.with_key(self.payload(key).map_err(|e| {
-                format!("line {number}: key is not {}: {e}", self.format_name())
-            })?);
+            record =
+                record.with_key(self.payload(key).map_err(|e| {
+                    format!("line {number}: key is not {}: {e}", self.format_name())
+                })?);
         }
         Ok(self.finish(record))
     }

@@ -23,7 +23,7 @@ use ccloud_kafka_rest::{
     ProducerConfig, Record, RetryClass,
 };
 use clap::Parser;
-use futures_util::future::{Either, FutureExt, ready};
+use futures_util::future::ready;
 use futures_util::stream::{BoxStream, StreamExt};
 use input::{Item, Shape};
 use output::{Failure, Outcome, Output};
@@ -140,7 +140,9 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 None => {
                     if std::io::stdin().is_terminal() {
                         output.progress().suspend(|| {
-                            eprintln!("reading records from standard input, one per line; end with Ctrl-D")
+                            eprintln!(
+                                "reading records from standard input, one per line; end with Ctrl-D"
+                            )
                         });
                     }
                     input::lines(BufReader::new(tokio::io::stdin()))
@@ -216,22 +218,19 @@ fn streamed<'a>(
     input: BoxStream<'a, Item>,
     interrupt: watch::Receiver<bool>,
 ) -> impl futures_util::Stream<Item = impl Future<Output = Outcome> + 'a> + 'a {
-    input.then(move |item| {
-        let interrupt = interrupt.clone();
-        async move {
-            let record = match item {
-                Ok(record) => record,
-                Err(message) => return Either::Left(ready(Err(Failure::local(message)))),
-            };
-            tokio::select! {
-                biased;
-                delivery = producer.enqueue(topic, &record) => {
-                    Either::Right(delivery.map(|outcome| outcome.map_err(Failure::from)))
+    input
+        .then(move |item| {
+            let interrupt = interrupt.clone();
+            async move {
+                let record = item.map_err(Failure::local)?;
+                tokio::select! {
+                    biased;
+                    delivery = producer.enqueue(topic, &record) => Ok(delivery),
+                    () = interrupted(interrupt) => Err(Failure::interrupted()),
                 }
-                () = interrupted(interrupt) => Either::Left(ready(Err(Failure::interrupted()))),
             }
-        }
-    })
+        })
+        .map(|handed_over| async move { handed_over?.await.map_err(Failure::from) })
 }
 
 /// One record in its own request, resent after retriable failures with

@@ -131,8 +131,10 @@ impl Output {
                     .expect("valid template"),
                 ),
                 None => ProgressBar::new_spinner().with_style(
-                    ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} records {per_sec} {msg}")
-                        .expect("valid template"),
+                    ProgressStyle::with_template(
+                        "{spinner} {elapsed_precise} {pos} records {per_sec} {msg}",
+                    )
+                    .expect("valid template"),
                 ),
             };
             bar.enable_steady_tick(Duration::from_millis(200));

@@ -277,6 +277,8 @@ impl EmulatorBuilder {
     /// client-credentials grant, HTTP Basic or form client authentication). Its
     /// tokens authenticate as `principal` and only with `Confluent-Identity-Pool-Id:
     /// {pool_id}`. Like API keys, any OAuth client makes authentication mandatory.
+    /// Faults injected with [`Emulator::fail_next_requests`] apply to the produce
+    /// endpoints only, never to the token endpoint.
     pub fn oauth_client(
         mut self,
         client_id: impl Into<String>,

@@ -191,9 +191,11 @@ impl Producer {
         S: Stream<Item = Record> + 'a,
     {
         let window = self.shared.config.max_in_flight_records;
-        records
-            .then(move |record| async move { self.enqueue(topic, &record).await })
-            .buffered(window)
+        // Enqueue one record at a time (waiting for room), then let up to
+        // `window` delivery futures run while the next ones are enqueued.
+        #[allow(clippy::async_yields_async)]
+        let enqueued = records.then(move |record| async move { self.enqueue(topic, &record).await });
+        enqueued.buffered(window)
     }
 
     /// Waits until every record handed over so far is resolved (delivered
