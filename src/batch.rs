@@ -321,28 +321,11 @@ async fn request_error(error: progenitor_client::Error<types::Error>, meta: Resp
 
 /// One error for each of `count` records from one error of their request.
 fn per_record(error: Error, count: usize) -> Vec<Outcome> {
-    let copies: Vec<Outcome> = (1..count).map(|_| Err(copy_of(&error))).collect();
+    let copies: Vec<Outcome> = (1..count).map(|_| Err(error.replicate())).collect();
     std::iter::once(Err(error))
         .chain(copies)
         .take(count)
         .collect()
-}
-
-/// An error equal to `error` in status, code, message and retry class where
-/// the variant allows; a transport failure, which cannot be copied, becomes
-/// [`Error::Interrupted`] with its message.
-fn copy_of(error: &Error) -> Error {
-    match error {
-        Error::Api(api) => Error::Api(api.clone()),
-        Error::Decode { raw, source } => Error::Decode {
-            raw: raw.clone(),
-            source: serde::de::Error::custom(source),
-        },
-        Error::InvalidInput(input) => Error::InvalidInput(input.clone()),
-        Error::Config(message) => Error::Config(message.clone()),
-        Error::Interrupted(message) => Error::Interrupted(message.clone()),
-        other => Error::Interrupted(other.to_string()),
-    }
 }
 
 /// A decode error about `raw`.

@@ -128,6 +128,31 @@ impl Error {
         self.retry_class().is_retriable()
     }
 
+    /// An equal error for another record failed by the same cause. Errors
+    /// that hold a non-cloneable source keep its message.
+    pub(crate) fn replicate(&self) -> Error {
+        match self {
+            Error::Api(api) => Error::Api(api.clone()),
+            Error::Token(token) => Error::Token(token.clone()),
+            Error::InvalidInput(input) => Error::InvalidInput(input.clone()),
+            Error::Config(message) => Error::Config(message.clone()),
+            Error::Interrupted(message) => Error::Interrupted(message.clone()),
+            Error::Transport(e) => Error::Interrupted(e.to_string()),
+            Error::Decode { raw, source } => Error::Decode {
+                raw: raw.clone(),
+                source: serde::de::Error::custom(source),
+            },
+            Error::DeliveryTimeout {
+                attempts,
+                last_error,
+            } => Error::DeliveryTimeout {
+                attempts: *attempts,
+                last_error: last_error.as_ref().map(|e| Box::new(e.replicate())),
+            },
+            Error::Closed => Error::Closed,
+        }
+    }
+
     pub(crate) fn invalid(input: InvalidInput) -> Error {
         Error::InvalidInput(input)
     }

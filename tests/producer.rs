@@ -26,7 +26,12 @@ fn logged(emulator: &Emulator, topic: &str) -> Vec<u64> {
     emulator
         .records(topic)
         .iter()
-        .map(|r| std::str::from_utf8(r.value.as_deref().unwrap()).unwrap().parse().unwrap())
+        .map(|r| {
+            std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -46,9 +51,15 @@ async fn ten_thousand_records_on_one_stream_in_order() {
     }
     assert_eq!(logged(&emulator, "demo"), (0..10_000).collect::<Vec<_>>());
     let stats = producer.stats();
-    assert_eq!((stats.sent, stats.delivered, stats.failed, stats.in_flight), (10_000, 10_000, 0, 0));
+    assert_eq!(
+        (stats.sent, stats.delivered, stats.failed, stats.in_flight),
+        (10_000, 10_000, 0, 0)
+    );
     assert_eq!(stats.streams_opened, 1, "{stats:?}");
-    assert!(emulator.requests() == 1, "one streaming request carried every record");
+    assert!(
+        emulator.requests() == 1,
+        "one streaming request carried every record"
+    );
     producer.close().await;
 }
 
@@ -108,7 +119,11 @@ async fn close_resolves_everything_pending_and_refuses_later_records() {
     let producer = producer(&emulator, ProducerConfig::default().with_connections(2));
     let mut deliveries = Vec::new();
     for i in 0..2_000u64 {
-        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+        deliveries.push(
+            producer
+                .enqueue("orders", &Record::from_value(i.to_string()))
+                .await,
+        );
     }
     producer.close().await;
     for delivery in deliveries {
@@ -124,7 +139,11 @@ async fn dropped_futures_and_producer_still_deliver() {
     let emulator = common::emulator().start().await.unwrap();
     let producer = producer(&emulator, ProducerConfig::default());
     for i in 0..300u64 {
-        drop(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+        drop(
+            producer
+                .enqueue("orders", &Record::from_value(i.to_string()))
+                .await,
+        );
     }
     producer.flush().await;
     assert_eq!(producer.stats().delivered, 300);
@@ -148,7 +167,11 @@ async fn retriable_report_codes_are_resent() {
     emulator.fail_next_records(42901, "throttled", 3);
     let mut deliveries = Vec::new();
     for i in 0..20u64 {
-        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+        deliveries.push(
+            producer
+                .enqueue("orders", &Record::from_value(i.to_string()))
+                .await,
+        );
     }
     let mut retried = 0;
     for delivery in deliveries {
@@ -168,12 +191,21 @@ async fn unknown_outcomes_are_resent_and_flagged_or_failed_by_policy() {
     let emulator = common::emulator().start().await.unwrap();
     let resend = producer(&emulator, fast_retries());
     emulator.fail_next_records(50003, "retriable kafka error", 1);
-    let report = resend.send("orders", &Record::from_value("0")).await.unwrap();
+    let report = resend
+        .send("orders", &Record::from_value("0"))
+        .await
+        .unwrap();
     assert_eq!((report.attempts, report.possibly_duplicated), (2, true));
 
-    let at_most_once = producer(&emulator, fast_retries().with_on_outcome_unknown(OnOutcomeUnknown::Fail));
+    let at_most_once = producer(
+        &emulator,
+        fast_retries().with_on_outcome_unknown(OnOutcomeUnknown::Fail),
+    );
     emulator.fail_next_records(50003, "retriable kafka error", 1);
-    let e = at_most_once.send("orders", &Record::from_value("1")).await.unwrap_err();
+    let e = at_most_once
+        .send("orders", &Record::from_value("1"))
+        .await
+        .unwrap_err();
     assert_eq!(e.error_code(), Some(50003));
 }
 
@@ -184,7 +216,11 @@ async fn a_cut_connection_resends_what_had_no_report() {
     emulator.cut_connection_after_records(50);
     let mut deliveries = Vec::new();
     for i in 0..200u64 {
-        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+        deliveries.push(
+            producer
+                .enqueue("orders", &Record::from_value(i.to_string()))
+                .await,
+        );
     }
     let mut flagged = Vec::new();
     for (i, delivery) in deliveries.into_iter().enumerate() {
@@ -200,7 +236,10 @@ async fn a_cut_connection_resends_what_had_no_report() {
     }
     assert_eq!(counts.len(), 200);
     for (value, count) in counts {
-        assert!(count == 1 || flagged.contains(&value), "{value} written {count} times unflagged");
+        assert!(
+            count == 1 || flagged.contains(&value),
+            "{value} written {count} times unflagged"
+        );
     }
     let stats = producer.stats();
     assert!(stats.reconnects >= 1, "{stats:?}");
@@ -211,25 +250,48 @@ async fn refused_stream_opens_are_retried_after_backoff() {
     let emulator = common::emulator().start().await.unwrap();
     let producer = producer(&emulator, fast_retries());
     emulator.fail_next_requests(HttpFault::json(503, 50302, "broker unavailable"), 2);
-    let report = producer.send("orders", &Record::from_value("0")).await.unwrap();
+    let report = producer
+        .send("orders", &Record::from_value("0"))
+        .await
+        .unwrap();
     assert_eq!(report.attempts, 3);
-    assert!(!report.possibly_duplicated, "a refused stream wrote nothing");
+    assert!(
+        !report.possibly_duplicated,
+        "a refused stream wrote nothing"
+    );
     emulator.fail_next_requests(HttpFault::rate_limited(Some(0)), 1);
-    producer.send("orders", &Record::from_value("1")).await.unwrap();
+    producer
+        .send("orders", &Record::from_value("1"))
+        .await
+        .unwrap();
     assert_eq!(logged(&emulator, "orders"), vec![0, 1]);
 }
 
 #[tokio::test]
 async fn auth_failure_at_open_fails_the_records_with_it() {
-    let emulator = common::emulator().api_key(common::API_KEY, common::API_SECRET).start().await.unwrap();
+    let emulator = common::emulator()
+        .api_key(common::API_KEY, common::API_SECRET)
+        .start()
+        .await
+        .unwrap();
     let client = common::client_for(&emulator)
         .with_credentials(Credentials::api_key(common::API_KEY, "wrong"))
         .build()
         .unwrap();
     let producer = Producer::with_config(client, fast_retries()).unwrap();
-    let e = producer.send("orders", &Record::from_value("x")).await.unwrap_err();
-    assert_eq!((e.status(), e.error_code()), (Some(401), Some(40101)), "{e}");
-    let e = producer.send("no-such-topic", &Record::from_value("x")).await.unwrap_err();
+    let e = producer
+        .send("orders", &Record::from_value("x"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.error_code()),
+        (Some(401), Some(40101)),
+        "{e}"
+    );
+    let e = producer
+        .send("no-such-topic", &Record::from_value("x"))
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(401));
 }
 
@@ -237,9 +299,15 @@ async fn auth_failure_at_open_fails_the_records_with_it() {
 async fn unknown_topic_fails_its_records_only() {
     let emulator = common::emulator().start().await.unwrap();
     let producer = producer(&emulator, fast_retries());
-    let e = producer.send("no-such-topic", &Record::from_value("x")).await.unwrap_err();
+    let e = producer
+        .send("no-such-topic", &Record::from_value("x"))
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), Some(404));
-    producer.send("orders", &Record::from_value("7")).await.unwrap();
+    producer
+        .send("orders", &Record::from_value("7"))
+        .await
+        .unwrap();
     assert_eq!(logged(&emulator, "orders"), vec![7]);
 }
 
@@ -254,7 +322,11 @@ async fn expired_streams_are_replaced_without_losing_records() {
     let producer = producer(&emulator, fast_retries());
     let mut deliveries = Vec::new();
     for i in 0..60u64 {
-        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+        deliveries.push(
+            producer
+                .enqueue("orders", &Record::from_value(i.to_string()))
+                .await,
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     for delivery in deliveries {
@@ -265,7 +337,11 @@ async fn expired_streams_are_replaced_without_losing_records() {
     let mut values = logged(&emulator, "orders");
     values.sort_unstable();
     assert_eq!(values, (0..60).collect::<Vec<_>>());
-    assert!(producer.stats().streams_opened >= 3, "{:?}", producer.stats());
+    assert!(
+        producer.stats().streams_opened >= 3,
+        "{:?}",
+        producer.stats()
+    );
 }
 
 #[tokio::test]
@@ -275,14 +351,26 @@ async fn delivery_timeout_bounds_retries() {
     let producer = producer(&emulator, config);
     emulator.fail_next_requests(HttpFault::json(503, 50302, "broker unavailable"), 1_000);
     let started = std::time::Instant::now();
-    let e = producer.send("orders", &Record::from_value("x")).await.unwrap_err();
-    assert!(matches!(&e, Error::DeliveryTimeout { attempts, last_error: Some(_) } if *attempts >= 2), "{e:?}");
+    let e = producer
+        .send("orders", &Record::from_value("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::DeliveryTimeout { attempts, last_error: Some(_) } if *attempts >= 2),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("50302"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
     let producer = producer_with_attempts(&emulator, 3);
-    let e = producer.send("orders", &Record::from_value("x")).await.unwrap_err();
-    assert!(matches!(&e, Error::DeliveryTimeout { attempts: 3, .. }), "{e:?}");
+    let e = producer
+        .send("orders", &Record::from_value("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::DeliveryTimeout { attempts: 3, .. }),
+        "{e:?}"
+    );
 }
 
 fn producer_with_attempts(emulator: &Emulator, attempts: u32) -> Producer {
@@ -292,19 +380,34 @@ fn producer_with_attempts(emulator: &Emulator, attempts: u32) -> Producer {
 #[tokio::test]
 async fn idle_streams_are_closed_and_reopened_on_demand() {
     let emulator = common::emulator().start().await.unwrap();
-    let producer = producer(&emulator, ProducerConfig::default().with_idle_timeout(Duration::from_millis(100)));
-    producer.send("orders", &Record::from_value("1")).await.unwrap();
+    let producer = producer(
+        &emulator,
+        ProducerConfig::default().with_idle_timeout(Duration::from_millis(100)),
+    );
+    producer
+        .send("orders", &Record::from_value("1"))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    producer.send("orders", &Record::from_value("2")).await.unwrap();
+    producer
+        .send("orders", &Record::from_value("2"))
+        .await
+        .unwrap();
     let stats = producer.stats();
-    assert_eq!((stats.streams_opened, stats.reconnects), (2, 0), "{stats:?}");
+    assert_eq!(
+        (stats.streams_opened, stats.reconnects),
+        (2, 0),
+        "{stats:?}"
+    );
     assert_eq!(emulator.requests(), 2);
 }
 
 #[tokio::test]
 async fn by_key_routing_keeps_per_key_order_across_connections() {
     let emulator = common::emulator().start().await.unwrap();
-    let config = ProducerConfig::default().with_connections(4).with_routing(Routing::ByKey);
+    let config = ProducerConfig::default()
+        .with_connections(4)
+        .with_routing(Routing::ByKey);
     let producer = producer(&emulator, config);
     let mut deliveries = Vec::new();
     for i in 0..2_000u64 {
@@ -319,7 +422,10 @@ async fn by_key_routing_keeps_per_key_order_across_connections() {
     for record in emulator.records("demo") {
         // records() is ordered by partition then offset, so per-key order is
         // log order within the key's partition.
-        let value: u64 = std::str::from_utf8(record.value.as_deref().unwrap()).unwrap().parse().unwrap();
+        let value: u64 = std::str::from_utf8(record.value.as_deref().unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
         let key = record.key.clone().unwrap();
         if let Some(previous) = last.insert(key, value) {
             assert!(previous < value, "out of order: {previous} then {value}");
@@ -335,7 +441,11 @@ async fn strict_order_holds_across_retries() {
     emulator.fail_next_records(42901, "throttled", 5);
     let mut deliveries = Vec::new();
     for i in 0..50u64 {
-        deliveries.push(producer.enqueue("orders", &Record::from_value(i.to_string())).await);
+        deliveries.push(
+            producer
+                .enqueue("orders", &Record::from_value(i.to_string()))
+                .await,
+        );
     }
     for delivery in deliveries {
         delivery.await.unwrap();
@@ -347,9 +457,13 @@ async fn strict_order_holds_across_retries() {
 async fn invalid_records_fail_alone() {
     let emulator = common::emulator().start().await.unwrap();
     let producer = producer(&emulator, ProducerConfig::default());
-    let bad = producer.enqueue("orders", &Record::from_value("x").with_partition(-1)).await;
+    let bad = producer
+        .enqueue("orders", &Record::from_value("x").with_partition(-1))
+        .await;
     let good = producer.enqueue("orders", &Record::from_value("5")).await;
-    let bad_topic = producer.enqueue("bad topic", &Record::from_value("x")).await;
+    let bad_topic = producer
+        .enqueue("bad topic", &Record::from_value("x"))
+        .await;
     assert!(matches!(bad.await, Err(Error::InvalidInput(_))));
     assert!(matches!(bad_topic.await, Err(Error::InvalidInput(_))));
     good.await.unwrap();
@@ -361,10 +475,21 @@ async fn invalid_records_fail_alone() {
 async fn credentials_over_loopback_http_stream_records() {
     let (emulator, client) = common::with_api_key().await;
     let producer = Producer::new(client);
-    let report = producer.send("orders", &Record::from_value("9")).await.unwrap();
+    let report = producer
+        .send("orders", &Record::from_value("9"))
+        .await
+        .unwrap();
     assert_eq!(report.offset, 0);
     let headers = emulator.last_request_headers().unwrap();
-    assert!(headers.iter().any(|(n, v)| n == "authorization" && v.starts_with("Basic ")));
-    assert!(headers.iter().any(|(n, v)| n == "content-type" && v == "application/json"));
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "authorization" && v.starts_with("Basic "))
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|(n, v)| n == "content-type" && v == "application/json")
+    );
     producer.close().await;
 }

@@ -24,8 +24,7 @@ async fn run(plan: FaultPlan, config: ProducerConfig) -> Run {
     let emulator = common::emulator().faults(plan).start().await.unwrap();
     let client = common::client_for(&emulator).build().unwrap();
     let producer = Producer::with_config(client, config).unwrap();
-    let records =
-        futures_util::stream::iter(0..RECORDS).map(|i| Record::from_value(i.to_string()));
+    let records = futures_util::stream::iter(0..RECORDS).map(|i| Record::from_value(i.to_string()));
     let outcomes: Vec<_> = producer.send_all("demo", records).collect().await;
     producer.close().await;
 
@@ -53,7 +52,10 @@ async fn run(plan: FaultPlan, config: ProducerConfig) -> Run {
         match outcome {
             Ok(report) => {
                 result.delivered += 1;
-                assert!(copies[i] >= 1, "record {i} reported delivered but not in the log");
+                assert!(
+                    copies[i] >= 1,
+                    "record {i} reported delivered but not in the log"
+                );
                 if report.possibly_duplicated {
                     result.flagged += 1;
                 } else {
@@ -93,7 +95,10 @@ async fn random_connection_cuts() {
     };
     let run = run(plan, config().with_connections(2)).await;
     assert_eq!(run.delivered, RECORDS);
-    assert!(run.flagged > 0, "cuts happened, so some reports are flagged");
+    assert!(
+        run.flagged > 0,
+        "cuts happened, so some reports are flagged"
+    );
 }
 
 #[tokio::test]
@@ -132,7 +137,10 @@ async fn terminal_errors_fail_only_their_records() {
     assert!(!run.failed.is_empty());
     assert_eq!(run.delivered + run.failed.len() as u64, RECORDS);
     for (_, error) in &run.failed {
-        assert!(matches!(error.error_code(), Some(40002 | 50002 | 413)), "{error}");
+        assert!(
+            matches!(error.error_code(), Some(40002 | 50002 | 413)),
+            "{error}"
+        );
     }
 }
 

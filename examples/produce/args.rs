@@ -1,13 +1,16 @@
 //! Command-line arguments.
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use std::path::PathBuf;
 
 /// Produce records to Kafka through the Kafka REST v3 API, one per input line,
 /// and print one JSON delivery report per record on stdout.
 ///
 /// Without an endpoint, records go to an embedded emulator (topic `demo`,
-/// 3 partitions).
+/// 3 partitions). Everything else the library reads from the environment
+/// (an OAuth client, CA and client certificate files, a proxy) applies too;
+/// credential options given here replace those of the environment.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Args {
@@ -38,7 +41,7 @@ pub struct Args {
     )]
     pub api_secret: Option<String>,
 
-    /// A bearer token, used when no API key is given.
+    /// A static bearer token, used when no API key is given.
     #[arg(
         long,
         env = "KAFKA_REST_BEARER_TOKEN",
@@ -104,6 +107,34 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "stream",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
+
+    /// Which credential options were given on the command line (rather than
+    /// read from the environment, where the library's own order applies).
+    #[arg(skip)]
+    pub on_command_line: CommandLineCredentials,
+}
+
+/// Credential options given on the command line.
+#[derive(Debug, Default)]
+pub struct CommandLineCredentials {
+    pub api_key: bool,
+    pub bearer_token: bool,
+    pub identity_pool_id: bool,
+}
+
+impl Args {
+    /// Parses the command line (and the environment variables of the options).
+    pub fn parse_with_sources() -> Args {
+        let matches = Args::command().get_matches();
+        let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        args.on_command_line = CommandLineCredentials {
+            api_key: given("api_key") || given("api_secret"),
+            bearer_token: given("bearer_token"),
+            identity_pool_id: given("identity_pool_id"),
+        };
+        args
+    }
 }
 
 /// The API flavour.

@@ -22,7 +22,6 @@ use ccloud_kafka_rest::{
     ApiFlavour, Client, ClientBuilder, Credentials, DeliveryReport, Error, Producer,
     ProducerConfig, Record, RetryClass,
 };
-use clap::Parser;
 use futures_util::future::ready;
 use futures_util::stream::{BoxStream, StreamExt};
 use input::{Item, Shape};
@@ -38,7 +37,7 @@ use tokio::sync::watch;
 const UNARY_MAX_ATTEMPTS: u32 = 5;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::parse_with_sources();
     let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
     let code = runtime.block_on(async {
         match run(args).await {
@@ -62,9 +61,18 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Flavour::RestProxy => ApiFlavour::RestProxy,
         });
     }
-    if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
-        builder = builder.with_credentials(Credentials::api_key(key, secret));
-    } else if let Some(token) = &args.bearer_token {
+    // Credentials from the environment (API key, OAuth client, bearer token)
+    // are the library's; options on the command line replace them.
+    let given = &args.on_command_line;
+    if given.api_key {
+        if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
+            builder = builder.with_credentials(Credentials::api_key(key, secret));
+        }
+    } else if given.bearer_token || given.identity_pool_id {
+        let token = args.bearer_token.as_ref().ok_or(
+            "--identity-pool-id goes with a bearer token: also pass --bearer-token \
+             (for an OAuth client from the environment, set KAFKA_IDENTITY_POOL_ID)",
+        )?;
         let mut credentials = Credentials::bearer_token(token);
         if let Some(pool) = &args.identity_pool_id {
             credentials = credentials.with_identity_pool_id(pool);

@@ -196,6 +196,8 @@ impl ProducerConfig {
         } else {
             return Ok(());
         };
-        Err(Error::Config(format!("invalid producer configuration: {problem}")))
+        Err(Error::Config(format!(
+            "invalid producer configuration: {problem}"
+        )))
     }
 }

@@ -60,13 +60,18 @@ mod tests {
                 .as_bytes(),
             );
             if i % 7 == 3 {
-                body.extend_from_slice(b"{\"error_code\":42901,\"message\":\"throttled \\u00e9\"}\r\n");
+                body.extend_from_slice(
+                    b"{\"error_code\":42901,\"message\":\"throttled \\u00e9\"}\r\n",
+                );
             }
         }
         body
     }
 
-    fn decode_in_pieces(body: &[u8], sizes: impl Iterator<Item = usize>) -> Vec<(i32, Option<i64>)> {
+    fn decode_in_pieces(
+        body: &[u8],
+        sizes: impl Iterator<Item = usize>,
+    ) -> Vec<(i32, Option<i64>)> {
         let mut decoder = ReportDecoder::default();
         let mut out = Vec::new();
         let mut rest = body;
@@ -89,7 +94,11 @@ mod tests {
         let whole = decode_in_pieces(&body, std::iter::once(body.len()));
         assert_eq!(whole.len(), 50 + 7);
         for size in [1, 2, 3, 5, 7, 13, 64, 333] {
-            assert_eq!(decode_in_pieces(&body, std::iter::repeat(size)), whole, "size {size}");
+            assert_eq!(
+                decode_in_pieces(&body, std::iter::repeat(size)),
+                whole,
+                "size {size}"
+            );
         }
         // Irregular splits from a fixed pseudo-random sequence.
         let mut state = 0x2545_f491_u64;
@@ -106,7 +115,9 @@ mod tests {
     fn garbage_is_an_error_and_a_cut_report_is_partial() {
         let mut decoder = ReportDecoder::default();
         let mut out = Vec::new();
-        decoder.push(b"{\"error_code\":200,\"partition_id\":0,\"off", &mut out).unwrap();
+        decoder
+            .push(b"{\"error_code\":200,\"partition_id\":0,\"off", &mut out)
+            .unwrap();
         assert!(out.is_empty());
         assert!(decoder.has_partial());
         let mut bad = ReportDecoder::default();

@@ -126,7 +126,10 @@ enum Event {
     /// The request was refused with this status; the stream is over.
     Rejected { stream: u64, error: ApiError },
     /// The response ended, cleanly (`None`) or not; the stream is over.
-    Ended { stream: u64, failure: Option<Failure> },
+    Ended {
+        stream: u64,
+        failure: Option<Failure>,
+    },
 }
 
 struct Stream {
@@ -371,16 +374,13 @@ impl Lane {
                 // No stream without credentials: the waiting records wait
                 // out a backoff, or fail when the error is final.
                 warn!(error = %e, "could not get credentials for a stream");
-                let class = e.retry_class();
-                let message = e.to_string();
-                let delay = self.next_open_delay(None);
+                let delay = self.next_open_delay(e.retry_after());
                 self.reopen_at = Some(now + delay);
                 for pending in std::mem::take(&mut self.waiting) {
-                    let error = Error::Config(message.clone());
-                    if class.is_retriable() {
-                        self.retry(pending, error, Some(delay));
+                    if e.is_retriable() {
+                        self.retry(pending, e.replicate(), Some(delay));
                     } else {
-                        pending.fail(error);
+                        pending.fail(e.replicate());
                     }
                 }
                 return;
@@ -418,7 +418,9 @@ impl Lane {
     }
 
     fn next_open_delay(&mut self, retry_after: Option<Duration>) -> Duration {
-        let backoff = self.open_backoff.get_or_insert_with(|| self.backoff.build());
+        let backoff = self
+            .open_backoff
+            .get_or_insert_with(|| self.backoff.build());
         let delay = backoff.next().unwrap_or(self.config.backoff_max);
         retry_after.map_or(delay, |r| r.max(delay))
     }
@@ -449,7 +451,10 @@ impl Lane {
             return;
         };
         let Some(pending) = stream.in_flight.pop_front() else {
-            warn!(stream = stream.id, "a delivery report without a record; ignored");
+            warn!(
+                stream = stream.id,
+                "a delivery report without a record; ignored"
+            );
             return;
         };
         stream.unsent = stream.unsent.min(stream.in_flight.len());
@@ -460,7 +465,9 @@ impl Lane {
         let code = error.error_code();
         match error.retry_class() {
             RetryClass::Terminal => pending.fail(error),
-            RetryClass::OutcomeUnknown if self.config.on_outcome_unknown == OnOutcomeUnknown::Fail => {
+            RetryClass::OutcomeUnknown
+                if self.config.on_outcome_unknown == OnOutcomeUnknown::Fail =>
+            {
                 pending.fail(error)
             }
             RetryClass::OutcomeUnknown => {
@@ -522,7 +529,9 @@ impl Lane {
             debug!(stream = stream.id, "stream closed");
         }
         // Records never handed to the connection were not sent.
-        let unsent = stream.in_flight.split_off(stream.in_flight.len() - stream.unsent);
+        let unsent = stream
+            .in_flight
+            .split_off(stream.in_flight.len() - stream.unsent);
         self.requeue_unsent(unsent);
         if stream.in_flight.is_empty() {
             return;
@@ -576,7 +585,11 @@ impl Lane {
             return;
         }
         self.stats.retried();
-        debug!(attempts = pending.attempts, delay_ms = delay.as_millis() as u64, "retry scheduled");
+        debug!(
+            attempts = pending.attempts,
+            delay_ms = delay.as_millis() as u64,
+            "retry scheduled"
+        );
         pending.not_before = Some(due);
         self.retry_seq += 1;
         self.retries.insert((due, self.retry_seq), pending);
@@ -592,7 +605,12 @@ async fn read_stream(request: reqwest::RequestBuilder, stream: u64, events: mpsc
                 message: e.to_string(),
                 sent: !e.is_connect(),
             };
-            let _ = events.send(Event::Ended { stream, failure: Some(failure) }).await;
+            let _ = events
+                .send(Event::Ended {
+                    stream,
+                    failure: Some(failure),
+                })
+                .await;
             return;
         }
     };

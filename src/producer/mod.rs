@@ -163,7 +163,11 @@ impl Producer {
                     shared.stats.clone(),
                 )
             });
-            (lane.sender.clone(), lane.records.clone(), lane.bytes.clone())
+            (
+                lane.sender.clone(),
+                lane.records.clone(),
+                lane.bytes.clone(),
+            )
         };
         let byte_permits = encoded.len().min(shared.config.max_in_flight_bytes) as u32;
         let permits = (
@@ -194,7 +198,8 @@ impl Producer {
         // Enqueue one record at a time (waiting for room), then let up to
         // `window` delivery futures run while the next ones are enqueued.
         #[allow(clippy::async_yields_async)]
-        let enqueued = records.then(move |record| async move { self.enqueue(topic, &record).await });
+        let enqueued =
+            records.then(move |record| async move { self.enqueue(topic, &record).await });
         enqueued.buffered(window)
     }
 
@@ -219,7 +224,10 @@ impl Producer {
         self.shared.closed.store(true, Ordering::Release);
         let lanes: Vec<LaneHandle> = {
             let mut table = self.shared.lanes.lock().expect("lane table");
-            table.drain().flat_map(|(_, slots)| slots.into_iter().flatten()).collect()
+            table
+                .drain()
+                .flat_map(|(_, slots)| slots.into_iter().flatten())
+                .collect()
         };
         for lane in lanes {
             // Closing the queue lets the lane finish what it holds, end its
