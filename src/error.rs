@@ -64,19 +64,29 @@ pub enum Error {
 impl Error {
     /// The HTTP status of the answer, if there was one. A record refused in
     /// its delivery report has status 200: the request itself succeeded.
+    /// For [`Error::DeliveryTimeout`], the status of the last attempt.
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api(api) => Some(api.status),
             Error::Transport(e) => e.status().map(|s| s.as_u16()),
+            Error::DeliveryTimeout {
+                last_error: Some(last),
+                ..
+            } => last.status(),
             _ => None,
         }
     }
 
     /// Confluent's `error_code`, if the server sent one (for example 40101,
-    /// 40403, 42901, 50003).
+    /// 40403, 42901, 50003). For [`Error::DeliveryTimeout`], the code of the
+    /// last attempt.
     pub fn error_code(&self) -> Option<i32> {
         match self {
             Error::Api(api) => api.error_code,
+            Error::DeliveryTimeout {
+                last_error: Some(last),
+                ..
+            } => last.error_code(),
             _ => None,
         }
     }

@@ -34,10 +34,55 @@ pub use oauth::{ClientAuth, ClientCredentials};
 pub use producer::{
     DeliveryFuture, OnOutcomeUnknown, Producer, ProducerConfig, ProducerStats, Routing,
 };
-pub use record::{DataType, Header, Payload, Record};
+pub use record::{DataType, Header, Payload, Record, validate_topic};
 pub use report::{DeliveryReport, StoredData};
 pub use retry_class::RetryClass;
 pub use token::{AccessToken, TokenError, TokenFuture, TokenProvider};
+
+/// Entry points for the benchmarks in `benches/`, not part of the API: they
+/// may change or go away in any release.
+#[doc(hidden)]
+pub mod __bench {
+    use crate::producer::decode::ReportDecoder;
+    use crate::report::ReportWire;
+
+    /// The streaming producer's delivery-report decoding: framing, JSON and
+    /// conversion into a report or an error.
+    #[derive(Default)]
+    pub struct Reports {
+        decoder: ReportDecoder,
+        out: Vec<ReportWire>,
+    }
+
+    impl Reports {
+        /// A decoder at the start of a response.
+        pub fn new() -> Reports {
+            Reports::default()
+        }
+
+        /// Adds a piece of a response body; returns how many delivered
+        /// records the reports it completed describe.
+        pub fn push(&mut self, chunk: &[u8]) -> Result<usize, String> {
+            self.decoder
+                .push(chunk, &mut self.out)
+                .map_err(|e| e.to_string())?;
+            Ok(self
+                .out
+                .drain(..)
+                .map(ReportWire::into_result)
+                .filter(Result::is_ok)
+                .count())
+        }
+    }
+
+    /// The emulator's handling of a streamed request body held in memory,
+    /// `read` bytes at a time: parsing, checks, appending to a fresh topic
+    /// and writing reports. Returns the reports and their bytes.
+    #[cfg(feature = "emulator")]
+    pub fn emulator_stream(body: &[u8], read: usize) -> (usize, usize) {
+        crate::emulator::handle_in_memory(body, read)
+    }
+}
 
 /// The request and response types generated from the OpenAPI document, for
 /// users who want to work with the API's own shapes. Their fields follow the

@@ -308,8 +308,15 @@ impl Record {
     }
 }
 
-/// Checks a topic name against Kafka's rules.
-pub(crate) fn validate_topic(name: &str) -> Result<(), Error> {
+/// Checks a topic name against Kafka's rules (1 to 249 characters of ASCII
+/// letters, digits, `.`, `_` and `-`; not `.` or `..`), as every produce call
+/// does before sending.
+///
+/// ```
+/// assert!(ccloud_kafka_rest::validate_topic("orders.v2").is_ok());
+/// assert!(ccloud_kafka_rest::validate_topic("no spaces").is_err());
+/// ```
+pub fn validate_topic(name: &str) -> Result<(), Error> {
     let reason = if name.is_empty() {
         "it is empty"
     } else if name == "." || name == ".." {

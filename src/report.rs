@@ -3,7 +3,8 @@
 use crate::error::{ApiError, Error};
 use crate::record::DataType;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Where a record was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +33,37 @@ pub struct DeliveryReport {
     pub possibly_duplicated: bool,
 }
 
+/// The report as the server writes it (`error_code` 200, `topic_name`,
+/// `partition_id`, …), plus `attempts` and `possibly_duplicated` when the
+/// record needed more than one attempt.
+impl Serialize for DeliveryReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("error_code", &200)?;
+        map.serialize_entry("cluster_id", &self.cluster_id)?;
+        map.serialize_entry("topic_name", &self.topic)?;
+        map.serialize_entry("partition_id", &self.partition)?;
+        map.serialize_entry("offset", &self.offset)?;
+        if let Some(timestamp) = &self.timestamp {
+            let text = timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            map.serialize_entry("timestamp", &text)?;
+        }
+        if let Some(key) = &self.key {
+            map.serialize_entry("key", key)?;
+        }
+        if let Some(value) = &self.value {
+            map.serialize_entry("value", value)?;
+        }
+        if self.attempts > 1 {
+            map.serialize_entry("attempts", &self.attempts)?;
+        }
+        if self.possibly_duplicated {
+            map.serialize_entry("possibly_duplicated", &true)?;
+        }
+        map.end()
+    }
+}
+
 /// `topic-partition@offset`, the way Kafka tools name a record's position.
 impl std::fmt::Display for DeliveryReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +72,7 @@ impl std::fmt::Display for DeliveryReport {
 }
 
 /// The type and stored size of a key or value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredData {
     /// How the data was read.
     #[serde(rename = "type")]
@@ -138,6 +170,10 @@ mod tests {
         );
         assert_eq!(report.value.unwrap().size, 9);
         assert_eq!(report.to_string(), "t-1@7");
+        assert_eq!(
+            serde_json::to_string(&report).unwrap(),
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":1,"offset":7,"timestamp":"2021-02-05T19:14:42.123Z","key":{"type":"STRING","size":2},"value":{"type":"JSON","size":9}}"#
+        );
 
         let failed: ReportWire =
             serde_json::from_str(r#"{"error_code":40403,"message":"no such partition"}"#).unwrap();

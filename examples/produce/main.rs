@@ -82,6 +82,10 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
     // Kept alive until the end when used.
     let mut _emulator = None;
+    // A bad topic name fails before anything starts or any input is read.
+    if let Some(topic) = &args.topic {
+        ccloud_kafka_rest::validate_topic(topic)?;
+    }
     let topic = match &args.endpoint {
         Some(endpoint) => {
             let cluster = args.cluster.as_deref().ok_or(

@@ -1,7 +1,6 @@
 //! Delivery reports as JSON lines on stdout, progress and summary on stderr.
 
-use ccloud_kafka_rest::{DeliveryReport, Error, StoredData};
-use chrono::SecondsFormat;
+use ccloud_kafka_rest::{DeliveryReport, Error};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::{BufWriter, IsTerminal, StdoutLock, Write};
@@ -45,16 +44,10 @@ impl From<Error> for Failure {
 }
 
 fn error_code(error: &Error) -> i32 {
-    match error {
-        Error::DeliveryTimeout {
-            last_error: Some(last),
-            ..
-        } => error_code(last),
-        _ => error
-            .error_code()
-            .or_else(|| error.status().map(i32::from))
-            .unwrap_or(0),
-    }
+    error
+        .error_code()
+        .or_else(|| error.status().map(i32::from))
+        .unwrap_or(0)
 }
 
 /// The error's text followed by whatever its sources add.
@@ -73,41 +66,6 @@ fn message(error: &Error) -> String {
 }
 
 pub type Outcome = Result<DeliveryReport, Failure>;
-
-#[derive(Serialize)]
-struct Delivered<'a> {
-    error_code: i32,
-    cluster_id: &'a str,
-    topic_name: &'a str,
-    partition_id: i32,
-    offset: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<Stored>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<Stored>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempts: Option<u32>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    possibly_duplicated: bool,
-}
-
-#[derive(Serialize)]
-struct Stored {
-    #[serde(rename = "type")]
-    data_type: &'static str,
-    size: u64,
-}
-
-impl From<StoredData> for Stored {
-    fn from(data: StoredData) -> Stored {
-        Stored {
-            data_type: data.data_type.as_str(),
-            size: data.size,
-        }
-    }
-}
 
 /// Counts outcomes, writes them, and shows progress.
 pub struct Output {
@@ -162,21 +120,8 @@ impl Output {
         match outcome {
             Ok(report) => {
                 self.delivered += 1;
-                let line = Delivered {
-                    error_code: 200,
-                    cluster_id: &report.cluster_id,
-                    topic_name: &report.topic,
-                    partition_id: report.partition,
-                    offset: report.offset,
-                    timestamp: report
-                        .timestamp
-                        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-                    key: report.key.map(Stored::from),
-                    value: report.value.map(Stored::from),
-                    attempts: (report.attempts > 1).then_some(report.attempts),
-                    possibly_duplicated: report.possibly_duplicated,
-                };
-                serde_json::to_writer(&mut self.out, &line)?;
+                // The library writes the server's report format.
+                serde_json::to_writer(&mut self.out, report)?;
             }
             Err(failure) => {
                 self.failed += 1;

@@ -79,6 +79,8 @@ use faults::Faults;
 use oauth::{OAuthClient, OAuthServer};
 use state::{Limits, Shared, Topics};
 
+pub(crate) use stream::handle_in_memory;
+
 /// The cluster id the emulator answers to unless another is configured.
 pub const DEFAULT_CLUSTER_ID: &str = "lkc-emulator";
 

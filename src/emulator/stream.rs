@@ -135,33 +135,7 @@ pub(crate) async fn respond(
         }
     };
     let (tx, rx) = mpsc::channel(PENDING_CHUNKS);
-    let cut_after = shared.faults.take_cut();
-    let lifetime = match (shared.limits.stream_lifetime, plan.stream_lifetime) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let close_delay = plan
-        .stream_close_delay
-        .unwrap_or(shared.limits.stream_close_delay);
-    let stream = Stream {
-        names: Names::new(&shared.cluster_id, topic.name()),
-        shared,
-        topic,
-        latin1: charset == Charset::Latin1,
-        scanner: Scanner::default(),
-        out: BytesMut::with_capacity(4096),
-        ends: Vec::new(),
-        reports: 0,
-        appended: 0,
-        cut_after,
-        lifetime,
-        close_delay,
-        started: Instant::now(),
-        closing_at: None,
-        shape: Rng::for_stream(plan.seed, index, Lane::Shape),
-        rng,
-        plan,
-    };
+    let stream = Stream::new(shared, topic, charset, plan, index, rng);
     tokio::spawn(stream.run(body, first, tx, kill));
     let mut response = Response::new(ResponseBody::Stream(rx));
     response
@@ -232,6 +206,43 @@ struct Stream {
 }
 
 impl Stream {
+    fn new(
+        shared: Arc<Shared>,
+        topic: Arc<TopicLog>,
+        charset: Charset,
+        plan: Arc<FaultPlan>,
+        index: u64,
+        rng: Rng,
+    ) -> Stream {
+        let cut_after = shared.faults.take_cut();
+        let lifetime = match (shared.limits.stream_lifetime, plan.stream_lifetime) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let close_delay = plan
+            .stream_close_delay
+            .unwrap_or(shared.limits.stream_close_delay);
+        Stream {
+            names: Names::new(&shared.cluster_id, topic.name()),
+            shared,
+            topic,
+            latin1: charset == Charset::Latin1,
+            scanner: Scanner::default(),
+            out: BytesMut::with_capacity(4096),
+            ends: Vec::new(),
+            reports: 0,
+            appended: 0,
+            cut_after,
+            lifetime,
+            close_delay,
+            started: Instant::now(),
+            closing_at: None,
+            shape: Rng::for_stream(plan.seed, index, Lane::Shape),
+            rng,
+            plan,
+        }
+    }
+
     async fn run(
         mut self,
         mut body: Incoming,
@@ -248,20 +259,7 @@ impl Stream {
         let mut next = Some(first);
         loop {
             if let Some(data) = next.take() {
-                let step = if carry.is_empty() {
-                    let step = self.feed(&data);
-                    let n = self.scanner.consumed();
-                    carry.extend_from_slice(&data[n..]);
-                    self.scanner.shift(n);
-                    step
-                } else {
-                    carry.extend_from_slice(&data);
-                    let step = self.feed(&carry);
-                    let n = self.scanner.consumed();
-                    carry.drain(..n);
-                    self.scanner.shift(n);
-                    step
-                };
+                let step = self.take(&mut carry, &data);
                 if !self.flush(&tx).await {
                     return;
                 }
@@ -322,6 +320,25 @@ impl Stream {
             reports = self.reports,
             "stream finished"
         );
+    }
+
+    /// Handles every record completed by `data`, keeping the bytes of an
+    /// unfinished one in `carry`.
+    fn take(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
+        if carry.is_empty() {
+            let step = self.feed(data);
+            let n = self.scanner.consumed();
+            carry.extend_from_slice(&data[n..]);
+            self.scanner.shift(n);
+            step
+        } else {
+            carry.extend_from_slice(data);
+            let step = self.feed(carry);
+            let n = self.scanner.consumed();
+            carry.drain(..n);
+            self.scanner.shift(n);
+            step
+        }
     }
 
     /// Handles every complete record in `buf`.
@@ -532,4 +549,39 @@ impl Stream {
 async fn drop_connection(tx: &mpsc::Sender<Bytes>, kill: &Notify) {
     kill.notify_one();
     tx.closed().await;
+}
+
+/// Handles a whole request body held in memory, `read` bytes at a time, as a
+/// stream to a fresh topic `bench` (3 partitions) would: parsing, checks,
+/// appends and reports, without the network. Returns the reports written and
+/// their bytes. For the benchmarks.
+pub(crate) fn handle_in_memory(body: &[u8], read: usize) -> (usize, usize) {
+    use super::auth::AuthConfig;
+    use super::faults::Faults;
+    use super::state::{Limits, Topics};
+    let topics = Topics::new(vec![("bench".to_owned(), 3)], false, 1);
+    let auth = AuthConfig::new(Default::default(), Default::default(), Default::default());
+    let shared = Arc::new(Shared::new(
+        super::DEFAULT_CLUSTER_ID.to_owned(),
+        topics,
+        auth,
+        Limits::default(),
+        Faults::default(),
+    ));
+    let topic = shared.topics.lookup("bench").expect("declared above");
+    let (plan, index) = shared.faults.start_stream();
+    let rng = Rng::for_stream(plan.seed, index, Lane::Faults);
+    let mut stream = Stream::new(shared, topic, Charset::Utf8, plan, index, rng);
+    let mut carry = Vec::new();
+    let mut bytes = 0;
+    for data in body.chunks(read.max(1)) {
+        let step = stream.take(&mut carry, data);
+        bytes += stream.out.len();
+        stream.out.clear();
+        stream.ends.clear();
+        if !matches!(step, Step::More) {
+            break;
+        }
+    }
+    (stream.reports, bytes)
 }

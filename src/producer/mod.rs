@@ -7,7 +7,7 @@
 //! configuration, not by how many records are sent.
 
 mod config;
-mod decode;
+pub(crate) mod decode;
 mod delivery;
 mod lane;
 mod stats;
@@ -126,6 +126,9 @@ impl Producer {
     /// future of its outcome. Use it to keep many records in flight from one
     /// task. A record that cannot be sent (invalid topic or record, producer
     /// closed) gets a future that resolves to that error at once.
+    ///
+    /// Dropping this call's future before it completes (while it waits for
+    /// room) is safe: the record is then not handed over and not sent.
     pub async fn enqueue(&self, topic: &str, record: &Record) -> DeliveryFuture {
         match self.try_enqueue(topic, record).await {
             Ok(delivery) => delivery,
