@@ -46,6 +46,20 @@ struct Args {
     #[arg(long, requires = "api_key")]
     api_secret: Option<String>,
 
+    /// Accept this bearer token (repeatable), as TOKEN or TOKEN:IDENTITY_POOL_ID.
+    #[arg(long = "bearer-token", value_name = "TOKEN[:POOL]")]
+    bearer_tokens: Vec<String>,
+
+    /// Serve an OAuth token endpoint (/oauth2/token) for this client,
+    /// as CLIENT_ID:SECRET:IDENTITY_POOL_ID (repeatable).
+    #[arg(long = "oauth-client", value_name = "ID:SECRET:POOL", value_parser = parse_oauth_client)]
+    oauth_clients: Vec<(String, String, String)>,
+
+    /// Serve HTTPS with a certificate generated at start; its CA is written to
+    /// this file so that clients can trust it (KAFKA_REST_CA_FILE).
+    #[arg(long, value_name = "CA_FILE")]
+    tls_ca_out: Option<std::path::PathBuf>,
+
     /// Log every request at debug level.
     #[arg(short, long)]
     verbose: bool,
@@ -200,8 +214,26 @@ async fn main() -> ExitCode {
     if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
         builder = builder.api_key(key.clone(), secret.clone());
     }
+    for token in &args.bearer_tokens {
+        builder = match token.split_once(':') {
+            Some((token, pool)) => builder.bearer_token_with_pool(token, "bearer", pool),
+            None => builder.bearer_token(token.clone(), "bearer"),
+        };
+    }
+    for (id, secret, pool) in &args.oauth_clients {
+        builder = builder.oauth_client(id.clone(), secret.clone(), id.clone(), pool.clone());
+    }
+    builder = builder.tls(args.tls_ca_out.is_some());
     let plan = args.faults.plan();
-    let faulty = plan != FaultPlan::new(plan.seed);
+    // Faults are on when the plan differs from one that only names codes and
+    // an open failure without ever using them.
+    let faulty = plan
+        != FaultPlan {
+            seed: plan.seed,
+            record_error_codes: plan.record_error_codes.clone(),
+            open_failure: plan.open_failure.clone(),
+            ..FaultPlan::default()
+        };
     builder = builder.faults(plan.clone());
     let emu = match builder.start().await {
         Ok(emu) => emu,
@@ -211,6 +243,19 @@ async fn main() -> ExitCode {
         }
     };
 
+    if let (Some(path), Some(pem)) = (&args.tls_ca_out, emu.ca_certificate_pem()) {
+        if let Err(error) = std::fs::write(path, pem) {
+            eprintln!(
+                "cannot write the CA certificate to {}: {error}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+        println!("CA certificate written to {}", path.display());
+    }
+    if !args.oauth_clients.is_empty() {
+        println!("OAuth token endpoint: {}", emu.token_url());
+    }
     let topic = &topics[0].0;
     let auth = match &args.api_key {
         Some(key) => format!(" -u '{key}:<secret>'"),
@@ -245,4 +290,16 @@ async fn main() -> ExitCode {
         println!("faults applied: {stats:?}");
     }
     ExitCode::SUCCESS
+}
+
+fn parse_oauth_client(text: &str) -> Result<(String, String, String), String> {
+    let mut parts = text.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(id), Some(secret), Some(pool))
+            if !id.is_empty() && !secret.is_empty() && !pool.is_empty() =>
+        {
+            Ok((id.to_owned(), secret.to_owned(), pool.to_owned()))
+        }
+        _ => Err("expected CLIENT_ID:SECRET:IDENTITY_POOL_ID".to_owned()),
+    }
 }
