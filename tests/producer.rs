@@ -493,3 +493,22 @@ async fn credentials_over_loopback_http_stream_records() {
     );
     producer.close().await;
 }
+
+#[tokio::test]
+async fn streams_are_rotated_before_their_age_limit() {
+    let emulator = common::emulator().start().await.unwrap();
+    let config = ProducerConfig::default().with_max_stream_age(Duration::from_millis(60));
+    let producer = producer(&emulator, config);
+    for i in 0..30u64 {
+        let report = producer
+            .send("orders", &Record::from_value(i.to_string()))
+            .await
+            .unwrap();
+        assert!(!report.possibly_duplicated);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = producer.stats();
+    assert!(stats.streams_opened >= 3, "{stats:?}");
+    assert_eq!(stats.reconnects, 0, "rotation is not a failure: {stats:?}");
+    assert_eq!(logged(&emulator, "orders"), (0..30).collect::<Vec<_>>());
+}
