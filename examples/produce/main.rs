@@ -53,6 +53,9 @@ fn main() -> ExitCode {
     code
 }
 
+/// Records produced by a bare `cargo run --example produce` on a terminal.
+const DEMO_RECORDS: u64 = 10;
+
 async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut builder = ClientBuilder::from_env()?;
     if let Some(flavour) = args.flavour {
@@ -117,9 +120,25 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
     let client = builder.build()?;
 
+    // The demo: on the embedded emulator with nothing to read (no --count,
+    // no --file, stdin a terminal), produce a few generated records.
+    let count = match args.count {
+        None if args.endpoint.is_none()
+            && args.file.is_none()
+            && std::io::stdin().is_terminal() =>
+        {
+            eprintln!(
+                "no input given: producing {DEMO_RECORDS} generated records \
+                 (pipe lines into stdin, or use --file or --count, to produce your own)"
+            );
+            Some(DEMO_RECORDS)
+        }
+        count => count,
+    };
+
     // Ctrl-C: stop reading, finish what is in flight; a second one quits at once.
     let (interrupt_tx, interrupt) = watch::channel(false);
-    let mut output = Output::new(args.count);
+    let mut output = Output::new(count);
     let progress = output.progress();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -135,7 +154,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
     let shape = Shape::new(&args);
     let mut read_error = None;
-    let input: BoxStream<'static, Item> = match args.count {
+    let input: BoxStream<'static, Item> = match count {
         Some(count) => {
             let size = args.value_size;
             futures_util::stream::iter(0..count)
