@@ -75,10 +75,16 @@ impl ClientHooks<Authenticator> for generated::Client {
         _info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
         if let Ok(response) = result {
+            // Headers are only read for error statuses (Retry-After).
+            let status = response.status();
+            let headers = match status.is_success() {
+                true => HeaderMap::new(),
+                false => response.headers().clone(),
+            };
             let _ = RESPONSE_META.try_with(|meta| {
                 *meta.borrow_mut() = ResponseMeta {
-                    status: Some(response.status()),
-                    headers: response.headers().clone(),
+                    status: Some(status),
+                    headers,
                 };
             });
         }

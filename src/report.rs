@@ -95,7 +95,7 @@ pub(crate) struct ReportWire {
     partition_id: Option<i32>,
     #[serde(default)]
     offset: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp")]
     timestamp: Option<DateTime<Utc>>,
     #[serde(default)]
     key: Option<StoredData>,
@@ -103,7 +103,222 @@ pub(crate) struct ReportWire {
     value: Option<StoredData>,
 }
 
+/// A report's timestamp. The server's own form, `2025-06-02T09:14:42.123Z`,
+/// is read directly; anything else as chrono reads it.
+fn timestamp<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    struct Timestamp;
+    impl<'de> serde::de::Visitor<'de> for Timestamp {
+        type Value = Option<DateTime<Utc>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 timestamp or null")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            match utc_timestamp(text.as_bytes()) {
+                Some(t) => Ok(Some(t)),
+                None => text.parse().map(Some).map_err(E::custom),
+            }
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    d.deserialize_option(Timestamp)
+}
+
+/// A reader of compact JSON for [`ReportWire::parse_compact`].
+struct Compact<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Compact<'a> {
+    fn next(&mut self) -> Option<u8> {
+        let b = *self.text.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    fn byte(&mut self, expected: u8) -> Option<()> {
+        (self.next()? == expected).then_some(())
+    }
+
+    /// `"name":`
+    fn key(&mut self) -> Option<&'a [u8]> {
+        self.byte(b'"')?;
+        let start = self.pos;
+        let len = self.text[start..].iter().position(|&b| b == b'"')?;
+        self.pos += len + 1;
+        self.byte(b':')?;
+        Some(&self.text[start..start + len])
+    }
+
+    /// A string without escapes or control characters.
+    fn string(&mut self) -> Option<&'a str> {
+        self.byte(b'"')?;
+        let start = self.pos;
+        let len = self.text[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        self.pos += len;
+        self.byte(b'"')?;
+        std::str::from_utf8(&self.text[start..start + len]).ok()
+    }
+
+    /// An integer as JSON writes it (no leading zeros, no fraction).
+    fn int(&mut self) -> Option<i64> {
+        let negative = self.text.get(self.pos) == Some(&b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        let mut value: i64 = 0;
+        while let Some(&b) = self.text.get(self.pos).filter(|b| b.is_ascii_digit()) {
+            value = value.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+            self.pos += 1;
+        }
+        let digits = self.pos - start;
+        if digits == 0 || (digits > 1 && self.text[start] == b'0') {
+            return None;
+        }
+        if matches!(self.text.get(self.pos), Some(b'.' | b'e' | b'E') | None) {
+            return None;
+        }
+        Some(if negative { -value } else { value })
+    }
+
+    /// `null`, or what `read` reads. The outer `None` means "not compact".
+    fn or_null<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.text[self.pos..].starts_with(b"null") {
+            self.pos += 4;
+            return Some(None);
+        }
+        read(self).map(Some)
+    }
+
+    /// `{"type":"STRING","size":3}`, fields in either order.
+    fn stored(&mut self) -> Option<StoredData> {
+        self.byte(b'{')?;
+        let (mut data_type, mut size) = (None, None);
+        loop {
+            match self.key()? {
+                b"type" if data_type.is_none() => {
+                    data_type = Some(DataType::from_wire(self.string()?)?);
+                }
+                b"size" if size.is_none() => size = Some(u64::try_from(self.int()?).ok()?),
+                _ => return None,
+            }
+            match self.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        Some(StoredData {
+            data_type: data_type?,
+            size: size?,
+        })
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with 1 to 9 fraction digits, or `None`.
+fn utc_timestamp(text: &[u8]) -> Option<DateTime<Utc>> {
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        text.get(range)?.iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if text.len() < 20 || separators.iter().any(|&(i, c)| text[i] != c) {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let nanos = match &text[19..] {
+        b"Z" => 0,
+        [b'.', fraction @ .., b'Z'] if (1..=9).contains(&fraction.len()) => {
+            digits(20..20 + fraction.len())? * 10u32.pow(9 - fraction.len() as u32)
+        }
+        _ => return None,
+    };
+    if second > 59 {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    Some(
+        date.and_hms_nano_opt(hour, minute, second, nanos)?
+            .and_utc(),
+    )
+}
+
 impl ReportWire {
+    /// Reads one report in the compact form servers write, without serde:
+    /// returns it and its length, or `None` for anything else (whitespace,
+    /// escapes, unknown or repeated fields, other value types, a cut
+    /// report), which is then left to serde.
+    pub(crate) fn parse_compact(text: &[u8]) -> Option<(ReportWire, usize)> {
+        let mut reader = Compact { text, pos: 0 };
+        let mut report = ReportWire {
+            error_code: 0,
+            message: None,
+            cluster_id: None,
+            topic_name: None,
+            partition_id: None,
+            offset: None,
+            timestamp: None,
+            key: None,
+            value: None,
+        };
+        let mut seen = 0u16;
+        reader.byte(b'{')?;
+        loop {
+            let key = reader.key()?;
+            let field = match key {
+                b"error_code" => 0,
+                b"message" => 1,
+                b"cluster_id" => 2,
+                b"topic_name" => 3,
+                b"partition_id" => 4,
+                b"offset" => 5,
+                b"timestamp" => 6,
+                b"key" => 7,
+                b"value" => 8,
+                _ => return None,
+            };
+            if seen & (1 << field) != 0 {
+                return None;
+            }
+            seen |= 1 << field;
+            match field {
+                0 => report.error_code = i32::try_from(reader.int()?).ok()?,
+                1 => report.message = reader.or_null(|r| r.string().map(str::to_owned))?,
+                2 => report.cluster_id = reader.or_null(|r| r.string().map(str::to_owned))?,
+                3 => report.topic_name = reader.or_null(|r| r.string().map(str::to_owned))?,
+                4 => {
+                    report.partition_id = reader.or_null(|r| i32::try_from(r.int()?).ok())?;
+                }
+                5 => report.offset = reader.or_null(Compact::int)?,
+                6 => {
+                    report.timestamp = reader.or_null(|r| utc_timestamp(r.string()?.as_bytes()))?;
+                }
+                7 => report.key = reader.or_null(Compact::stored)?,
+                _ => report.value = reader.or_null(Compact::stored)?,
+            }
+            match reader.next()? {
+                b',' => continue,
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        // error_code is required.
+        (seen & 1 != 0).then_some((report, reader.pos))
+    }
+
     /// The report's `error_code` (200 on success).
     #[cfg(test)]
     pub(crate) fn error_code(&self) -> i32 {
@@ -152,6 +367,90 @@ impl ReportWire {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_read_directly_match_chrono() {
+        for text in [
+            "2021-02-05T19:14:42.123Z",
+            "2021-02-05T19:14:42Z",
+            "2021-02-05T19:14:42.1Z",
+            "2024-02-29T23:59:59.999999999Z",
+            "1970-01-01T00:00:00.000Z",
+        ] {
+            let expected: DateTime<Utc> = text.parse().unwrap();
+            assert_eq!(utc_timestamp(text.as_bytes()), Some(expected), "{text}");
+        }
+        for text in [
+            "2021-02-05T19:14:42.123+01:00",
+            "2021-02-30T19:14:42Z",
+            "2021-02-05T19:14:60Z",
+            "2021-02-05 19:14:42Z",
+            "2021-02-05T19:14:42.Z",
+            "2021-02-05T19:14:42.1234567890Z",
+        ] {
+            assert_eq!(utc_timestamp(text.as_bytes()), None, "{text}");
+        }
+        let report: ReportWire = serde_json::from_str(
+            r#"{"error_code":200,"partition_id":0,"offset":1,"timestamp":"2021-02-05T20:14:42.5+01:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            report.timestamp,
+            Some("2021-02-05T19:14:42.500Z".parse().unwrap())
+        );
+        let report: ReportWire =
+            serde_json::from_str(r#"{"error_code":200,"timestamp":null}"#).unwrap();
+        assert_eq!(report.timestamp, None);
+        assert!(
+            serde_json::from_str::<ReportWire>(r#"{"error_code":200,"timestamp":"x"}"#).is_err()
+        );
+    }
+
+    /// Both readers, on the same text: the compact one must agree with serde
+    /// or decline.
+    fn both(text: &str) -> (Option<String>, Option<String>) {
+        let fast = ReportWire::parse_compact(text.as_bytes()).map(|(r, len)| {
+            assert_eq!(len, text.len(), "{text}");
+            format!("{r:?}")
+        });
+        let serde = serde_json::from_str::<ReportWire>(text)
+            .ok()
+            .map(|r| format!("{r:?}"));
+        (fast, serde)
+    }
+
+    #[test]
+    fn compact_reports_read_like_serde() {
+        for text in [
+            r#"{"error_code":200,"cluster_id":"lkc-1","topic_name":"t","partition_id":2,"offset":7,"timestamp":"2023-11-14T22:13:20.123Z","key":{"type":"STRING","size":3},"value":{"size":0,"type":"JSON"}}"#,
+            r#"{"error_code":40403,"message":"This server does not host this topic-partition."}"#,
+            r#"{"offset":-1,"error_code":200,"partition_id":0,"key":null,"timestamp":null,"message":null}"#,
+            r#"{"error_code":200,"cluster_id":"é","topic_name":"t","partition_id":0,"offset":9223372036854775807}"#,
+        ] {
+            let (fast, serde) = both(text);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, serde, "{text}");
+        }
+        // Declined: left to serde, which reads or refuses them.
+        for text in [
+            r#"{ "error_code":200}"#,
+            r#"{"error_code":200,"message":"a\"b"}"#,
+            r#"{"error_code":200,"extra":1}"#,
+            r#"{"error_code":200,"error_code":200}"#,
+            r#"{"error_code":200.0}"#,
+            r#"{"error_code":0200}"#,
+            r#"{"error_code":200,"offset":99999999999999999999}"#,
+            r#"{"error_code":200,"partition_id":3000000000}"#,
+            r#"{"error_code":200,"key":{"type":"AVRO","size":1}}"#,
+            r#"{"error_code":200,"key":{"type":"JSON"}}"#,
+            r#"{"error_code":200,"timestamp":"2023-11-14T23:13:20+01:00"}"#,
+            r#"{"message":"no code"}"#,
+            r#"{"error_code":200,"offset":1"#,
+            r#"{"error_code":200,"#,
+        ] {
+            assert_eq!(both(text).0, None, "{text}");
+        }
+    }
 
     #[test]
     fn success_and_failure_reports() {

@@ -17,9 +17,10 @@ use std::time::Duration;
 const MAX_BODY_IN_ERROR: usize = 4096;
 
 pub(crate) fn to_generated_request(record: &Record) -> Result<types::ProduceRequest, Error> {
-    let json = serde_json::to_value(record)
+    // Through the JSON text: cheaper than through a `serde_json::Value`.
+    let json = serde_json::to_vec(record)
         .map_err(|e| Error::invalid(crate::error::InvalidInput::Json(e.to_string())))?;
-    serde_json::from_value(json).map_err(|e| {
+    serde_json::from_slice(&json).map_err(|e| {
         Error::Config(format!(
             "the ProduceRequest type generated from the OpenAPI document cannot hold this record ({e}); \
              check openapi/kafka-rest-v3.yaml"
@@ -36,10 +37,7 @@ pub(crate) async fn into_report(
 ) -> Result<DeliveryReport, Error> {
     use progenitor_client::Error as E;
     match result {
-        Ok(value) => {
-            let wire: ReportWire = reencode(&value.into_inner())?;
-            wire.into_result()
-        }
+        Ok(value) => report_from(&value.into_inner())?.into_result(),
         Err(E::ErrorResponse(value)) => {
             let status = value.status().as_u16();
             let retry_after = retry_after(value.headers());
@@ -115,13 +113,29 @@ fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration
     }
 }
 
-fn reencode<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> Result<T, Error> {
-    let json = serde_json::to_value(value).map_err(|source| Error::Decode {
+/// The generated response as a report, through its JSON text.
+fn report_from(response: &types::ProduceResponse) -> Result<ReportWire, Error> {
+    let json = serde_json::to_vec(response).map_err(|source| Error::Decode {
         raw: String::new(),
         source,
     })?;
-    serde_json::from_value(json.clone()).map_err(|source| Error::Decode {
-        raw: json.to_string(),
+    match ReportWire::parse_compact(&json) {
+        Some((report, len)) if len == json.len() => Ok(report),
+        _ => serde_json::from_slice(&json).map_err(|source| Error::Decode {
+            raw: String::from_utf8_lossy(&json).into_owned(),
+            source,
+        }),
+    }
+}
+
+fn reencode<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> Result<T, Error> {
+    // Through the JSON text: cheaper than through a `serde_json::Value`.
+    let json = serde_json::to_vec(value).map_err(|source| Error::Decode {
+        raw: String::new(),
+        source,
+    })?;
+    serde_json::from_slice(&json).map_err(|source| Error::Decode {
+        raw: String::from_utf8_lossy(&json).into_owned(),
         source,
     })
 }

@@ -56,18 +56,30 @@ impl Scanner {
         }
         let mut i = self.pos;
         while i < buf.len() {
-            let b = buf[i];
-            i += 1;
             if self.in_string {
                 if self.escaped {
                     self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
+                    i += 1;
+                    continue;
+                }
+                // Most of a record is string contents: skip to the next quote
+                // or backslash at once.
+                match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                    Some(k) => {
+                        i += k;
+                        if buf[i] == b'"' {
+                            self.in_string = false;
+                        } else {
+                            self.escaped = true;
+                        }
+                        i += 1;
+                    }
+                    None => i = buf.len(),
                 }
                 continue;
             }
+            let b = buf[i];
+            i += 1;
             match b {
                 b'"' => self.in_string = true,
                 b'{' | b'[' => self.depth += 1,
@@ -153,6 +165,17 @@ mod tests {
         assert_eq!(last, Scan::Unexpected { byte: b',' });
         let (_, last) = all(&[b"[{}]"]);
         assert_eq!(last, Scan::Unexpected { byte: b'[' });
+    }
+
+    #[test]
+    fn strings_with_escapes_split_anywhere() {
+        let text: &[u8] = br#" {"a":"x\\\"}{[","b":{"c":["\\",""]}}{"d":"\u0022"}"#;
+        let whole = all(&[text]).0;
+        assert_eq!(whole.len(), 2);
+        for cut in 1..text.len() {
+            let (head, tail) = text.split_at(cut);
+            assert_eq!(all(&[head, tail]).0, whole, "cut at {cut}");
+        }
     }
 
     #[test]

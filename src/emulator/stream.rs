@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
@@ -35,7 +36,7 @@ pub(crate) fn deliver(
     if let Some(fault) = shared.faults.take_record() {
         return Err(RecordError::new(fault.code, fault.message));
     }
-    Ok(append(topic, partition, record))
+    Ok(append(topic, partition, record, record::now_millis))
 }
 
 /// Chooses the partition of a record and checks its size, as the broker would.
@@ -56,8 +57,13 @@ fn check(topic: &TopicLog, record: &Prepared) -> Result<i32, RecordError> {
 }
 
 /// Appends a checked record.
-fn append(topic: &TopicLog, partition: i32, record: Prepared) -> Delivered {
-    let timestamp = record.timestamp.unwrap_or_else(record::now_millis);
+fn append(
+    topic: &TopicLog,
+    partition: i32,
+    record: Prepared,
+    now: impl FnOnce() -> DateTime<Utc>,
+) -> Delivered {
+    let timestamp = record.timestamp.unwrap_or_else(now);
     let key = record.key.as_ref().map(|k| (k.ty, k.size()));
     let value = record.value.as_ref().map(|v| (v.ty, v.size()));
     let appended = topic.append(
@@ -203,6 +209,8 @@ struct Stream {
     rng: Rng,
     /// Report fragmentation, kept apart so that it never shifts a decision.
     shape: Rng,
+    /// When the bytes being handled arrived, read once per piece of body.
+    received_at: Option<DateTime<Utc>>,
 }
 
 impl Stream {
@@ -240,6 +248,7 @@ impl Stream {
             shape: Rng::for_stream(plan.seed, index, Lane::Shape),
             rng,
             plan,
+            received_at: None,
         }
     }
 
@@ -325,6 +334,8 @@ impl Stream {
     /// Handles every record completed by `data`, keeping the bytes of an
     /// unfinished one in `carry`.
     fn take(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
+        // Records that arrived together were received at the same time.
+        self.received_at = None;
         if carry.is_empty() {
             let step = self.feed(data);
             let n = self.scanner.consumed();
@@ -433,7 +444,10 @@ impl Stream {
             Some(code) => faults::unknown_outcome(code) && self.rng.chance(0.5),
         };
         let delivered = if write {
-            let delivered = append(&self.topic, partition, record);
+            let now = &mut self.received_at;
+            let delivered = append(&self.topic, partition, record, || {
+                *now.get_or_insert_with(record::now_millis)
+            });
             self.appended += 1;
             if self.plan.cut_after_records == Some(self.appended)
                 || self.rng.chance(self.plan.cut_probability)

@@ -6,6 +6,11 @@ use crate::report::ReportWire;
 use bytes::{Buf, BytesMut};
 
 /// Accumulates response bytes and yields each complete report.
+///
+/// Reports end with CRLF, so only the text up to the last line feed of what
+/// has arrived is parsed; the rest waits for more bytes unless it looks like
+/// a complete report (a server that leaves out the CRLF). A report cut
+/// across many small pieces is therefore parsed once, not once per piece.
 #[derive(Debug, Default)]
 pub(crate) struct ReportDecoder {
     buffer: BytesMut,
@@ -18,24 +23,14 @@ impl ReportDecoder {
         chunk: &[u8],
         out: &mut Vec<ReportWire>,
     ) -> Result<(), serde_json::Error> {
+        if self.buffer.is_empty() {
+            // Straight from the chunk; only an unfinished tail is copied.
+            let (consumed, result) = parse_complete(chunk, out);
+            self.buffer.extend_from_slice(&chunk[consumed..]);
+            return result;
+        }
         self.buffer.extend_from_slice(chunk);
-        let mut reports = serde_json::Deserializer::from_slice(&self.buffer).into_iter();
-        let mut consumed = 0;
-        let result = loop {
-            match reports.next() {
-                Some(Ok(report)) => {
-                    out.push(report);
-                    consumed = reports.byte_offset();
-                }
-                // An incomplete report: wait for the next chunk.
-                Some(Err(e)) if e.is_eof() => break Ok(()),
-                Some(Err(e)) => break Err(e),
-                None => {
-                    consumed = reports.byte_offset();
-                    break Ok(());
-                }
-            }
-        };
+        let (consumed, result) = parse_complete(&self.buffer, out);
         self.buffer.advance(consumed);
         result
     }
@@ -43,6 +38,60 @@ impl ReportDecoder {
     /// Whether bytes of an unfinished report are waiting.
     pub(crate) fn has_partial(&self) -> bool {
         self.buffer.iter().any(|b| !b.is_ascii_whitespace())
+    }
+}
+
+/// Parses the complete reports at the start of `data`: returns how many
+/// bytes they took and whether the text after them is malformed.
+fn parse_complete(
+    data: &[u8],
+    out: &mut Vec<ReportWire>,
+) -> (usize, Result<(), serde_json::Error>) {
+    let lines = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let (mut consumed, result) = parse_reports(&data[..lines], out);
+    if result.is_err() {
+        return (consumed, result);
+    }
+    let rest = data[consumed..].trim_ascii();
+    // A complete report without its CRLF, or text that cannot start one
+    // (parsed now, to fail now).
+    if rest.ends_with(b"}") || rest.first().is_some_and(|&b| b != b'{') {
+        let (more, result) = parse_reports(&data[consumed..], out);
+        consumed += more;
+        return (consumed, result);
+    }
+    (consumed, Ok(()))
+}
+
+/// Parses concatenated reports until the text ends or stops in the middle
+/// of one. Reports in the servers' compact form are read directly; others,
+/// and errors, through serde.
+fn parse_reports(data: &[u8], out: &mut Vec<ReportWire>) -> (usize, Result<(), serde_json::Error>) {
+    let mut consumed = 0;
+    loop {
+        while data.get(consumed).is_some_and(u8::is_ascii_whitespace) {
+            consumed += 1;
+        }
+        let rest = &data[consumed..];
+        if rest.is_empty() {
+            return (consumed, Ok(()));
+        }
+        if let Some((report, len)) = ReportWire::parse_compact(rest) {
+            out.push(report);
+            consumed += len;
+            continue;
+        }
+        let mut reports = serde_json::Deserializer::from_slice(rest).into_iter();
+        match reports.next() {
+            Some(Ok(report)) => {
+                out.push(report);
+                consumed += reports.byte_offset();
+            }
+            // An incomplete report: wait for the next chunk.
+            Some(Err(e)) if e.is_eof() => return (consumed, Ok(())),
+            Some(Err(e)) => return (consumed, Err(e)),
+            None => return (data.len(), Ok(())),
+        }
     }
 }
 
@@ -109,6 +158,29 @@ mod tests {
             Some((state % 40) as usize + 1)
         });
         assert_eq!(decode_in_pieces(&body, sizes), whole);
+    }
+
+    #[test]
+    fn reports_without_crlf_or_with_newlines_inside() {
+        let mut decoder = ReportDecoder::default();
+        let mut out = Vec::new();
+        decoder
+            .push(
+                b"{\"error_code\":200,\"partition_id\":0,\"offset\":1}",
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(out.len(), 1, "a complete report is not held back");
+        let pretty = b"{\n  \"error_code\": 200,\n  \"partition_id\": 0,\n  \"offset\": 2\n}\r\n";
+        for cut in 1..pretty.len() {
+            let mut decoder = ReportDecoder::default();
+            let mut out = Vec::new();
+            decoder.push(&pretty[..cut], &mut out).unwrap();
+            decoder.push(&pretty[cut..], &mut out).unwrap();
+            assert_eq!(out.len(), 1, "cut at {cut}");
+            assert_eq!(out[0].offset(), Some(2));
+            assert!(!decoder.has_partial());
+        }
     }
 
     #[test]

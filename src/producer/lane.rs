@@ -4,7 +4,7 @@
 
 use super::config::{OnOutcomeUnknown, ProducerConfig};
 use super::decode::ReportDecoder;
-use super::delivery::Pending;
+use super::delivery::{LaneShared, Pending};
 use super::stats::Stats;
 use crate::client::Client;
 use crate::error::{ApiError, Error};
@@ -16,24 +16,33 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::{Instrument, debug, info_span, warn};
 
 /// Chunks handed to the HTTP body but not yet written to the socket.
 const BODY_QUEUE: usize = 2;
-/// Reports decoded but not yet matched by the lane.
-const EVENT_QUEUE: usize = 1024;
+/// Batches of reports decoded but not yet matched by the lane.
+const EVENT_QUEUE: usize = 64;
 
 /// What the rest of the producer holds of a lane.
 pub(crate) struct LaneHandle {
-    pub(crate) sender: mpsc::Sender<Pending>,
-    pub(crate) records: Arc<Semaphore>,
-    pub(crate) bytes: Arc<Semaphore>,
-    pub(crate) task: JoinHandle<()>,
+    /// Unbounded: the lane's record and byte permits bound what it holds.
+    pub(crate) sender: mpsc::UnboundedSender<Incoming>,
+    pub(crate) shared: Arc<LaneShared>,
+    pub(crate) task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What callers send a lane.
+pub(crate) enum Incoming {
+    /// A record whose room is taken.
+    Record(Pending),
+    /// The producer is closing: finish what was sent and stop.
+    Close,
 }
 
 pub(crate) fn spawn(
@@ -43,10 +52,13 @@ pub(crate) fn spawn(
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
 ) -> LaneHandle {
-    let (sender, incoming) = mpsc::channel(config.max_in_flight_records);
+    let (sender, incoming) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-    let records = Arc::new(Semaphore::new(config.max_in_flight_records));
-    let bytes = Arc::new(Semaphore::new(config.max_in_flight_bytes));
+    let shared = Arc::new(LaneShared::new(
+        config.max_in_flight_records,
+        config.max_in_flight_bytes,
+        stats.clone(),
+    ));
     let backoff = ExponentialBuilder::default()
         .with_min_delay(config.backoff_min)
         .with_max_delay(config.backoff_max)
@@ -54,6 +66,9 @@ pub(crate) fn spawn(
         .without_max_times();
     let lane = Lane {
         url: client.records_url(topic),
+        shared: Arc::clone(&shared),
+        timer: Box::pin(sleep_until(Instant::now())),
+        timer_at: None,
         client,
         backoff,
         config,
@@ -76,9 +91,8 @@ pub(crate) fn spawn(
     let task = tokio::spawn(lane.run().instrument(span));
     LaneHandle {
         sender,
-        records,
-        bytes,
-        task,
+        shared,
+        task: Mutex::new(Some(task)),
     }
 }
 
@@ -121,8 +135,11 @@ impl Failure {
 enum Event {
     /// HTTP 200: the stream is open.
     Opened { stream: u64 },
-    /// One delivery report.
-    Report { stream: u64, report: ReportWire },
+    /// The delivery reports of one piece of the response, in order.
+    Reports {
+        stream: u64,
+        reports: Vec<ReportWire>,
+    },
     /// The request was refused with this status; the stream is over.
     Rejected { stream: u64, error: ApiError },
     /// The response ended, cleanly (`None`) or not; the stream is over.
@@ -150,10 +167,15 @@ struct Stream {
 struct Lane {
     client: Client,
     url: String,
+    shared: Arc<LaneShared>,
+    /// Wakes the lane for the next deadline (linger, retry, reopen, idle,
+    /// rotation); reset only when that deadline changes.
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
     backoff: ExponentialBuilder,
-    incoming: mpsc::Receiver<Pending>,
+    incoming: mpsc::UnboundedReceiver<Incoming>,
     incoming_open: bool,
     /// Records ready to be written, oldest first.
     waiting: VecDeque<Pending>,
@@ -172,9 +194,18 @@ struct Lane {
     refreshed_credentials: bool,
 }
 
+/// A lane that stops, however it stops, makes callers waiting for room fail.
+impl Drop for Lane {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
 impl Lane {
     async fn run(mut self) {
         loop {
+            // Room freed by the records resolved since the last turn.
+            self.shared.give_back();
             let now = Instant::now();
             self.promote_due_retries(now);
             self.write_waiting(now).await;
@@ -189,6 +220,13 @@ impl Lane {
             }
 
             let wake = self.next_wake(now);
+            if wake != self.timer_at {
+                if let Some(at) = wake {
+                    self.timer.as_mut().reset(at);
+                }
+                self.timer_at = wake;
+            }
+            let has_timer = wake.is_some();
             let take_new = self.incoming_open && self.waiting.is_empty() && self.can_write(now);
             let body = self
                 .stream
@@ -207,12 +245,20 @@ impl Lane {
                 permit = async { body.expect("checked").reserve_owned().await }, if has_body => {
                     self.send_chunk(permit.ok());
                 }
-                pending = self.incoming.recv(), if take_new => match pending {
-                    Some(pending) => self.waiting.push_back(pending),
-                    None => self.incoming_open = false,
-                },
-                _ = sleep_until(wake) => {}
+                incoming = self.incoming.recv(), if take_new => self.on_incoming(incoming),
+                _ = self.timer.as_mut(), if has_timer => {
+                    self.timer_at = None;
+                }
             }
+        }
+    }
+
+    fn on_incoming(&mut self, incoming: Option<Incoming>) {
+        match incoming {
+            Some(Incoming::Record(pending)) => self.waiting.push_back(pending),
+            // Records already queued are still taken; later ones are refused.
+            Some(Incoming::Close) => self.incoming.close(),
+            None => self.incoming_open = false,
         }
     }
 
@@ -271,7 +317,11 @@ impl Lane {
             let next = match self.waiting.pop_front() {
                 Some(pending) => pending,
                 None if self.incoming_open => match self.incoming.try_recv() {
-                    Ok(pending) => pending,
+                    Ok(Incoming::Record(pending)) => pending,
+                    Ok(Incoming::Close) => {
+                        self.incoming.close();
+                        continue;
+                    }
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => {
                         self.incoming_open = false;
@@ -286,7 +336,6 @@ impl Lane {
             }
             let mut pending = next;
             pending.attempts += 1;
-            pending.not_before = None;
             if stream.chunk.is_empty() {
                 stream.chunk_started = now;
             }
@@ -346,25 +395,26 @@ impl Lane {
         }
     }
 
-    fn next_wake(&self, now: Instant) -> Instant {
-        let far = now + Duration::from_secs(3600);
-        let mut wake = far;
+    /// The next time the lane has something to do by itself, if any.
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        let mut at = |time: Instant| wake = Some(wake.map_or(time, |w| w.min(time)));
         if let Some(((due, _), _)) = self.retries.first_key_value() {
-            wake = wake.min(*due);
+            at(*due);
         }
-        if let Some(at) = self.reopen_at.filter(|_| !self.waiting.is_empty()) {
-            wake = wake.min(at);
+        if let Some(reopen) = self.reopen_at.filter(|_| !self.waiting.is_empty()) {
+            at(reopen);
         }
         if let Some(stream) = &self.stream {
             if !stream.chunk.is_empty() && !self.config.linger.is_zero() {
-                wake = wake.min(stream.chunk_started + self.config.linger);
+                at(stream.chunk_started + self.config.linger);
             }
             if stream.body.is_some() {
-                wake = wake.min(stream.last_activity + self.config.idle_timeout);
-                wake = wake.min(stream.opened_at + self.config.max_stream_age);
+                at(stream.last_activity + self.config.idle_timeout);
+                at(stream.opened_at + self.config.max_stream_age);
             }
         }
-        wake.max(now)
+        wake.map(|w| w.max(now))
     }
 
     async fn open_stream(&mut self, now: Instant) {
@@ -433,8 +483,10 @@ impl Lane {
                 self.open_backoff = None;
                 self.refreshed_credentials = false;
             }
-            Event::Report { stream, report } if Some(stream) == current => {
-                self.on_report(report);
+            Event::Reports { stream, reports } if Some(stream) == current => {
+                for report in reports {
+                    self.on_report(report);
+                }
             }
             Event::Rejected { stream, error } if Some(stream) == current => {
                 self.on_rejected(error).await;
@@ -569,13 +621,13 @@ impl Lane {
     fn retry(&mut self, mut pending: Pending, error: Error, delay: Option<Duration>) {
         let now = Instant::now();
         let retry_after = error.retry_after();
-        pending.last_error = Some(error);
+        pending.failed_retriably(error);
         if pending.attempts >= self.config.max_attempts || now >= pending.deadline {
             pending.expire();
             return;
         }
         let delay = delay.unwrap_or_else(|| {
-            let backoff = pending.backoff.get_or_insert_with(|| self.backoff.build());
+            let backoff = pending.backoff(|| self.backoff.build());
             let delay = backoff.next().unwrap_or(self.config.backoff_max);
             retry_after.map_or(delay, |r| r.max(delay))
         });
@@ -590,7 +642,6 @@ impl Lane {
             delay_ms = delay.as_millis() as u64,
             "retry scheduled"
         );
-        pending.not_before = Some(due);
         self.retry_seq += 1;
         self.retries.insert((due, self.retry_seq), pending);
     }
@@ -626,21 +677,26 @@ async fn read_stream(request: reqwest::RequestBuilder, stream: u64, events: mpsc
         return;
     }
     let mut decoder = ReportDecoder::default();
-    let mut reports = Vec::new();
     let mut body = response.bytes_stream();
     let failure = loop {
         match body.next().await {
             Some(Ok(chunk)) => {
-                if let Err(e) = decoder.push(&chunk, &mut reports) {
+                let mut reports = Vec::new();
+                let decoded = decoder.push(&chunk, &mut reports);
+                // Reports decoded before an undecodable one still count.
+                if !reports.is_empty()
+                    && events
+                        .send(Event::Reports { stream, reports })
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+                if let Err(e) = decoded {
                     break Some(Failure::Connection {
                         message: format!("undecodable delivery report: {e}"),
                         sent: true,
                     });
-                }
-                for report in reports.drain(..) {
-                    if events.send(Event::Report { stream, report }).await.is_err() {
-                        return;
-                    }
                 }
             }
             Some(Err(e)) => {

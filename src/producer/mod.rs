@@ -20,15 +20,19 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::record::{Payload, Record, validate_topic};
 use crate::report::DeliveryReport;
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use delivery::Pending;
-use futures_util::{Stream, StreamExt};
-use lane::LaneHandle;
+use futures_util::Stream;
+use lane::{Incoming, LaneHandle};
 use stats::Stats;
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 /// Produces records over streaming connections.
@@ -76,8 +80,8 @@ struct Shared {
     client: Client,
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
-    /// Per topic, one slot per connection, filled when first used.
-    lanes: Mutex<HashMap<String, Vec<Option<LaneHandle>>>>,
+    /// Per topic, its lanes.
+    lanes: RwLock<HashMap<String, Arc<TopicLanes>>>,
     next_lane: AtomicUsize,
     closed: AtomicBool,
     hasher: std::hash::RandomState,
@@ -108,7 +112,7 @@ impl Producer {
                 client,
                 config: Arc::new(config),
                 stats: Arc::new(Stats::default()),
-                lanes: Mutex::new(HashMap::new()),
+                lanes: RwLock::new(HashMap::new()),
                 next_lane: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 hasher: std::hash::RandomState::new(),
@@ -141,50 +145,76 @@ impl Producer {
     }
 
     async fn try_enqueue(&self, topic: &str, record: &Record) -> Result<DeliveryFuture, Error> {
+        let lanes = self.topic_lanes(topic)?;
+        match self.admit(&lanes, record)? {
+            Admit::Now(delivery) => Ok(delivery),
+            Admit::Later(prepared) => self.admit_later(&lanes, prepared).await,
+        }
+    }
+
+    /// The lanes of a topic, created on first use.
+    fn topic_lanes(&self, topic: &str) -> Result<Arc<TopicLanes>, Error> {
         let shared = &self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        if let Some(lanes) = shared.lanes.read().expect("lane table").get(topic) {
+            return Ok(Arc::clone(lanes));
+        }
         validate_topic(topic)?;
+        let mut table = shared.lanes.write().expect("lane table");
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let lanes = table.entry(topic.to_owned()).or_insert_with(|| {
+            Arc::new(TopicLanes {
+                topic: topic.to_owned(),
+                slots: (0..shared.config.connections)
+                    .map(|_| OnceLock::new())
+                    .collect(),
+            })
+        });
+        Ok(Arc::clone(lanes))
+    }
+
+    /// Checks and encodes a record and hands it to its lane when there is
+    /// room; otherwise returns it ready to hand over once there is.
+    fn admit(&self, lanes: &TopicLanes, record: &Record) -> Result<Admit, Error> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
         record.validate(shared.client.max_record_bytes())?;
         let encoded = encode(record)?;
-        let deadline = Instant::now() + shared.config.delivery_timeout;
-        let index = self.route(record);
-        let (sender, records, bytes) = {
-            let mut table = shared.lanes.lock().expect("lane table");
-            if !table.contains_key(topic) {
-                let slots = (0..shared.config.connections).map(|_| None).collect();
-                table.insert(topic.to_owned(), slots);
-            }
-            let slot = &mut table.get_mut(topic).expect("inserted above")[index];
-            let lane = slot.get_or_insert_with(|| {
-                lane::spawn(
-                    shared.client.clone(),
-                    topic,
-                    index,
-                    shared.config.clone(),
-                    shared.stats.clone(),
-                )
-            });
-            (
-                lane.sender.clone(),
-                lane.records.clone(),
-                lane.bytes.clone(),
-            )
+        let prepared = Prepared {
+            index: self.route(record),
+            bytes: encoded.len().min(shared.config.max_in_flight_bytes) as u32,
+            encoded,
+            deadline: Instant::now() + shared.config.delivery_timeout,
         };
-        let byte_permits = encoded.len().min(shared.config.max_in_flight_bytes) as u32;
-        let permits = (
-            records.acquire_owned().await.map_err(|_| Error::Closed)?,
-            bytes
-                .acquire_many_owned(byte_permits)
-                .await
-                .map_err(|_| Error::Closed)?,
-        );
-        let (pending, delivery) = Pending::new(encoded, deadline, shared.stats.clone(), permits);
-        // The permits guarantee room in the channel; if the lane is gone the
-        // record resolves as closed when `pending` is dropped.
-        let _ = sender.send(pending).await;
-        Ok(delivery)
+        let lane = lanes.lane(prepared.index, shared);
+        Ok(match lane.shared.try_take(prepared.bytes)? {
+            true => Admit::Now(hand_over(lane, prepared)),
+            false => Admit::Later(prepared),
+        })
+    }
+
+    /// Waits for room in the record's lane, then hands it over.
+    async fn admit_later(
+        &self,
+        lanes: &TopicLanes,
+        prepared: Prepared,
+    ) -> Result<DeliveryFuture, Error> {
+        let lane = lanes.lane(prepared.index, &self.shared);
+        lane.shared.take(prepared.bytes).await?;
+        Ok(hand_over(lane, prepared))
+    }
+
+    /// The outcome of a record refused before it was handed over.
+    fn refused(&self, error: Error) -> DeliveryFuture {
+        self.shared.stats.sent();
+        self.shared.stats.failed();
+        DeliveryFuture::resolved(Err(error))
     }
 
     /// Sends every record of `records` to `topic` and yields their outcomes
@@ -197,18 +227,28 @@ impl Producer {
     where
         S: Stream<Item = Record> + 'a,
     {
-        let window = self.shared.config.max_in_flight_records;
-        // Enqueue one record at a time (waiting for room), then let up to
-        // `window` delivery futures run while the next ones are enqueued.
-        #[allow(clippy::async_yields_async)]
-        let enqueued =
-            records.then(move |record| async move { self.enqueue(topic, &record).await });
-        enqueued.buffered(window)
+        SendAll {
+            producer: self,
+            topic,
+            lanes: None,
+            records: Some(Box::pin(records)),
+            window: VecDeque::new(),
+            limit: self.shared.config.max_in_flight_records,
+            waiting: None,
+        }
     }
 
     /// Waits until every record handed over so far is resolved (delivered
     /// or failed). Records sent concurrently while waiting are waited for too.
     pub async fn flush(&self) {
+        struct Flushing<'a>(&'a Stats);
+        impl Drop for Flushing<'_> {
+            fn drop(&mut self) {
+                self.0.flush_ended();
+            }
+        }
+        self.shared.stats.flush_started();
+        let _flushing = Flushing(&self.shared.stats);
         loop {
             let resolved = self.shared.stats.resolved.notified();
             tokio::pin!(resolved);
@@ -225,18 +265,22 @@ impl Producer {
     /// after `close` fail with [`Error::Closed`].
     pub async fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
-        let lanes: Vec<LaneHandle> = {
-            let mut table = self.shared.lanes.lock().expect("lane table");
-            table
-                .drain()
-                .flat_map(|(_, slots)| slots.into_iter().flatten())
-                .collect()
+        let topics: Vec<Arc<TopicLanes>> = {
+            let mut table = self.shared.lanes.write().expect("lane table");
+            table.drain().map(|(_, lanes)| lanes).collect()
         };
-        for lane in lanes {
-            // Closing the queue lets the lane finish what it holds, end its
-            // stream and stop.
-            drop(lane.sender);
-            let _ = lane.task.await;
+        let mut tasks = Vec::new();
+        for lane in topics
+            .iter()
+            .flat_map(|t| t.slots.iter().filter_map(OnceLock::get))
+        {
+            // The lane finishes what it holds, ends its stream and stops.
+            let _ = lane.sender.send(Incoming::Close);
+            tasks.extend(lane.task.lock().expect("lane task").take());
+        }
+        drop(topics);
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -274,10 +318,167 @@ impl Producer {
     }
 }
 
+/// The lanes of one topic: one slot per connection, each started when first
+/// used.
+struct TopicLanes {
+    topic: String,
+    slots: Box<[OnceLock<LaneHandle>]>,
+}
+
+impl TopicLanes {
+    fn lane(&self, index: usize, shared: &Shared) -> &LaneHandle {
+        self.slots[index].get_or_init(|| {
+            lane::spawn(
+                shared.client.clone(),
+                &self.topic,
+                index,
+                shared.config.clone(),
+                shared.stats.clone(),
+            )
+        })
+    }
+}
+
+/// A checked and encoded record on its way to a lane.
+struct Prepared {
+    index: usize,
+    encoded: Bytes,
+    bytes: u32,
+    deadline: Instant,
+}
+
+enum Admit {
+    /// Handed over.
+    Now(DeliveryFuture),
+    /// The lane is full.
+    Later(Prepared),
+}
+
+/// Hands a record whose room is taken to its lane.
+fn hand_over(lane: &LaneHandle, prepared: Prepared) -> DeliveryFuture {
+    let (pending, delivery) = Pending::new(
+        prepared.encoded,
+        prepared.deadline,
+        prepared.bytes,
+        Arc::clone(&lane.shared),
+    );
+    // If the lane is gone the record resolves as closed when it is dropped.
+    let _ = lane.sender.send(Incoming::Record(pending));
+    delivery
+}
+
+/// The stream of [`Producer::send_all`]: records are handed over while the
+/// window has room, and outcomes are taken from its front only, in order.
+/// Outcomes arrive in order on each lane, so waiting on the oldest one costs
+/// one wake-up per batch instead of one per record.
+struct SendAll<'a, S> {
+    producer: &'a Producer,
+    topic: &'a str,
+    lanes: Option<Result<Arc<TopicLanes>, Error>>,
+    records: Option<Pin<Box<S>>>,
+    window: VecDeque<DeliveryFuture>,
+    limit: usize,
+    /// A record waiting for room in its lane.
+    waiting: Option<Pin<Box<dyn Future<Output = DeliveryFuture> + Send + 'a>>>,
+}
+
+impl<S: Stream<Item = Record>> SendAll<'_, S> {
+    /// Hands one record over, or starts waiting for room for it.
+    fn admit(&mut self, record: &Record) {
+        let (producer, topic) = (self.producer, self.topic);
+        let lanes = self
+            .lanes
+            .get_or_insert_with(|| producer.topic_lanes(topic));
+        let lanes = match lanes {
+            Ok(lanes) => lanes,
+            Err(error) => {
+                let delivery = producer.refused(error.replicate());
+                return self.window.push_back(delivery);
+            }
+        };
+        match producer.admit(lanes, record) {
+            Ok(Admit::Now(delivery)) => self.window.push_back(delivery),
+            Ok(Admit::Later(prepared)) => {
+                let lanes = Arc::clone(lanes);
+                // Yields the record's delivery future once it is handed over.
+                #[allow(clippy::async_yields_async)]
+                let handed_over = async move {
+                    match producer.admit_later(&lanes, prepared).await {
+                        Ok(delivery) => delivery,
+                        Err(error) => producer.refused(error),
+                    }
+                };
+                self.waiting = Some(Box::pin(handed_over));
+            }
+            Err(error) => self.window.push_back(producer.refused(error)),
+        }
+    }
+}
+
+impl<S: Stream<Item = Record>> Stream for SendAll<'_, S> {
+    type Item = Result<DeliveryReport, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(waiting) = this.waiting.as_mut() {
+                match waiting.as_mut().poll(cx) {
+                    Poll::Ready(delivery) => {
+                        this.waiting = None;
+                        this.window.push_back(delivery);
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            let Some(records) = this.records.as_mut() else {
+                break;
+            };
+            if this.window.len() >= this.limit {
+                break;
+            }
+            match records.as_mut().poll_next(cx) {
+                Poll::Ready(Some(record)) => this.admit(&record),
+                Poll::Ready(None) => this.records = None,
+                Poll::Pending => break,
+            }
+        }
+        match this.window.front_mut() {
+            Some(front) => match Pin::new(front).poll(cx) {
+                Poll::Ready(outcome) => {
+                    this.window.pop_front();
+                    Poll::Ready(Some(outcome))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            None if this.records.is_none() && this.waiting.is_none() => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Bytes of a block records are encoded into; each record's bytes are a
+/// shared slice of it, so encoding allocates once per block, not per record.
+const ENCODE_BLOCK: usize = 64 * 1024;
+
+thread_local! {
+    static ENCODE_BUFFER: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
 /// The record as the server reads it.
 fn encode(record: &Record) -> Result<Bytes, Error> {
-    let mut buffer = Vec::with_capacity(64 + record.size() * 4 / 3);
-    serde_json::to_writer(&mut buffer, record)
-        .map_err(|e| Error::InvalidInput(crate::error::InvalidInput::Json(e.to_string())))?;
-    Ok(Bytes::from(buffer))
+    ENCODE_BUFFER.with_borrow_mut(|buffer| {
+        let estimate = 64 + record.size() * 4 / 3 + record.headers().len() * 32;
+        if buffer.capacity() < estimate {
+            buffer.reserve(estimate.max(ENCODE_BLOCK));
+        }
+        match serde_json::to_writer(buffer.writer(), record) {
+            Ok(()) => Ok(buffer.split().freeze()),
+            Err(e) => {
+                buffer.clear();
+                Err(Error::InvalidInput(crate::error::InvalidInput::Json(
+                    e.to_string(),
+                )))
+            }
+        }
+    })
 }

@@ -1,6 +1,7 @@
 //! Counters of what the producer has done.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use tokio::sync::Notify;
 
 /// A snapshot of the producer's counters.
@@ -35,8 +36,11 @@ pub(crate) struct Stats {
     possibly_duplicated: AtomicU64,
     streams_opened: AtomicU64,
     reconnects: AtomicU64,
-    /// Woken whenever a record is resolved, for `flush`.
+    /// Woken whenever a record is resolved while a `flush` waits.
     pub(crate) resolved: Notify,
+    /// How many `flush` calls are waiting: resolutions wake `resolved` only
+    /// then, so that the common case takes no lock per record.
+    flushing: AtomicUsize,
 }
 
 impl Stats {
@@ -47,12 +51,26 @@ impl Stats {
         if possibly_duplicated {
             self.possibly_duplicated.fetch_add(1, Relaxed);
         }
-        self.delivered.fetch_add(1, Relaxed);
-        self.resolved.notify_waiters();
+        self.delivered.fetch_add(1, SeqCst);
+        self.wake_flushers();
     }
     pub(crate) fn failed(&self) {
-        self.failed.fetch_add(1, Relaxed);
-        self.resolved.notify_waiters();
+        self.failed.fetch_add(1, SeqCst);
+        self.wake_flushers();
+    }
+    fn wake_flushers(&self) {
+        // Sequentially consistent with `flush_started`: either the flusher
+        // sees this resolution in its snapshot or this sees the flusher.
+        if self.flushing.load(SeqCst) > 0 {
+            self.resolved.notify_waiters();
+        }
+    }
+    /// A `flush` starts waiting; call [`flush_ended`](Self::flush_ended) after.
+    pub(crate) fn flush_started(&self) {
+        self.flushing.fetch_add(1, SeqCst);
+    }
+    pub(crate) fn flush_ended(&self) {
+        self.flushing.fetch_sub(1, SeqCst);
     }
     pub(crate) fn retried(&self) {
         self.retried.fetch_add(1, Relaxed);
@@ -67,8 +85,8 @@ impl Stats {
     pub(crate) fn snapshot(&self) -> ProducerStats {
         // Resolutions are read before `sent` so that in_flight never
         // underflows while records are resolved concurrently.
-        let delivered = self.delivered.load(Relaxed);
-        let failed = self.failed.load(Relaxed);
+        let delivered = self.delivered.load(SeqCst);
+        let failed = self.failed.load(SeqCst);
         let sent = self.sent.load(Relaxed);
         ProducerStats {
             sent,
