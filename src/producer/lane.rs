@@ -52,6 +52,9 @@ pub(crate) fn spawn(
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
 ) -> LaneHandle {
+    // Unbounded in type only: a record is queued only with a permit taken
+    // from `shared`, so the queue never holds more than the configured
+    // in-flight records (plus one `Close`).
     let (sender, incoming) = mpsc::unbounded_channel();
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(LaneShared::new(
