@@ -19,9 +19,6 @@ use serde_json::{Map, Value};
 /// One record's outcome in a batch.
 type Outcome = Result<DeliveryReport, Error>;
 
-/// Error bodies kept in decode errors are cut to about this many bytes.
-const MAX_RAW_IN_ERROR: usize = 4096;
-
 impl Client {
     /// Produces records with the REST Proxy's `records:batch` call, up to
     /// [`ClientBuilder::with_max_batch_entries`](crate::ClientBuilder::with_max_batch_entries)
@@ -282,7 +279,7 @@ fn success(entry: &Value) -> Outcome {
         .or_insert_with(|| Value::from(200));
     let wire: ReportWire =
         serde_json::from_value(Value::Object(fields)).map_err(|source| Error::Decode {
-            raw: truncate(entry.to_string()),
+            raw: response::truncate(entry.to_string().as_bytes()),
             source,
         })?;
     wire.into_result()
@@ -331,20 +328,9 @@ fn per_record(error: Error, count: usize) -> Vec<Outcome> {
 /// A decode error about `raw`.
 fn decode_error(raw: &Value, message: &str) -> Error {
     Error::Decode {
-        raw: truncate(raw.to_string()),
+        raw: response::truncate(raw.to_string().as_bytes()),
         source: serde::de::Error::custom(message),
     }
-}
-
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_RAW_IN_ERROR {
-        let mut cut = MAX_RAW_IN_ERROR;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
-    text
 }
 
 #[cfg(test)]

@@ -151,7 +151,8 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(delay.to_std().unwrap_or(Duration::ZERO))
 }
 
-fn truncate(body: &[u8]) -> String {
+/// The body as text for an error message, cut to 4 KiB.
+pub(crate) fn truncate(body: &[u8]) -> String {
     let cut = &body[..body.len().min(MAX_BODY_IN_ERROR)];
     String::from_utf8_lossy(cut).into_owned()
 }
