@@ -7,7 +7,7 @@
 #[path = "build/normalize.rs"]
 mod normalize;
 
-use normalize::{FoundOperation, Normalized, Wrapped};
+use normalize::{FoundOperation, Normalized, WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA, Wrapped};
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -60,7 +60,11 @@ fn run(document: &Path) -> Result<(), String> {
     } = normalize::normalize(&parsed).map_err(|e| {
         format!("{e}.\nSee openapi/README.md for the documents this build accepts.")
     })?;
-    for repair in &repairs {
+    let mut canonical = canonical;
+    let wire_repairs = normalize::use_wire_types(&mut canonical).map_err(|e| {
+        format!("{e}.\nSee openapi/README.md for the documents this build accepts.")
+    })?;
+    for repair in repairs.iter().chain(&wire_repairs) {
         println!("cargo::warning={}: {repair}", document.display());
     }
 
@@ -99,7 +103,19 @@ fn generate(document: &serde_json::Value) -> Result<proc_macro2::TokenStream, St
         .with_interface(InterfaceStyle::Positional)
         .with_derive("schemars::JsonSchema")
         .with_inner_type(path_tokens("crate::auth::Authenticator"))
-        .with_hooks(HooksMode::Expected);
+        .with_hooks(HooksMode::Expected)
+        // The produce call writes the crate's record and reads its report
+        // directly, with no conversion through the document's types.
+        .with_replacement(
+            WIRE_RECORD_SCHEMA,
+            "crate::record::Record",
+            std::iter::empty(),
+        )
+        .with_replacement(
+            WIRE_REPORT_SCHEMA,
+            "crate::response::ReportBody",
+            std::iter::empty(),
+        );
     let mut generator = Generator::new(&settings);
 
     let previous_hook = panic::take_hook();

@@ -21,6 +21,14 @@ pub const PRODUCE_PATH: &str = "/clusters/{cluster_id}/topics/{topic_name}/recor
 /// Path of the batch operation (REST Proxy only) in the canonical document.
 pub const PRODUCE_BATCH_PATH: &str = "/clusters/{cluster_id}/topics/{topic_name}/records:batch";
 
+/// Schema the produce operation's request body refers to in the canonical
+/// document. The build replaces its generated type with the crate's own
+/// `Record`, whose serialization is the wire format the producer streams too.
+pub const WIRE_RECORD_SCHEMA: &str = "WireRecord";
+/// Schema of the produce operation's success response in the canonical
+/// document, replaced by the crate's own report reader.
+pub const WIRE_REPORT_SCHEMA: &str = "WireReport";
+
 /// An operation the crate wraps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wrapped {
@@ -264,6 +272,78 @@ pub fn normalize(input: &Value) -> Result<Normalized, NormalizeError> {
         operations: found.into_iter().map(|(f, _)| f).collect(),
         repairs,
     })
+}
+
+/// Points the canonical produce operation's request body and JSON success
+/// responses at [`WIRE_RECORD_SCHEMA`] and [`WIRE_REPORT_SCHEMA`], whose
+/// generated types the build replaces with the crate's own. The document's
+/// schemas stay in `components`, so their types are still generated.
+/// Returns the repairs made.
+pub fn use_wire_types(document: &mut Value) -> Result<Vec<String>, NormalizeError> {
+    let mut repairs = Vec::new();
+    let wire_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    let schemas = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut);
+    let Some(schemas) = schemas else {
+        return fail("the canonical document has no components/schemas");
+    };
+    for (name, description) in [
+        (WIRE_RECORD_SCHEMA, "One record as the client writes it."),
+        (
+            WIRE_REPORT_SCHEMA,
+            "One delivery report as the client reads it.",
+        ),
+    ] {
+        let placeholder = json!({ "description": description, "type": "object" });
+        match schemas.get(name) {
+            Some(existing) if *existing != placeholder => {
+                return fail(format!(
+                    "the document defines a schema named `{name}`, a name the build reserves for the produce call's own types"
+                ));
+            }
+            _ => {
+                schemas.insert(name.into(), placeholder);
+            }
+        }
+    }
+
+    let pointer = format!("/paths/{}/post", PRODUCE_PATH.replace('/', "~1"));
+    let Some(operation) = document.pointer_mut(&pointer) else {
+        return fail("the canonical document has no produce operation");
+    };
+    if let Some(schema) = operation.pointer_mut("/requestBody/content/application~1json/schema") {
+        *schema = wire_ref(WIRE_RECORD_SCHEMA);
+    }
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return fail("the canonical produce operation has no responses");
+    };
+    let mut reports = false;
+    for (status, response) in responses.iter_mut() {
+        if !status.starts_with('2') {
+            continue;
+        }
+        if let Some(schema) = response.pointer_mut("/content/application~1json/schema") {
+            *schema = wire_ref(WIRE_REPORT_SCHEMA);
+            reports = true;
+        }
+    }
+    if !reports {
+        repairs.push(format!(
+            "POST {PRODUCE_PATH}: no JSON success response; added 200 with the delivery report"
+        ));
+        responses.insert(
+            "200".into(),
+            json!({
+                "description": "The delivery report.",
+                "content": { "application/json": { "schema": wire_ref(WIRE_REPORT_SCHEMA) } }
+            }),
+        );
+    }
+    Ok(repairs)
 }
 
 /// Rebuilds one wrapped operation: canonical id and path parameters, request

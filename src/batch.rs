@@ -117,11 +117,11 @@ impl Client {
                 );
             }
         };
-        let (result, meta) = crate::hooks::with_response_meta(self.api().produce_records_batch(
-            self.cluster_id(),
-            topic,
-            &request,
-        ))
+        let (result, meta) = crate::hooks::run_call(
+            None,
+            self.api()
+                .produce_records_batch(self.cluster_id(), topic, &request),
+        )
         .await;
         match result {
             Ok(value) => match serde_json::to_value(value.into_inner()) {

@@ -3,7 +3,7 @@
 use crate::config::{ApiFlavour, ClientBuilder};
 use crate::error::Error;
 use crate::generated;
-use crate::hooks::{with_credentials, with_response_meta};
+use crate::hooks::run_call;
 use crate::record::{Record, validate_topic};
 use crate::report::DeliveryReport;
 use crate::response;
@@ -74,12 +74,13 @@ impl Client {
     pub async fn produce(&self, topic: &str, record: &Record) -> Result<DeliveryReport, Error> {
         validate_topic(topic)?;
         record.validate(self.inner.max_record_bytes)?;
-        let body = response::to_generated_request(record)?;
-        let (api, body) = (&self.inner.api, &body);
+        let api = &self.inner.api;
         let auth = progenitor_client::ClientInfo::inner(api);
         auth.call_with_refresh(|credentials| async move {
-            let call = api.produce_record(&self.inner.cluster_id, topic, body);
-            let (result, meta) = with_credentials(credentials, with_response_meta(call)).await;
+            // Boxed: the call's future is large, and the wrappers below
+            // would otherwise move it on every step.
+            let call = Box::pin(api.produce_record(&self.inner.cluster_id, topic, record));
+            let (result, meta) = run_call(Some(credentials), call).await;
             response::into_report(result, meta).await
         })
         .await

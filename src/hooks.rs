@@ -4,8 +4,8 @@
 //!
 //! The credential headers of a call are fetched before it starts (an OAuth
 //! token may need fetching, which the hook cannot report as this crate's
-//! error) and handed to the hook through [`with_credentials`]; calls made
-//! without it get theirs in the hook.
+//! error) and handed to the hook through [`run_call`]; calls made without
+//! them get theirs in the hook.
 
 use crate::auth::Authenticator;
 use crate::generated;
@@ -22,26 +22,36 @@ pub(crate) struct ResponseMeta {
     pub(crate) headers: HeaderMap,
 }
 
+/// What one generated call needs from its caller and gives back to it.
+#[derive(Default)]
+struct CallContext {
+    /// Credential headers fetched by the caller; `None`: the hook fetches them.
+    credentials: RefCell<Option<HeaderMap>>,
+    response: RefCell<ResponseMeta>,
+}
+
+// Boxed: a task-local's value is swapped in and out of its slot on every
+// poll of the call.
 tokio::task_local! {
-    static RESPONSE_META: RefCell<ResponseMeta>;
-    static CALL_CREDENTIALS: HeaderMap;
+    static CALL: Box<CallContext>;
 }
 
-/// Runs one generated call with these credential headers.
-pub(crate) async fn with_credentials<T>(headers: HeaderMap, call: impl Future<Output = T>) -> T {
-    CALL_CREDENTIALS.scope(headers, call).await
-}
-
-/// Runs one generated call and returns its result with the response's status
-/// and headers.
-pub(crate) async fn with_response_meta<T>(call: impl Future<Output = T>) -> (T, ResponseMeta) {
-    RESPONSE_META
-        .scope(RefCell::new(ResponseMeta::default()), async {
-            let result = call.await;
-            let meta = RESPONSE_META.with(|m| m.take());
-            (result, meta)
-        })
-        .await
+/// Runs one generated call, with these credential headers when given, and
+/// returns its result with the response's status and headers.
+pub(crate) async fn run_call<T>(
+    credentials: Option<HeaderMap>,
+    call: impl Future<Output = T>,
+) -> (T, ResponseMeta) {
+    let context = Box::new(CallContext {
+        credentials: RefCell::new(credentials),
+        response: RefCell::default(),
+    });
+    CALL.scope(context, async {
+        let result = call.await;
+        let meta = CALL.with(|c| c.response.take());
+        (result, meta)
+    })
+    .await
 }
 
 impl ClientHooks<Authenticator> for generated::Client {
@@ -50,11 +60,12 @@ impl ClientHooks<Authenticator> for generated::Client {
         request: &mut reqwest::Request,
         _info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
-        let credentials = match CALL_CREDENTIALS.try_with(HeaderMap::clone) {
-            Ok(credentials) => credentials,
-            // A call made without with_credentials: fetch them here (a token
+        let given = CALL.try_with(|c| c.credentials.take()).ok().flatten();
+        let credentials = match given {
+            Some(credentials) => credentials,
+            // A call made without credentials: fetch them here (a token
             // error can only travel as text from a hook).
-            Err(_) => self
+            None => self
                 .inner()
                 .headers()
                 .await
@@ -81,8 +92,8 @@ impl ClientHooks<Authenticator> for generated::Client {
                 true => HeaderMap::new(),
                 false => response.headers().clone(),
             };
-            let _ = RESPONSE_META.try_with(|meta| {
-                *meta.borrow_mut() = ResponseMeta {
+            let _ = CALL.try_with(|c| {
+                *c.response.borrow_mut() = ResponseMeta {
                     status: Some(status),
                     headers,
                 };

@@ -1,14 +1,15 @@
-//! Crossing the boundary with the generated code: records into its request
-//! type, its results into reports and errors.
+//! Crossing the boundary with the generated code: its results into reports
+//! and errors.
 //!
-//! Both directions go through JSON rather than through the generated
-//! structs' fields, so the crate compiles against whatever field types the
-//! vendored document gives them.
+//! The produce call itself sends the crate's `Record` and reads a
+//! [`ReportBody`] (the build replaces the document's types in that call), so
+//! only error bodies, typed by the document, are converted here, through
+//! JSON text so the crate compiles whatever field types the document gives
+//! them.
 
 use crate::error::{ApiError, Error};
 use crate::generated::types;
 use crate::hooks::ResponseMeta;
-use crate::record::Record;
 use crate::report::{DeliveryReport, ReportWire};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use std::time::Duration;
@@ -16,28 +17,35 @@ use std::time::Duration;
 /// Error bodies kept in messages are cut to this many bytes.
 const MAX_BODY_IN_ERROR: usize = 4096;
 
-pub(crate) fn to_generated_request(record: &Record) -> Result<types::ProduceRequest, Error> {
-    // Through the JSON text: cheaper than through a `serde_json::Value`.
-    let json = serde_json::to_vec(record)
-        .map_err(|e| Error::invalid(crate::error::InvalidInput::Json(e.to_string())))?;
-    serde_json::from_slice(&json).map_err(|e| {
-        Error::Config(format!(
-            "the ProduceRequest type generated from the OpenAPI document cannot hold this record ({e}); \
-             check openapi/kafka-rest-v3.yaml"
-        ))
-    })
+/// The body of a successful produce response: one delivery report, read by
+/// the compact report reader when it is in the server's compact form, by
+/// serde otherwise.
+#[derive(Debug)]
+pub(crate) struct ReportBody(ReportWire);
+
+impl<'de> serde::Deserialize<'de> for ReportBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        let text = raw.get().as_bytes();
+        match ReportWire::parse_compact(text) {
+            Some((report, len)) if len == text.len() => Ok(ReportBody(report)),
+            _ => serde_json::from_slice(text)
+                .map(ReportBody)
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 pub(crate) async fn into_report(
     result: Result<
-        progenitor_client::ResponseValue<types::ProduceResponse>,
+        progenitor_client::ResponseValue<ReportBody>,
         progenitor_client::Error<types::Error>,
     >,
     meta: ResponseMeta,
 ) -> Result<DeliveryReport, Error> {
     use progenitor_client::Error as E;
     match result {
-        Ok(value) => report_from(&value.into_inner())?.into_result(),
+        Ok(value) => value.into_inner().0.into_result(),
         Err(E::ErrorResponse(value)) => {
             let status = value.status().as_u16();
             let retry_after = retry_after(value.headers());
@@ -110,21 +118,6 @@ fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration
         message,
         retry_after,
         in_band: false,
-    }
-}
-
-/// The generated response as a report, through its JSON text.
-fn report_from(response: &types::ProduceResponse) -> Result<ReportWire, Error> {
-    let json = serde_json::to_vec(response).map_err(|source| Error::Decode {
-        raw: String::new(),
-        source,
-    })?;
-    match ReportWire::parse_compact(&json) {
-        Some((report, len)) if len == json.len() => Ok(report),
-        _ => serde_json::from_slice(&json).map_err(|source| Error::Decode {
-            raw: String::from_utf8_lossy(&json).into_owned(),
-            source,
-        }),
     }
 }
 

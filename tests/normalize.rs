@@ -8,7 +8,8 @@
 mod normalize;
 
 use normalize::{
-    FoundOperation, NormalizeError, Normalized, PRODUCE_BATCH_PATH, PRODUCE_PATH, Wrapped,
+    FoundOperation, NormalizeError, Normalized, PRODUCE_BATCH_PATH, PRODUCE_PATH,
+    WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA, Wrapped,
 };
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -1035,6 +1036,163 @@ fn a_produce_operation_without_responses_is_rejected() {
         ",
     ]);
     assert!(message.contains("no responses"), "{message}");
+}
+
+// ---------------------------------------------------------------------------
+// The produce call's own types
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+#[test]
+fn the_produce_call_sends_and_reads_the_wire_types() {
+    let mut n = produce_at("/kafka/v3/clusters/{cluster_id}/topics/{topic_name}/records");
+    let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
+    assert!(repairs.is_empty(), "{repairs:#?}");
+    assert_eq!(
+        produce(&n)["requestBody"]["content"]["application/json"]["schema"],
+        schema_ref(WIRE_RECORD_SCHEMA)
+    );
+    assert_eq!(
+        produce(&n)["responses"]["200"]["content"]["application/json"]["schema"],
+        schema_ref(WIRE_REPORT_SCHEMA)
+    );
+    // The document's own schemas stay, so their types are still generated.
+    assert_eq!(
+        schema_names(&n),
+        vec!["Record", "Report", WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA]
+    );
+
+    let once = n.document.clone();
+    let again = normalize::use_wire_types(&mut n.document).expect("wire types twice");
+    assert!(again.is_empty(), "{again:#?}");
+    assert_eq!(
+        n.document, once,
+        "applying the wire types twice changed the document"
+    );
+}
+
+#[test]
+fn error_responses_keep_the_documents_types() {
+    let mut n = with_responses(
+        "
+                '200':
+                  description: ok
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Report'
+                '400':
+                  description: Bad request.
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Error'
+        ",
+        "
+            Unused:
+              description: unused
+        ",
+    );
+    normalize::use_wire_types(&mut n.document).expect("wire types");
+    let responses = &produce(&n)["responses"];
+    assert_eq!(
+        responses["200"]["content"]["application/json"]["schema"],
+        schema_ref(WIRE_REPORT_SCHEMA)
+    );
+    assert_eq!(
+        responses["400"]["content"]["application/json"]["schema"],
+        schema_ref("Error")
+    );
+}
+
+#[test]
+fn a_produce_without_a_json_success_response_gets_one() {
+    let mut n = with_responses(
+        "
+                '204':
+                  description: Nothing to say.
+        ",
+        "
+            Unused:
+              description: unused
+        ",
+    );
+    let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
+    assert_eq!(repairs.len(), 1, "{repairs:#?}");
+    assert!(
+        repairs[0].contains("no JSON success response"),
+        "{repairs:#?}"
+    );
+    assert_eq!(
+        produce(&n)["responses"]["200"]["content"]["application/json"]["schema"],
+        schema_ref(WIRE_REPORT_SCHEMA)
+    );
+}
+
+#[test]
+fn a_document_schema_with_a_reserved_name_is_refused() {
+    let schemas = SCHEMAS.replace("        Report:", &format!("        {WIRE_RECORD_SCHEMA}:"));
+    let op = PRODUCE_OP
+        .replace("@PATH@", PRODUCE_PATH)
+        .replace("schemas/Report", &format!("schemas/{WIRE_RECORD_SCHEMA}"));
+    let mut n = normalized(&[HEAD, &op, &schemas]);
+    let NormalizeError(message) =
+        normalize::use_wire_types(&mut n.document).expect_err("a reserved name was accepted");
+    assert!(
+        message.contains(WIRE_RECORD_SCHEMA) && message.contains("reserves"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_batch_operation_keeps_the_documents_types() {
+    let mut n = normalized(&[
+        HEAD,
+        "
+        paths:
+          /v3/clusters/{cluster_id}/topics/{topic_name}/records:batch:
+            post:
+              requestBody:
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/Record'
+              responses:
+                '207':
+                  description: Per-entry results.
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Report'
+          /v3/clusters/{cluster_id}/topics/{topic_name}/records:
+            post:
+              requestBody:
+                content:
+                  application/json:
+                    schema:
+                      $ref: '#/components/schemas/Record'
+              responses:
+                '200':
+                  description: ok
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Report'
+        ",
+        SCHEMAS,
+    ]);
+    normalize::use_wire_types(&mut n.document).expect("wire types");
+    let batch = &n.document["paths"][PRODUCE_BATCH_PATH]["post"];
+    assert_eq!(
+        batch["requestBody"]["content"]["application/json"]["schema"],
+        schema_ref("Record")
+    );
+    assert_eq!(
+        batch["responses"]["207"]["content"]["application/json"]["schema"],
+        schema_ref("Report")
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -237,8 +237,8 @@ Arguments:
         &'a self,
         cluster_id: &'a str,
         topic_name: &'a str,
-        body: &'a types::ProduceRequest,
-    ) -> Result<ResponseValue<types::ProduceResponse>, Error<types::Error>> {
+        body: &'a crate::record::Record,
+    ) -> Result<ResponseValue<crate::report::ReportWire>, Error<types::Error>> {
         let url = format!(
             "{}/clusters/{}/topics/{}/records", self.baseurl, encode_path(& cluster_id
             .to_string()), encode_path(& topic_name.to_string()),
