@@ -26,7 +26,8 @@
 //! - `producer x1 send_all`: the same through `send_all`, with each record
 //!   cloned from the pool as a caller producing owned records would.
 //! - `unary 64 in flight`, `unary sequential`: `Client::produce`.
-//! - `bare reqwest`: one reqwest POST per record with a pre-encoded body,
+//! - `bare reqwest`: one reqwest POST per record with a pre-encoded body
+//!   (reqwest set up with the client's default timeouts and user agent),
 //!   sequential, the baseline of `unary sequential`.
 //!
 //! Records have a STRING key `key-{i}` and a STRING value of the given size.
@@ -550,10 +551,16 @@ async fn bare_reqwest(target: &Target, w: &Workload, meter: &Meter) -> Result<()
     .map_err(|e| e.to_string())?
     .with_root_certificates(rustls::RootCertStore::empty())
     .with_no_client_auth();
+    // The settings `Client` gives its reqwest client by default (timeouts,
+    // user agent), so that the ratio measures the crate's own work rather
+    // than reqwest features the crate turns on.
     let http = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .http1_only()
         .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .user_agent(concat!("ccloud-kafka-rest/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())?;
     let url = format!("{}{}", target.url, records_path(target));

@@ -13,6 +13,7 @@
 //! emulator. Exits 0 only when every record was delivered.
 
 mod args;
+mod in_order;
 mod input;
 mod output;
 
@@ -204,7 +205,8 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         let config = ProducerConfig::default().with_connections(usize::from(args.connections));
         let producer = Producer::with_config(client, config)?;
         let window = 10_000 * usize::from(args.connections);
-        let outcomes = streamed(&producer, &topic, input, interrupt.clone()).buffered(window);
+        let handed = Box::pin(streamed(&producer, &topic, input, interrupt.clone()));
+        let outcomes = in_order::in_order(handed, window);
         drain(outcomes, &mut output).await?;
         producer.close().await;
         producer.stats().retried
@@ -240,28 +242,26 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     })
 }
 
-/// Hands each record to the producer as it is read: a stream of futures of
-/// their outcomes, in input order. A record still waiting for room in the
-/// producer when Ctrl-C comes is not sent.
+/// Hands each record to the producer as it is read, in input order. A
+/// record still waiting for room in the producer when Ctrl-C comes is not
+/// sent.
 fn streamed<'a>(
     producer: &'a Producer,
     topic: &'a str,
     input: BoxStream<'a, Item>,
     interrupt: watch::Receiver<bool>,
-) -> impl futures_util::Stream<Item = impl Future<Output = Outcome> + 'a> + 'a {
-    input
-        .then(move |item| {
-            let interrupt = interrupt.clone();
-            async move {
-                let record = item.map_err(Failure::local)?;
-                tokio::select! {
-                    biased;
-                    delivery = producer.enqueue(topic, &record) => Ok(delivery),
-                    () = interrupted(interrupt) => Err(Failure::interrupted()),
-                }
+) -> impl futures_util::Stream<Item = in_order::Handed> + 'a {
+    input.then(move |item| {
+        let interrupt = interrupt.clone();
+        async move {
+            let record = item.map_err(Failure::local)?;
+            tokio::select! {
+                biased;
+                delivery = producer.enqueue(topic, &record) => Ok(delivery),
+                () = interrupted(interrupt) => Err(Failure::interrupted()),
             }
-        })
-        .map(|handed_over| async move { handed_over?.await.map_err(Failure::from) })
+        }
+    })
 }
 
 /// One record in its own request, resent after retriable failures with
