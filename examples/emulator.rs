@@ -257,10 +257,14 @@ async fn main() -> ExitCode {
         println!("OAuth token endpoint: {}", emu.token_url());
     }
     let topic = &topics[0].0;
-    let auth = match &args.api_key {
+    let mut auth = match &args.api_key {
         Some(key) => format!(" -u '{key}:<secret>'"),
         None => String::new(),
     };
+    if let Some(path) = &args.tls_ca_out {
+        // curl must trust the emulator's own CA.
+        auth.push_str(&format!(" --cacert '{}'", path.display()));
+    }
     println!("Kafka REST emulator listening on {}", emu.url());
     println!("cluster id: {}", emu.cluster_id());
     for (name, partitions) in &topics {
