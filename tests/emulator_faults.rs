@@ -3,15 +3,14 @@
 
 #![cfg(feature = "emulator")]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ccloud_kafka_rest::emulator::{Emulator, FaultPlan, HttpFault, StoredRecord};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::task::JoinHandle;
+use common::raw_http::RawConn;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -108,175 +107,9 @@ fn parse_reports(body: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A hand-driven chunked HTTP/1.1 request whose body can be written while the
-/// response is read.
-struct RawConn {
-    reader: OwnedReadHalf,
-    writer: Option<OwnedWriteHalf>,
-    raw: Vec<u8>,
-    body: Vec<u8>,
-    /// The payload of every response chunk, in order.
-    chunks: Vec<Vec<u8>>,
-    status: Option<u16>,
-    ended: bool,
-    eof: bool,
-}
-
-fn chunk_frame(data: &[u8]) -> Vec<u8> {
-    let mut frame = format!("{:x}\r\n", data.len()).into_bytes();
-    frame.extend_from_slice(data);
-    frame.extend_from_slice(b"\r\n");
-    frame
-}
-
-impl RawConn {
-    async fn open(emu: &Emulator) -> RawConn {
-        let stream = TcpStream::connect(emu.addr()).await.unwrap();
-        let (reader, mut writer) = stream.into_split();
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
-            path(emu),
-            emu.addr()
-        );
-        writer.write_all(head.as_bytes()).await.unwrap();
-        RawConn {
-            reader,
-            writer: Some(writer),
-            raw: Vec::new(),
-            body: Vec::new(),
-            chunks: Vec::new(),
-            status: None,
-            ended: false,
-            eof: false,
-        }
-    }
-
-    /// Writes one body chunk; false if the connection is gone.
-    async fn chunk(&mut self, data: &[u8]) -> bool {
-        let writer = self.writer.as_mut().expect("body still open");
-        writer.write_all(&chunk_frame(data)).await.is_ok() && writer.flush().await.is_ok()
-    }
-
-    /// Writes the body in the background (then ends it), so that a large body
-    /// cannot dead-lock against unread reports. Write errors are ignored: the
-    /// server may drop the connection on purpose.
-    fn send_all(&mut self, data: Vec<u8>) -> JoinHandle<()> {
-        let mut writer = self.writer.take().expect("body still open");
-        tokio::spawn(async move {
-            let mut frame = chunk_frame(&data);
-            frame.extend_from_slice(b"0\r\n\r\n");
-            let _ = writer.write_all(&frame).await;
-            let _ = writer.flush().await;
-            // Keep the write half (and so the connection) open until the reader is done.
-            std::future::pending::<()>().await;
-        })
-    }
-
-    async fn read_more(&mut self) -> bool {
-        if self.eof {
-            return false;
-        }
-        let mut buf = [0u8; 16384];
-        match timeout(WAIT, self.reader.read(&mut buf))
-            .await
-            .expect("read in time")
-        {
-            Ok(0) | Err(_) => {
-                self.eof = true;
-                false
-            }
-            Ok(n) => {
-                self.raw.extend_from_slice(&buf[..n]);
-                self.decode();
-                true
-            }
-        }
-    }
-
-    fn decode(&mut self) {
-        if self.status.is_none() {
-            let Some(end) = find(&self.raw, b"\r\n\r\n") else {
-                return;
-            };
-            let head = String::from_utf8(self.raw[..end].to_vec()).unwrap();
-            self.raw.drain(..end + 4);
-            self.status = Some(head[9..12].parse().unwrap());
-            if !head
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked")
-            {
-                self.ended = true;
-                return;
-            }
-        }
-        let mut at = 0;
-        while !self.ended {
-            let Some(line_end) = find(&self.raw[at..], b"\r\n") else {
-                break;
-            };
-            let size_text = std::str::from_utf8(&self.raw[at..at + line_end]).unwrap();
-            let size = usize::from_str_radix(size_text.trim(), 16).unwrap();
-            if size == 0 {
-                self.ended = true;
-                break;
-            }
-            let start = at + line_end + 2;
-            if self.raw.len() < start + size + 2 {
-                break;
-            }
-            let payload = &self.raw[start..start + size];
-            self.body.extend_from_slice(payload);
-            self.chunks.push(payload.to_vec());
-            at = start + size + 2;
-        }
-        self.raw.drain(..at);
-    }
-
-    async fn status(&mut self) -> u16 {
-        while self.status.is_none() {
-            assert!(self.read_more().await, "connection closed before the head");
-        }
-        self.status.unwrap()
-    }
-
-    /// The next CRLF-terminated report, or `None` when the body or connection ends.
-    async fn report(&mut self) -> Option<Value> {
-        let mut searched = 0;
-        loop {
-            if let Some(end) = find(&self.body[searched..], b"\r\n").map(|e| e + searched) {
-                let line: Vec<u8> = self.body.drain(..end + 2).collect();
-                return Some(serde_json::from_slice(&line[..end]).unwrap());
-            }
-            searched = self.body.len().saturating_sub(1);
-            if self.ended || !self.read_more().await {
-                assert!(
-                    self.body.is_empty(),
-                    "unterminated report data: {:?}",
-                    String::from_utf8_lossy(&self.body)
-                );
-                return None;
-            }
-        }
-    }
-
-    /// All remaining reports, and whether the response ended with its final chunk
-    /// (false when the connection was dropped).
-    async fn rest(&mut self) -> (Vec<Value>, bool) {
-        let mut reports = Vec::new();
-        while let Some(r) = self.report().await {
-            reports.push(r);
-        }
-        (reports, self.ended)
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Sends records on one stream and reads every report.
 async fn stream(emu: &Emulator, ids: impl IntoIterator<Item = usize>) -> (Vec<Value>, bool) {
-    let mut conn = RawConn::open(emu).await;
+    let mut conn = RawConn::open(emu, &path(emu), &[]).await;
     let writer = conn.send_all(records(ids));
     assert_eq!(conn.status().await, 200);
     let rest = conn.rest().await;
@@ -294,7 +127,7 @@ async fn a_cut_appends_the_record_but_loses_its_report() {
 
     // Three records are appended, only the first two reported, and the rest of the
     // stream is never read.
-    let mut conn = RawConn::open(&emu).await;
+    let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
     assert!(conn.chunk(&records(0..6)).await);
     assert_eq!(conn.status().await, 200);
     let (reports, ended) = conn.rest().await;
@@ -459,7 +292,7 @@ async fn max_records_then_408_and_the_connection_closes() {
         ..FaultPlan::default()
     })
     .await;
-    let mut conn = RawConn::open(&emu).await;
+    let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
     assert!(conn.chunk(&records(0..5)).await);
     assert_eq!(conn.status().await, 200);
     let mut reports = Vec::new();
@@ -490,7 +323,7 @@ async fn planned_stream_lifetime_answers_408() {
         ..FaultPlan::default()
     })
     .await;
-    let mut conn = RawConn::open(&emu).await;
+    let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
     assert!(conn.chunk(&records(0..1)).await);
     assert_eq!(conn.status().await, 200);
     assert_eq!(conn.report().await.unwrap()["error_code"], 200);
@@ -518,7 +351,7 @@ async fn dribbled_reports_split_anywhere_but_parse_the_same() {
 
     let mut results = Vec::new();
     for emu in [&plain, &dribbled] {
-        let mut conn = RawConn::open(emu).await;
+        let mut conn = RawConn::open(emu, &path(emu), &[]).await;
         let writer = conn.send_all(records(0..300));
         assert_eq!(conn.status().await, 200);
         let (mut reports, ended) = conn.rest().await;
@@ -572,7 +405,7 @@ async fn idle_streams_end_cleanly_after_their_reports() {
         ..FaultPlan::default()
     })
     .await;
-    let mut conn = RawConn::open(&emu).await;
+    let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
     assert!(conn.chunk(&records(0..2)).await);
     assert_eq!(conn.status().await, 200);
     assert_eq!(conn.report().await.unwrap()["offset"], 0);
@@ -593,7 +426,7 @@ async fn idle_streams_end_cleanly_after_their_reports() {
     assert_eq!(emu.fault_stats().idle_closes, 1);
 
     // Records that keep coming keep the stream open.
-    let mut conn = RawConn::open(&emu).await;
+    let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
     for i in 0..4 {
         assert!(conn.chunk(&records(10 + i..11 + i)).await);
         assert_eq!(conn.report().await.unwrap()["error_code"], 200);

@@ -2,6 +2,8 @@
 
 #![cfg(feature = "emulator")]
 
+mod common;
+
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -9,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use ccloud_kafka_rest::emulator::{DataType, Emulator, HttpFault, StoredRecord};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::raw_http::{RawConn, find};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -100,150 +102,6 @@ async fn post(url: &str, body: impl Into<reqwest::Body>) -> Reply {
 
 fn string_record(value: &str) -> String {
     json!({"value": {"type": "STRING", "data": value}}).to_string()
-}
-
-/// A hand-driven HTTP/1.1 connection, for exact control over chunked framing.
-struct RawConn {
-    stream: TcpStream,
-    raw: Vec<u8>,
-    body: Vec<u8>,
-    status: Option<u16>,
-    head: String,
-    ended: bool,
-    eof: bool,
-}
-
-impl RawConn {
-    async fn open(emu: &Emulator, path: &str, extra_headers: &[(&str, &str)]) -> RawConn {
-        let mut stream = TcpStream::connect(emu.addr()).await.unwrap();
-        let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
-            emu.addr()
-        );
-        for (name, value) in extra_headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.unwrap();
-        RawConn {
-            stream,
-            raw: Vec::new(),
-            body: Vec::new(),
-            status: None,
-            head: String::new(),
-            ended: false,
-            eof: false,
-        }
-    }
-
-    async fn chunk(&mut self, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        let mut frame = format!("{:x}\r\n", data.len()).into_bytes();
-        frame.extend_from_slice(data);
-        frame.extend_from_slice(b"\r\n");
-        self.stream.write_all(&frame).await.unwrap();
-        self.stream.flush().await.unwrap();
-    }
-
-    async fn finish(&mut self) {
-        self.stream.write_all(b"0\r\n\r\n").await.unwrap();
-    }
-
-    /// Reads more bytes; false at end of connection.
-    async fn read_more(&mut self) -> bool {
-        if self.eof {
-            return false;
-        }
-        let mut buf = [0u8; 8192];
-        match timeout(WAIT, self.stream.read(&mut buf))
-            .await
-            .expect("read in time")
-        {
-            Ok(0) | Err(_) => {
-                self.eof = true;
-                false
-            }
-            Ok(n) => {
-                self.raw.extend_from_slice(&buf[..n]);
-                self.decode();
-                true
-            }
-        }
-    }
-
-    fn decode(&mut self) {
-        if self.status.is_none() {
-            let Some(end) = find(&self.raw, b"\r\n\r\n") else {
-                return;
-            };
-            let head = String::from_utf8(self.raw[..end].to_vec()).unwrap();
-            self.raw.drain(..end + 4);
-            self.status = Some(head[9..12].parse().unwrap());
-            self.head = head.to_ascii_lowercase();
-        }
-        if !self.head.contains("transfer-encoding: chunked") {
-            self.body.append(&mut self.raw);
-            return;
-        }
-        while !self.ended {
-            let Some(line_end) = find(&self.raw, b"\r\n") else {
-                return;
-            };
-            let size_text = std::str::from_utf8(&self.raw[..line_end]).unwrap();
-            let size =
-                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-            if size == 0 {
-                self.ended = true;
-                return;
-            }
-            let start = line_end + 2;
-            if self.raw.len() < start + size + 2 {
-                return;
-            }
-            self.body.extend_from_slice(&self.raw[start..start + size]);
-            self.raw.drain(..start + size + 2);
-        }
-    }
-
-    async fn status(&mut self) -> u16 {
-        while self.status.is_none() {
-            assert!(self.read_more().await, "connection closed before the head");
-        }
-        self.status.unwrap()
-    }
-
-    /// The next CRLF-terminated report, or `None` when the body or connection ends.
-    async fn report(&mut self) -> Option<Value> {
-        loop {
-            if let Some(end) = find(&self.body, b"\r\n") {
-                let line: Vec<u8> = self.body.drain(..end + 2).collect();
-                return Some(serde_json::from_slice(&line[..end]).unwrap());
-            }
-            if self.ended || !self.read_more().await {
-                assert!(
-                    self.body.is_empty(),
-                    "unterminated report data: {:?}",
-                    String::from_utf8_lossy(&self.body)
-                );
-                return None;
-            }
-        }
-    }
-
-    /// All remaining reports, and whether the body ended with its final chunk.
-    async fn rest(&mut self) -> (Vec<Value>, bool) {
-        let mut reports = Vec::new();
-        while let Some(r) = self.report().await {
-            reports.push(r);
-        }
-        (reports, self.ended)
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn values(records: &[StoredRecord]) -> Vec<String> {

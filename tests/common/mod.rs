@@ -1,6 +1,8 @@
 //! Shared setup: an emulator on loopback and a client pointed at it.
 #![allow(dead_code)]
 
+pub mod raw_http;
+
 use ccloud_kafka_rest::emulator::{Emulator, EmulatorBuilder};
 use ccloud_kafka_rest::{Client, ClientBuilder, Credentials};
 
