@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ccloud_kafka_rest::emulator::{Emulator, FaultPlan, HttpFault, StoredRecord};
-use serde_json::{Value, json};
 use common::raw_http::RawConn;
+use serde_json::{Value, json};
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use ccloud_kafka_rest::emulator::{DataType, Emulator, HttpFault, StoredRecord};
-use serde_json::{Value, json};
 use common::raw_http::{RawConn, find};
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
