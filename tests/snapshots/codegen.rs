@@ -238,7 +238,7 @@ Arguments:
         cluster_id: &'a str,
         topic_name: &'a str,
         body: &'a crate::record::Record,
-    ) -> Result<ResponseValue<crate::report::ReportWire>, Error<types::Error>> {
+    ) -> Result<ResponseValue<crate::response::ReportBody>, Error<types::Error>> {
         let url = format!(
             "{}/clusters/{}/topics/{}/records", self.baseurl, encode_path(& cluster_id
             .to_string()), encode_path(& topic_name.to_string()),
