@@ -336,40 +336,28 @@ impl Stream {
     fn take(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
         // Records that arrived together were received at the same time.
         self.received_at = None;
-        if carry.is_empty() {
-            let step = self.feed(data);
-            let n = self.scanner.consumed();
-            carry.extend_from_slice(&data[n..]);
-            self.scanner.shift(n);
-            step
-        } else {
-            carry.extend_from_slice(data);
-            let step = self.feed(carry);
-            let n = self.scanner.consumed();
-            carry.drain(..n);
-            self.scanner.shift(n);
-            step
+        let step = self.feed(carry, data);
+        if matches!(step, Step::More)
+            && let Some(from) = self.scanner.next_buffer(data.len())
+        {
+            carry.extend_from_slice(&data[from..]);
         }
+        step
     }
 
-    /// Handles every complete record in `buf`.
-    fn feed(&mut self, buf: &[u8]) -> Step {
+    /// Handles every record that ends in `data`; the first may have begun in
+    /// `carry`.
+    fn feed(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
         let limit = self.shared.limits.max_record_bytes;
         loop {
-            match self.scanner.next(buf, limit) {
+            let handled = match self.scanner.next(data, limit) {
                 Scan::NeedMore => return Step::More,
-                Scan::Object { start, end } => {
-                    let handled = match self.record(&buf[start..end]) {
-                        Ok(handled) => handled,
-                        Err(detail) => {
-                            self.fatal(&detail);
-                            return Step::Fatal;
-                        }
-                    };
-                    self.reports += 1;
-                    if matches!(handled, Handled::Cut) || self.cut_after == Some(self.reports) {
-                        return Step::Cut;
-                    }
+                Scan::Object { start, end } => self.record(&data[start..end]),
+                Scan::Rest { end } => {
+                    carry.extend_from_slice(&data[..end]);
+                    let handled = self.record(carry);
+                    carry.clear();
+                    handled
                 }
                 Scan::Unexpected { byte } => {
                     let shown = if byte.is_ascii_graphic() {
@@ -389,6 +377,17 @@ impl Stream {
                     ));
                     return Step::Fatal;
                 }
+            };
+            let handled = match handled {
+                Ok(handled) => handled,
+                Err(detail) => {
+                    self.fatal(&detail);
+                    return Step::Fatal;
+                }
+            };
+            self.reports += 1;
+            if matches!(handled, Handled::Cut) || self.cut_after == Some(self.reports) {
+                return Step::Cut;
             }
         }
     }
