@@ -50,6 +50,7 @@
 mod auth;
 mod batch;
 mod faults;
+mod log;
 mod oauth;
 mod record;
 mod report;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::DataType;
+use super::log::Headers;
 
 /// Standard alphabet, padding optional: what `BINARY` data accepts.
 const BINARY_DATA: GeneralPurpose = GeneralPurpose::new(
@@ -287,31 +288,32 @@ pub(crate) struct RawRecord<'a> {
     timestamp: Option<Text<'a>>,
 }
 
-/// A key or value ready to store.
+/// A key or value ready to store. Its bytes borrow from the request when they
+/// are the request's text as is (a `STRING` without escapes).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Payload {
+pub(crate) struct Payload<'a> {
     pub ty: DataType,
-    pub data: Option<Vec<u8>>,
+    pub data: Option<Cow<'a, [u8]>>,
 }
 
-impl Payload {
+impl Payload<'_> {
     /// The stored byte count reported back as `size`.
     pub fn size(&self) -> usize {
-        self.data.as_ref().map_or(0, Vec::len)
+        self.data.as_ref().map_or(0, |d| d.len())
     }
 }
 
 /// A validated record.
 #[derive(Debug)]
-pub(crate) struct Prepared {
+pub(crate) struct Prepared<'a> {
     pub partition: Option<i64>,
-    pub key: Option<Payload>,
-    pub value: Option<Payload>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub key: Option<Payload<'a>>,
+    pub value: Option<Payload<'a>>,
+    pub headers: Headers,
     pub timestamp: Option<DateTime<Utc>>,
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// Key plus value bytes, as the Kafka producer's size check counts them.
     pub fn payload_bytes(&self) -> usize {
         self.key.as_ref().map_or(0, Payload::size) + self.value.as_ref().map_or(0, Payload::size)
@@ -332,7 +334,7 @@ pub(crate) fn parse(json: &[u8]) -> Result<RawRecord<'_>, ParseError> {
 }
 
 /// Validates a record and converts its key, value and headers to stored bytes.
-pub(crate) fn prepare(raw: RawRecord<'_>) -> Result<Prepared, RecordError> {
+pub(crate) fn prepare(raw: RawRecord<'_>) -> Result<Prepared<'_>, RecordError> {
     let key = raw.key.map(|k| payload("key", k)).transpose()?;
     let value = raw.value.map(|v| payload("value", v)).transpose()?;
     let headers = match raw.headers {
@@ -381,7 +383,7 @@ pub(crate) fn now_millis() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
-fn payload(field: &'static str, raw: RawPayload<'_>) -> Result<Payload, RecordError> {
+fn payload<'a>(field: &'static str, raw: RawPayload<'a>) -> Result<Payload<'a>, RecordError> {
     let uses_schema = raw.subject.is_some()
         || raw.subject_name_strategy.is_some()
         || raw.schema_id.is_some()
@@ -414,18 +416,21 @@ fn payload(field: &'static str, raw: RawPayload<'_>) -> Result<Payload, RecordEr
     }
     let data = match (ty, raw.data) {
         (_, None) => None,
-        (DataType::String, Some(RawData::Str(s))) => Some(s.into_owned().into_bytes()),
+        (DataType::String, Some(RawData::Str(Cow::Borrowed(s)))) => {
+            Some(Cow::Borrowed(s.as_bytes()))
+        }
+        (DataType::String, Some(RawData::Str(Cow::Owned(s)))) => Some(Cow::Owned(s.into_bytes())),
         (DataType::Binary, Some(RawData::Str(s))) => {
-            Some(BINARY_DATA.decode(s.as_bytes()).map_err(|e| {
-                RecordError::bad_request(format_args!("{field} data is not valid base64: {e}"))
-            })?)
+            Some(Cow::Owned(BINARY_DATA.decode(s.as_bytes()).map_err(
+                |e| RecordError::bad_request(format_args!("{field} data is not valid base64: {e}")),
+            )?))
         }
         (DataType::Json, Some(RawData::Str(s))) => {
             let mut out = Vec::with_capacity(s.len() + 2);
             write_json::<_, serde_json::Error>(&mut out, &*s).map_err(RecordError::bad_request)?;
-            Some(out)
+            Some(Cow::Owned(out))
         }
-        (DataType::Json, Some(RawData::Json(bytes))) => Some(bytes),
+        (DataType::Json, Some(RawData::Json(bytes))) => Some(Cow::Owned(bytes)),
         (DataType::String | DataType::Binary, Some(RawData::Json(_))) => {
             return Err(RecordError::bad_request(format_args!(
                 "{field} data must be a JSON string for type {ty}"
@@ -439,7 +444,7 @@ fn payload(field: &'static str, raw: RawPayload<'_>) -> Result<Payload, RecordEr
 mod tests {
     use super::*;
 
-    fn ok(json: &str) -> Prepared {
+    fn ok(json: &str) -> Prepared<'_> {
         prepare(parse(json.as_bytes()).unwrap()).unwrap()
     }
 
@@ -457,11 +462,11 @@ mod tests {
             r#"{"value":{"data": {"b" : [1, 2.5, "x\u0041"], "a": null, "c": true},"type":"JSON"}}"#,
         );
         assert_eq!(
-            p.value.unwrap().data.unwrap(),
+            &*p.value.unwrap().data.unwrap(),
             br#"{"b":[1,2.5,"xA"],"a":null,"c":true}"#
         );
         let p = ok(r#"{"value":{"type":"JSON","data":"hi"}}"#);
-        assert_eq!(p.value.unwrap().data.unwrap(), br#""hi""#);
+        assert_eq!(&*p.value.unwrap().data.unwrap(), br#""hi""#);
         let p = ok(r#"{"value":{"type":"JSON","data":{"foo": 7}}}"#);
         assert_eq!(p.value.unwrap().size(), 9);
     }
@@ -470,10 +475,10 @@ mod tests {
     fn binary_and_string() {
         let p =
             ok(r#"{"key":{"type":"BINARY","data":"AAEC"},"value":{"type":"BINARY","data":"AAE"}}"#);
-        assert_eq!(p.key.unwrap().data.unwrap(), vec![0, 1, 2]);
-        assert_eq!(p.value.unwrap().data.unwrap(), vec![0, 1]);
+        assert_eq!(&*p.key.unwrap().data.unwrap(), vec![0, 1, 2]);
+        assert_eq!(&*p.value.unwrap().data.unwrap(), vec![0, 1]);
         let p = ok(r#"{"key":{"type":"STRING","data":""},"value":{"type":"STRING","data":null}}"#);
-        assert_eq!(p.key.unwrap().data.unwrap(), Vec::<u8>::new());
+        assert_eq!(&*p.key.unwrap().data.unwrap(), Vec::<u8>::new());
         assert_eq!(p.value.unwrap().data, None);
         assert_eq!(
             record_err(r#"{"value":{"type":"BINARY","data":"AA-_"}}"#).code,

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::StoredRecord;
 use super::auth::AuthConfig;
 use super::faults::Faults;
-use super::record::{Payload, RecordError};
-use super::{DataType, StoredRecord};
+use super::log::PartitionLog;
+use super::record::{Prepared, RecordError};
 
 /// Size and lifetime limits.
 #[derive(Debug, Clone)]
@@ -149,16 +150,6 @@ fn valid_topic_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// A record as kept in a partition log (the topic and offset are implied).
-struct Entry {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    key_type: Option<DataType>,
-    value_type: Option<DataType>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-    timestamp: DateTime<Utc>,
-}
-
 /// The result of appending a record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Appended {
@@ -169,7 +160,7 @@ pub(crate) struct Appended {
 /// One topic: a log per partition plus the round-robin cursor.
 pub(crate) struct TopicLog {
     name: String,
-    partitions: Box<[Mutex<Vec<Entry>>]>,
+    partitions: Box<[Mutex<PartitionLog>]>,
     round_robin: AtomicU32,
 }
 
@@ -178,7 +169,7 @@ impl TopicLog {
         let count = partitions.max(1) as usize;
         TopicLog {
             name,
-            partitions: (0..count).map(|_| Mutex::new(Vec::new())).collect(),
+            partitions: (0..count).map(|_| Mutex::default()).collect(),
             round_robin: AtomicU32::new(0),
         }
     }
@@ -217,24 +208,10 @@ impl TopicLog {
     pub fn append(
         &self,
         partition: i32,
-        key: Option<Payload>,
-        value: Option<Payload>,
-        headers: Vec<(String, Option<Vec<u8>>)>,
+        record: Prepared<'_>,
         timestamp: DateTime<Utc>,
     ) -> Appended {
-        let (key_type, key) = split_payload(key);
-        let (value_type, value) = split_payload(value);
-        let entry = Entry {
-            key,
-            value,
-            key_type,
-            value_type,
-            headers,
-            timestamp,
-        };
-        let mut log = lock(&self.partitions[partition as usize]);
-        let offset = log.len() as i64;
-        log.push(entry);
+        let offset = lock(&self.partitions[partition as usize]).append(record, timestamp);
         Appended { partition, offset }
     }
 
@@ -253,28 +230,20 @@ impl TopicLog {
         else {
             return Vec::new();
         };
-        lock(log)
-            .iter()
-            .enumerate()
-            .map(|(offset, e)| StoredRecord {
-                topic: self.name.clone(),
-                partition,
-                offset: offset as i64,
-                key: e.key.clone(),
-                value: e.value.clone(),
-                key_type: e.key_type,
-                value_type: e.value_type,
-                headers: e.headers.clone(),
-                timestamp: e.timestamp,
-            })
-            .collect()
-    }
-}
-
-fn split_payload(p: Option<Payload>) -> (Option<DataType>, Option<Vec<u8>>) {
-    match p {
-        Some(p) => (Some(p.ty), p.data),
-        None => (None, None),
+        let log = lock(log);
+        let mut records = Vec::with_capacity(log.len());
+        records.extend(log.iter().map(|r| StoredRecord {
+            topic: self.name.clone(),
+            partition,
+            offset: r.offset,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+            key_type: r.key_type,
+            value_type: r.value_type,
+            headers: r.headers.to_vec(),
+            timestamp: r.timestamp,
+        }));
+        records
     }
 }
 

@@ -30,7 +30,7 @@ pub(crate) const EMPTY_BODY: &str = "Payload error. Request body is empty. Data 
 pub(crate) fn deliver(
     shared: &Shared,
     topic: &TopicLog,
-    record: Prepared,
+    record: Prepared<'_>,
 ) -> Result<Delivered, RecordError> {
     let partition = check(topic, &record)?;
     if let Some(fault) = shared.faults.take_record() {
@@ -40,7 +40,7 @@ pub(crate) fn deliver(
 }
 
 /// Chooses the partition of a record and checks its size, as the broker would.
-fn check(topic: &TopicLog, record: &Prepared) -> Result<i32, RecordError> {
+fn check(topic: &TopicLog, record: &Prepared<'_>) -> Result<i32, RecordError> {
     let key_bytes = record.key.as_ref().and_then(|k| k.data.as_deref());
     let partition = topic.choose_partition(record.partition, key_bytes)?;
     let size = record.payload_bytes();
@@ -60,19 +60,13 @@ fn check(topic: &TopicLog, record: &Prepared) -> Result<i32, RecordError> {
 fn append(
     topic: &TopicLog,
     partition: i32,
-    record: Prepared,
+    record: Prepared<'_>,
     now: impl FnOnce() -> DateTime<Utc>,
 ) -> Delivered {
     let timestamp = record.timestamp.unwrap_or_else(now);
     let key = record.key.as_ref().map(|k| (k.ty, k.size()));
     let value = record.value.as_ref().map(|v| (v.ty, v.size()));
-    let appended = topic.append(
-        partition,
-        record.key,
-        record.value,
-        record.headers,
-        timestamp,
-    );
+    let appended = topic.append(partition, record, timestamp);
     Delivered {
         partition: appended.partition,
         offset: appended.offset,
@@ -84,7 +78,7 @@ fn append(
 
 /// Parses and validates one streamed record. The outer `Err` is a JSON syntax
 /// error; the inner one an in-band record error.
-fn prepare(json: &[u8]) -> Result<Result<Prepared, RecordError>, String> {
+fn prepare(json: &[u8]) -> Result<Result<Prepared<'_>, RecordError>, String> {
     let raw = match record::parse(json) {
         Ok(raw) => raw,
         Err(ParseError::Syntax(detail)) => return Err(detail),
@@ -416,9 +410,10 @@ impl Stream {
             );
             return Ok(Handled::Reported);
         }
+        let latin1_text: String;
         let prepared = if self.latin1 {
-            let text: String = json.iter().map(|&b| char::from(b)).collect();
-            prepare(text.as_bytes())?
+            latin1_text = json.iter().map(|&b| char::from(b)).collect();
+            prepare(latin1_text.as_bytes())?
         } else {
             prepare(json)?
         };
