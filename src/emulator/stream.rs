@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::faults::{self, FaultPlan, Lane, Rng, Stats};
 use super::record::{self, ParseError, Prepared, RecordError};
-use super::report::{self, Delivered, Names};
+use super::report::{self, Delivered, SuccessWriter};
 use super::scan::{Scan, Scanner, is_ws};
 use super::server::{Charset, ResponseBody, error_response};
 use super::state::{MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
@@ -180,7 +180,7 @@ async fn until(deadline: Option<Instant>) {
 struct Stream {
     shared: Arc<Shared>,
     topic: Arc<TopicLog>,
-    names: Names,
+    successes: SuccessWriter,
     latin1: bool,
     scanner: Scanner,
     /// Reports not yet handed to the connection.
@@ -225,7 +225,7 @@ impl Stream {
             .stream_close_delay
             .unwrap_or(shared.limits.stream_close_delay);
         Stream {
-            names: Names::new(&shared.cluster_id, topic.name()),
+            successes: SuccessWriter::new(&shared.cluster_id, topic.name()),
             shared,
             topic,
             latin1: charset == Charset::Latin1,
@@ -459,7 +459,7 @@ impl Stream {
         };
         match (injected, delivered) {
             (None, Some(delivered)) => {
-                report::write_success(&mut self.out, &self.names, None, &delivered);
+                self.successes.write(&mut self.out, None, &delivered);
                 self.end_report();
             }
             (Some(code), delivered) => {
