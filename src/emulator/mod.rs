@@ -49,6 +49,7 @@
 
 mod auth;
 mod batch;
+mod compact;
 mod faults;
 mod log;
 mod oauth;
