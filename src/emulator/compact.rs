@@ -21,6 +21,18 @@ pub(crate) fn read(json: &[u8]) -> Option<RawRecord<'_>> {
     (reader.pos == json.len()).then_some(record)
 }
 
+/// The record at the start of `bytes` (an object, whatever follows it) and its
+/// length, or `None` when it is not in the form this reader handles or does
+/// not end in `bytes`.
+pub(crate) fn read_object(bytes: &[u8]) -> Option<(RawRecord<'_>, usize)> {
+    let mut reader = Reader {
+        json: bytes,
+        pos: 0,
+    };
+    let record = reader.record()?;
+    Some((record, reader.pos))
+}
+
 struct Reader<'a> {
     json: &'a [u8],
     pos: usize,
@@ -313,8 +325,17 @@ mod tests {
     }
 
     /// Checks that this reader either leaves `json` to serde or reads it as
-    /// serde does; returns whether it read it.
+    /// serde does, also when the record is followed by others; returns whether
+    /// it read it.
     fn agrees(json: &str) -> bool {
+        let followed = format!("{json}{{\"value\":null}} ");
+        match read_object(followed.as_bytes()) {
+            Some((record, len)) if len == json.len() => {
+                assert_eq!(format!("{record:?}"), by_serde(json), "{json}");
+            }
+            Some(_) => {}
+            None => assert!(read(json.as_bytes()).is_none(), "{json}"),
+        }
         match read(json.as_bytes()) {
             None => false,
             Some(record) => {

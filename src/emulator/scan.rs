@@ -135,6 +135,25 @@ impl Scanner {
         Some(from)
     }
 
+    /// Where the next object starts in `buf`, when none is in progress and its
+    /// first byte is there: for a reader that takes a whole object at once and
+    /// then calls [`skip_to`](Self::skip_to).
+    pub fn next_start(&mut self, buf: &[u8]) -> Option<usize> {
+        if self.in_object {
+            return None;
+        }
+        while self.pos < buf.len() && is_ws(buf[self.pos]) {
+            self.pos += 1;
+        }
+        (buf.get(self.pos) == Some(&b'{')).then_some(self.pos)
+    }
+
+    /// Resumes after an object that was read whole and ends at `end` of the
+    /// buffer.
+    pub fn skip_to(&mut self, end: usize) {
+        self.pos = end;
+    }
+
     /// Whether an object has started but not finished.
     pub fn in_object(&self) -> bool {
         self.in_object

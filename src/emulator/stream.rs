@@ -13,8 +13,9 @@ use hyper::{Response, StatusCode};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+use super::compact;
 use super::faults::{self, FaultPlan, Lane, Rng, Stats};
-use super::record::{self, ParseError, Prepared, RecordError};
+use super::record::{self, ParseError, Prepared, RawRecord, RecordError};
 use super::report::{self, Delivered, SuccessWriter};
 use super::scan::{Scan, Scanner, is_ws};
 use super::server::{Charset, ResponseBody, error_response};
@@ -79,18 +80,22 @@ fn append(
 /// Parses and validates one streamed record. The outer `Err` is a JSON syntax
 /// error; the inner one an in-band record error.
 fn prepare(json: &[u8]) -> Result<Result<Prepared<'_>, RecordError>, String> {
-    let raw = match record::parse(json) {
-        Ok(raw) => raw,
-        Err(ParseError::Syntax(detail)) => return Err(detail),
-        Err(ParseError::Record(error)) => return Ok(Err(error)),
-    };
+    match record::parse(json) {
+        Ok(raw) => Ok(validate(raw)),
+        Err(ParseError::Syntax(detail)) => Err(detail),
+        Err(ParseError::Record(error)) => Ok(Err(error)),
+    }
+}
+
+/// Validates one streamed record.
+fn validate(raw: RawRecord<'_>) -> Result<Prepared<'_>, RecordError> {
     if raw.id.is_some() {
-        return Ok(Err(RecordError::new(
+        return Err(RecordError::new(
             400,
             "Bad Request: unknown field `id` (ids belong to records:batch entries)",
-        )));
+        ));
     }
-    Ok(record::prepare(raw))
+    record::prepare(raw)
 }
 
 /// Waits for the first meaningful body bytes, then answers HTTP 200 and hands the
@@ -344,6 +349,20 @@ impl Stream {
     fn feed(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
         let limit = self.shared.limits.max_record_bytes;
         loop {
+            // A record in the form clients write is read in one pass, which also
+            // finds its end; anything else is framed by the scanner first.
+            if !self.latin1
+                && let Some(start) = self.scanner.next_start(data)
+                && let Some((raw, len)) = compact::read_object(&data[start..])
+                && limit.is_none_or(|limit| len <= limit)
+            {
+                self.scanner.skip_to(start + len);
+                let handled = self.record_read(raw);
+                if self.counted(handled) {
+                    return Step::Cut;
+                }
+                continue;
+            }
             let handled = match self.scanner.next(data, limit) {
                 Scan::NeedMore => return Step::More,
                 Scan::Object { start, end } => self.record(&data[start..end]),
@@ -379,11 +398,16 @@ impl Stream {
                     return Step::Fatal;
                 }
             };
-            self.reports += 1;
-            if matches!(handled, Handled::Cut) || self.cut_after == Some(self.reports) {
+            if self.counted(handled) {
                 return Step::Cut;
             }
         }
+    }
+
+    /// Counts a handled record; `true` when the connection is to be cut now.
+    fn counted(&mut self, handled: Handled) -> bool {
+        self.reports += 1;
+        matches!(handled, Handled::Cut) || self.cut_after == Some(self.reports)
     }
 
     /// Whether the stream has outlived its lifetime or record allowance.
@@ -400,34 +424,52 @@ impl Stream {
     /// place. `Err` carries the detail of a JSON syntax error, which ends the stream.
     fn record(&mut self, json: &[u8]) -> Result<Handled, String> {
         if self.expired() {
-            if self.closing_at.is_none() {
-                self.closing_at = Some(Instant::now() + self.close_delay);
-            }
-            Stats::bump(&self.shared.faults.stats.expired_408);
-            self.failure(
-                408,
-                "Request Timeout: the stream has been open longer than allowed; open a new one",
-            );
-            return Ok(Handled::Reported);
+            return Ok(self.expire());
         }
         let latin1_text: String;
-        let prepared = if self.latin1 {
+        let json = if self.latin1 {
             latin1_text = json.iter().map(|&b| char::from(b)).collect();
-            prepare(latin1_text.as_bytes())?
+            latin1_text.as_bytes()
         } else {
-            prepare(json)?
+            json
         };
+        Ok(self.produce(prepare(json)?))
+    }
+
+    /// Handles one record that has already been read, as [`record`](Self::record).
+    fn record_read(&mut self, raw: RawRecord<'_>) -> Handled {
+        if self.expired() {
+            return self.expire();
+        }
+        self.produce(validate(raw))
+    }
+
+    /// Answers a record of an expired stream with a 408.
+    fn expire(&mut self) -> Handled {
+        if self.closing_at.is_none() {
+            self.closing_at = Some(Instant::now() + self.close_delay);
+        }
+        Stats::bump(&self.shared.faults.stats.expired_408);
+        self.failure(
+            408,
+            "Request Timeout: the stream has been open longer than allowed; open a new one",
+        );
+        Handled::Reported
+    }
+
+    /// Checks, appends and reports a valid record, or reports why it is not.
+    fn produce(&mut self, prepared: Result<Prepared<'_>, RecordError>) -> Handled {
         let checked = prepared.and_then(|record| Ok((check(&self.topic, &record)?, record)));
         let (partition, record) = match checked {
             Ok(checked) => checked,
             Err(error) => {
                 self.failure(error.code, &error.message);
-                return Ok(Handled::Reported);
+                return Handled::Reported;
             }
         };
         if let Some(fault) = self.shared.faults.take_record() {
             self.failure(fault.code, &fault.message);
-            return Ok(Handled::Reported);
+            return Handled::Reported;
         }
         let injected = self
             .rng
@@ -451,7 +493,7 @@ impl Stream {
                     offset = delivered.offset,
                     "record appended; cutting the connection before its report"
                 );
-                return Ok(Handled::Cut);
+                return Handled::Cut;
             }
             Some(delivered)
         } else {
@@ -472,7 +514,7 @@ impl Stream {
             }
             (None, None) => unreachable!("a record without an injected error is appended"),
         }
-        Ok(Handled::Reported)
+        Handled::Reported
     }
 
     /// Writes an in-band error report.
