@@ -15,25 +15,35 @@ use super::scan::is_ws;
 /// The record in `json` (one object and nothing but whitespace around it), or
 /// `None` when it is not in the form this reader handles.
 pub(crate) fn read(json: &[u8]) -> Option<RawRecord<'_>> {
-    let mut reader = Reader { json, pos: 0 };
+    let text = std::str::from_utf8(json).ok()?;
+    let mut reader = Reader::new(text);
     let record = reader.record()?;
     reader.skip_ws();
     (reader.pos == json.len()).then_some(record)
 }
 
-/// The record at the start of `bytes` (an object, whatever follows it) and its
+/// The record at the start of `text` (an object, whatever follows it) and its
 /// length, or `None` when it is not in the form this reader handles or does
-/// not end in `bytes`.
-pub(crate) fn read_object(bytes: &[u8]) -> Option<(RawRecord<'_>, usize)> {
-    let mut reader = Reader {
-        json: bytes,
-        pos: 0,
-    };
+/// not end in `text`. Taking text already known to be UTF-8 spares checking
+/// each string again.
+pub(crate) fn read_object(text: &str) -> Option<(RawRecord<'_>, usize)> {
+    let mut reader = Reader::new(text);
     let record = reader.record()?;
     Some((record, reader.pos))
 }
 
+/// The longest prefix of `bytes` that is UTF-8: a piece of a request body may
+/// end inside a character.
+pub(crate) fn utf8_prefix(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => std::str::from_utf8(&bytes[..error.valid_up_to()]).unwrap_or_default(),
+    }
+}
+
 struct Reader<'a> {
+    text: &'a str,
+    /// `text`'s bytes.
     json: &'a [u8],
     pos: usize,
 }
@@ -54,6 +64,14 @@ impl Seen {
 }
 
 impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Reader<'a> {
+        Reader {
+            text,
+            json: text.as_bytes(),
+            pos: 0,
+        }
+    }
+
     fn skip_ws(&mut self) {
         while self.json.get(self.pos).copied().is_some_and(is_ws) {
             self.pos += 1;
@@ -90,12 +108,11 @@ impl<'a> Reader<'a> {
             if self.next_token()? != b'"' {
                 return None;
             }
-            // Known names are printable ASCII; anything else is left to serde.
-            let (name, _) = self.string_body()?;
+            let name = self.string_body()?;
             if self.next_token()? != b':' {
                 return None;
             }
-            member(self, name)?;
+            member(self, name.as_bytes())?;
             match self.next_token()? {
                 b',' => {}
                 b'}' => return Some(()),
@@ -224,32 +241,29 @@ impl<'a> Reader<'a> {
         if self.next_token()? != b'"' {
             return None;
         }
-        let (body, ascii) = self.string_body()?;
-        if ascii {
-            // ASCII is UTF-8: this only checks what is known.
-            return std::str::from_utf8(body).ok();
-        }
-        if body.iter().any(|&b| b < 0x20) {
-            return None;
-        }
-        std::str::from_utf8(body).ok()
+        self.string_body()
     }
 
-    /// The bytes of a string whose opening quote has been consumed, if it has no
-    /// escapes, and whether they are all plain ASCII (see [`plain_ascii_prefix`]).
-    fn string_body(&mut self) -> Option<(&'a [u8], bool)> {
-        let rest = &self.json[self.pos..];
+    /// The rest of a string whose opening quote has been consumed, if it has
+    /// no escapes and no control characters (which serde refuses).
+    fn string_body(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        let rest = &self.json[start..];
         let plain = plain_ascii_prefix(rest);
-        let (len, ascii) = match rest.get(plain) {
-            Some(b'"') => (plain, true),
+        let len = match rest.get(plain) {
+            Some(b'"') => plain,
             Some(b'\\') | None => return None,
-            Some(_) => (plain + memchr::memchr2(b'"', b'\\', &rest[plain..])?, false),
+            Some(_) => {
+                let len = plain + memchr::memchr2(b'"', b'\\', &rest[plain..])?;
+                if rest[len] != b'"' || rest[plain..len].iter().any(|&b| b < 0x20) {
+                    return None;
+                }
+                len
+            }
         };
-        if rest[len] != b'"' {
-            return None;
-        }
         self.pos += len + 1;
-        Some((&rest[..len], ascii))
+        // Both ends are next to a quote, so on character boundaries.
+        self.text.get(start..start + len)
     }
 
     /// A plain integer: an optional minus sign, then up to 18 digits without a
@@ -329,7 +343,7 @@ mod tests {
     /// it read it.
     fn agrees(json: &str) -> bool {
         let followed = format!("{json}{{\"value\":null}} ");
-        match read_object(followed.as_bytes()) {
+        match read_object(&followed) {
             Some((record, len)) if len == json.len() => {
                 assert_eq!(format!("{record:?}"), by_serde(json), "{json}");
             }
@@ -420,6 +434,13 @@ mod tests {
                 assert_eq!(plain_ascii_prefix(&bytes), at);
             }
         }
+    }
+
+    #[test]
+    fn utf8_prefixes() {
+        assert_eq!(utf8_prefix("aé".as_bytes()), "aé");
+        assert_eq!(utf8_prefix(&"aé".as_bytes()[..2]), "a");
+        assert_eq!(utf8_prefix(b"a\xffb"), "a");
     }
 
     #[test]

@@ -348,12 +348,18 @@ impl Stream {
     /// `carry`.
     fn feed(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
         let limit = self.shared.limits.max_record_bytes;
+        // What the compact reader may read: UTF-8 bodies, up to a character
+        // split across pieces (or bytes that are not UTF-8, left to serde).
+        let text = if self.latin1 {
+            ""
+        } else {
+            compact::utf8_prefix(data)
+        };
         loop {
             // A record in the form clients write is read in one pass, which also
             // finds its end; anything else is framed by the scanner first.
-            if !self.latin1
-                && let Some(start) = self.scanner.next_start(data)
-                && let Some((raw, len)) = compact::read_object(&data[start..])
+            if let Some(start) = self.scanner.next_start(data)
+                && let Some((raw, len)) = text.get(start..).and_then(compact::read_object)
                 && limit.is_none_or(|limit| len <= limit)
             {
                 self.scanner.skip_to(start + len);
