@@ -190,8 +190,10 @@ struct Stream {
     scanner: Scanner,
     /// Reports not yet handed to the connection.
     out: BytesMut,
-    /// Where each report in `out` ends.
+    /// Where each report in `out` ends, kept only when reports are delayed.
     ends: Vec<usize>,
+    /// The planned wait before each report, if any.
+    report_delay: Option<Duration>,
     /// Records answered so far (the report may have been lost to a cut).
     reports: usize,
     /// Records this stream has appended to the log.
@@ -237,6 +239,7 @@ impl Stream {
             scanner: Scanner::default(),
             out: BytesMut::with_capacity(4096),
             ends: Vec::new(),
+            report_delay: plan.report_delay.filter(|d| !d.is_zero()),
             reports: 0,
             appended: 0,
             cut_after,
@@ -335,6 +338,10 @@ impl Stream {
     fn take(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
         // Records that arrived together were received at the same time.
         self.received_at = None;
+        // Room for the reports of this piece at once, rather than growing the
+        // buffer (and copying it) report by report: a report is about as long
+        // as a small record's text, and shorter than a larger one's.
+        self.out.reserve(data.len() + data.len() / 4);
         let step = self.feed(carry, data);
         if matches!(step, Step::More)
             && let Some(from) = self.scanner.next_buffer(data.len())
@@ -532,7 +539,9 @@ impl Stream {
     /// Terminates the report just written.
     fn end_report(&mut self) {
         self.out.extend_from_slice(b"\r\n");
-        self.ends.push(self.out.len());
+        if self.report_delay.is_some() {
+            self.ends.push(self.out.len());
+        }
     }
 
     /// Writes the final report for malformed JSON.
@@ -553,10 +562,7 @@ impl Stream {
         }
         let data = self.out.split().freeze();
         let ends = std::mem::take(&mut self.ends);
-        if self.out.capacity() < 1024 {
-            self.out.reserve(4096);
-        }
-        let Some(delay) = self.plan.report_delay.filter(|d| !d.is_zero()) else {
+        let Some(delay) = self.report_delay else {
             return self.send(tx, data).await;
         };
         let mut start = 0;
