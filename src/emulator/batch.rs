@@ -109,9 +109,10 @@ pub(crate) async fn respond(
     let mut success_writer = SuccessWriter::new(&shared.cluster_id, topic.name());
     let mut successes = BytesMut::new();
     let mut failures = BytesMut::new();
+    let mut appender = topic.appender();
     for mut entry in request.entries {
         let id = entry.id.take().map(|t| t.0).unwrap_or_default();
-        match record::prepare(entry).and_then(|p| deliver(shared, topic, p)) {
+        match record::prepare(entry).and_then(|p| deliver(shared, topic, &mut appender, p)) {
             Ok(delivered) => {
                 if !successes.is_empty() {
                     successes.put_u8(b',');

@@ -204,15 +204,12 @@ impl TopicLog {
         }
     }
 
-    /// Appends a record to a partition chosen by [`choose_partition`](Self::choose_partition).
-    pub fn append(
-        &self,
-        partition: i32,
-        record: Prepared<'_>,
-        timestamp: DateTime<Utc>,
-    ) -> Appended {
-        let offset = lock(&self.partitions[partition as usize]).append(record, timestamp);
-        Appended { partition, offset }
+    /// Appends records, locking each partition once for all of them.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            topic: self,
+            held: self.partitions.iter().map(|_| None).collect(),
+        }
     }
 
     /// All records, ordered by partition then offset.
@@ -244,6 +241,31 @@ impl TopicLog {
             timestamp: r.timestamp,
         }));
         records
+    }
+}
+
+/// Appends records to a topic's partitions. Each partition is locked when
+/// first appended to and stays locked until the appender is dropped, so that
+/// records handled together (a piece of a request body) take its lock once,
+/// not once each.
+pub(crate) struct Appender<'t> {
+    topic: &'t TopicLog,
+    held: Vec<Option<MutexGuard<'t, PartitionLog>>>,
+}
+
+impl Appender<'_> {
+    /// Appends a record to a partition chosen by
+    /// [`choose_partition`](TopicLog::choose_partition).
+    pub fn append(
+        &mut self,
+        partition: i32,
+        record: Prepared<'_>,
+        timestamp: DateTime<Utc>,
+    ) -> Appended {
+        let index = partition as usize;
+        let log = self.held[index].get_or_insert_with(|| lock(&self.topic.partitions[index]));
+        let offset = log.append(record, timestamp);
+        Appended { partition, offset }
     }
 }
 

@@ -19,7 +19,7 @@ use super::record::{self, ParseError, Prepared, RawRecord, RecordError};
 use super::report::{self, Delivered, SuccessWriter};
 use super::scan::{Scan, Scanner, is_ws};
 use super::server::{Charset, ResponseBody, error_response};
-use super::state::{MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
+use super::state::{Appender, MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
 
 /// Report chunks that may wait for the connection before record handling pauses.
 const PENDING_CHUNKS: usize = 32;
@@ -31,13 +31,14 @@ pub(crate) const EMPTY_BODY: &str = "Payload error. Request body is empty. Data 
 pub(crate) fn deliver(
     shared: &Shared,
     topic: &TopicLog,
+    appender: &mut Appender<'_>,
     record: Prepared<'_>,
 ) -> Result<Delivered, RecordError> {
     let partition = check(topic, &record)?;
     if let Some(fault) = shared.faults.take_record() {
         return Err(RecordError::new(fault.code, fault.message));
     }
-    Ok(append(topic, partition, record, record::now_millis))
+    Ok(append(appender, partition, record, record::now_millis))
 }
 
 /// Chooses the partition of a record and checks its size, as the broker would.
@@ -59,7 +60,7 @@ fn check(topic: &TopicLog, record: &Prepared<'_>) -> Result<i32, RecordError> {
 
 /// Appends a checked record.
 fn append(
-    topic: &TopicLog,
+    appender: &mut Appender<'_>,
     partition: i32,
     record: Prepared<'_>,
     now: impl FnOnce() -> DateTime<Utc>,
@@ -67,7 +68,7 @@ fn append(
     let timestamp = record.timestamp.unwrap_or_else(now);
     let key = record.key.as_ref().map(|k| (k.ty, k.size()));
     let value = record.value.as_ref().map(|v| (v.ty, v.size()));
-    let appended = topic.append(partition, record, timestamp);
+    let appended = appender.append(partition, record, timestamp);
     Delivered {
         partition: appended.partition,
         offset: appended.offset,
@@ -362,6 +363,8 @@ impl Stream {
         } else {
             compact::utf8_prefix(data)
         };
+        let topic = Arc::clone(&self.topic);
+        let mut appender = topic.appender();
         loop {
             // A record in the form clients write is read in one pass, which also
             // finds its end; anything else is framed by the scanner first.
@@ -370,7 +373,7 @@ impl Stream {
                 && limit.is_none_or(|limit| len <= limit)
             {
                 self.scanner.skip_to(start + len);
-                let handled = self.record_read(raw);
+                let handled = self.record_read(raw, &mut appender);
                 if self.counted(handled) {
                     return Step::Cut;
                 }
@@ -378,10 +381,10 @@ impl Stream {
             }
             let handled = match self.scanner.next(data, limit) {
                 Scan::NeedMore => return Step::More,
-                Scan::Object { start, end } => self.record(&data[start..end]),
+                Scan::Object { start, end } => self.record(&data[start..end], &mut appender),
                 Scan::Rest { end } => {
                     carry.extend_from_slice(&data[..end]);
-                    let handled = self.record(carry);
+                    let handled = self.record(carry, &mut appender);
                     carry.clear();
                     handled
                 }
@@ -435,7 +438,7 @@ impl Stream {
 
     /// Handles one record and writes its report, unless a planned cut takes its
     /// place. `Err` carries the detail of a JSON syntax error, which ends the stream.
-    fn record(&mut self, json: &[u8]) -> Result<Handled, String> {
+    fn record(&mut self, json: &[u8], appender: &mut Appender<'_>) -> Result<Handled, String> {
         if self.expired() {
             return Ok(self.expire());
         }
@@ -446,15 +449,15 @@ impl Stream {
         } else {
             json
         };
-        Ok(self.produce(prepare(json)?))
+        Ok(self.produce(prepare(json)?, appender))
     }
 
     /// Handles one record that has already been read, as [`record`](Self::record).
-    fn record_read(&mut self, raw: RawRecord<'_>) -> Handled {
+    fn record_read(&mut self, raw: RawRecord<'_>, appender: &mut Appender<'_>) -> Handled {
         if self.expired() {
             return self.expire();
         }
-        self.produce(validate(raw))
+        self.produce(validate(raw), appender)
     }
 
     /// Answers a record of an expired stream with a 408.
@@ -471,7 +474,11 @@ impl Stream {
     }
 
     /// Checks, appends and reports a valid record, or reports why it is not.
-    fn produce(&mut self, prepared: Result<Prepared<'_>, RecordError>) -> Handled {
+    fn produce(
+        &mut self,
+        prepared: Result<Prepared<'_>, RecordError>,
+        appender: &mut Appender<'_>,
+    ) -> Handled {
         let checked = prepared.and_then(|record| Ok((check(&self.topic, &record)?, record)));
         let (partition, record) = match checked {
             Ok(checked) => checked,
@@ -494,7 +501,7 @@ impl Stream {
         };
         let delivered = if write {
             let now = &mut self.received_at;
-            let delivered = append(&self.topic, partition, record, || {
+            let delivered = append(appender, partition, record, || {
                 *now.get_or_insert_with(record::now_millis)
             });
             self.appended += 1;
