@@ -108,11 +108,11 @@ impl<'a> Reader<'a> {
             if self.next_token()? != b'"' {
                 return None;
             }
-            let name = self.string_body()?;
+            let name = self.name()?;
             if self.next_token()? != b':' {
                 return None;
             }
-            member(self, name.as_bytes())?;
+            member(self, name)?;
             match self.next_token()? {
                 b',' => {}
                 b'}' => return Some(()),
@@ -234,6 +234,18 @@ impl<'a> Reader<'a> {
             return Some(None);
         }
         Some(Some(Text(Cow::Borrowed(self.string()?))))
+    }
+
+    /// The rest of a member name whose opening quote has been consumed. The
+    /// names this reader knows are plain ASCII; any other is left to serde.
+    fn name(&mut self) -> Option<&'a [u8]> {
+        let rest = &self.json[self.pos..];
+        let len = plain_ascii_prefix(rest);
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.pos += len + 1;
+        Some(&rest[..len])
     }
 
     /// A string without escapes.

@@ -136,6 +136,11 @@ const DIGIT_PAIRS: &[u8; 200] = b"\
 /// An integer in decimal, without the formatting machinery, two digits at a
 /// time.
 fn put_int(out: &mut BytesMut, n: i64) {
+    if (0..10).contains(&n) {
+        // Partitions, and sizes of empty or tiny keys.
+        out.put_u8(b'0' + n as u8);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut rest = n.unsigned_abs();
