@@ -112,7 +112,7 @@ pub(crate) async fn respond(
     let mut appender = topic.appender();
     for mut entry in request.entries {
         let id = entry.id.take().map(|t| t.0).unwrap_or_default();
-        match record::prepare(entry).and_then(|p| deliver(shared, topic, &mut appender, p)) {
+        match record::prepare(&mut entry).and_then(|p| deliver(shared, topic, &mut appender, p)) {
             Ok(delivered) => {
                 if !successes.is_empty() {
                     successes.put_u8(b',');

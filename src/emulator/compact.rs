@@ -22,16 +22,6 @@ pub(crate) fn read(json: &[u8]) -> Option<RawRecord<'_>> {
     (reader.pos == json.len()).then_some(record)
 }
 
-/// The record at the start of `text` (an object, whatever follows it) and its
-/// length, or `None` when it is not in the form this reader handles or does
-/// not end in `text`. Taking text already known to be UTF-8 spares checking
-/// each string again.
-pub(crate) fn read_object(text: &str) -> Option<(RawRecord<'_>, usize)> {
-    let mut reader = Reader::new(text);
-    let record = reader.record()?;
-    Some((record, reader.pos))
-}
-
 /// The longest prefix of `bytes` that is UTF-8: a piece of a request body may
 /// end inside a character.
 pub(crate) fn utf8_prefix(bytes: &[u8]) -> &str {
@@ -41,7 +31,9 @@ pub(crate) fn utf8_prefix(bytes: &[u8]) -> &str {
     }
 }
 
-struct Reader<'a> {
+/// Reads a record at the start of some text. The text is known to be UTF-8,
+/// which spares checking each string again.
+pub(crate) struct Reader<'a> {
     text: &'a str,
     /// `text`'s bytes.
     json: &'a [u8],
@@ -64,12 +56,18 @@ impl Seen {
 }
 
 impl<'a> Reader<'a> {
-    fn new(text: &'a str) -> Reader<'a> {
+    pub fn new(text: &'a str) -> Reader<'a> {
         Reader {
             text,
             json: text.as_bytes(),
             pos: 0,
         }
+    }
+
+    /// How many bytes have been read: after [`record`](Self::record), the
+    /// length of the record's object.
+    pub fn consumed(&self) -> usize {
+        self.pos
     }
 
     fn skip_ws(&mut self) {
@@ -121,7 +119,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn record(&mut self) -> Option<RawRecord<'a>> {
+    /// The record at the start of the text (an object, whatever follows it), or
+    /// `None` when it is not in the form this reader handles or does not end in
+    /// the text.
+    pub fn record(&mut self) -> Option<RawRecord<'a>> {
         if self.next_token()? != b'{' {
             return None;
         }
@@ -370,8 +371,9 @@ mod tests {
     /// it read it.
     fn agrees(json: &str) -> bool {
         let followed = format!("{json}{{\"value\":null}} ");
-        match read_object(&followed) {
-            Some((record, len)) if len == json.len() => {
+        let mut reader = Reader::new(&followed);
+        match reader.record() {
+            Some(record) if reader.consumed() == json.len() => {
                 assert_eq!(format!("{record:?}"), by_serde(json), "{json}");
             }
             Some(_) => {}

@@ -61,8 +61,9 @@ pub(crate) struct PartitionLog {
 
 impl PartitionLog {
     /// Appends a record (whose key plus value is under 4 GiB, as the size check
-    /// before appending ensures) and returns its offset.
-    pub fn append(&mut self, record: Prepared<'_>, timestamp: DateTime<Utc>) -> i64 {
+    /// before appending ensures) and returns its offset. The record's headers
+    /// are taken; it is passed by reference only to spare copying it.
+    pub fn append(&mut self, record: &mut Prepared<'_>, timestamp: DateTime<Utc>) -> i64 {
         let key = record.key.as_ref().and_then(|k| k.data.as_deref());
         let value = record.value.as_ref().and_then(|v| v.data.as_deref());
         let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
@@ -83,10 +84,11 @@ impl PartitionLog {
             start,
             key_len,
             value_len,
-            key_type: record.key.map(|k| k.ty),
-            value_type: record.value.map(|v| v.ty),
+            key_type: record.key.as_ref().map(|k| k.ty),
+            value_type: record.value.as_ref().map(|v| v.ty),
             timestamp_millis: timestamp.timestamp_millis(),
-            headers: (!record.headers.is_empty()).then(|| Box::new(record.headers)),
+            headers: (!record.headers.is_empty())
+                .then(|| Box::new(std::mem::take(&mut record.headers))),
         });
         offset
     }
@@ -184,7 +186,7 @@ mod tests {
             };
             let key = (i % 5 != 0).then_some(key);
             let offset = log.append(
-                record(key.as_deref(), value.clone(), headers.clone()),
+                &mut record(key.as_deref(), value.clone(), headers.clone()),
                 at + chrono::Duration::milliseconds(i as i64),
             );
             assert_eq!(offset, i as i64);

@@ -340,10 +340,12 @@ pub(crate) fn parse(json: &[u8]) -> Result<RawRecord<'_>, ParseError> {
 }
 
 /// Validates a record and converts its key, value and headers to stored bytes.
-pub(crate) fn prepare(raw: RawRecord<'_>) -> Result<Prepared<'_>, RecordError> {
-    let key = raw.key.map(|k| payload("key", k)).transpose()?;
-    let value = raw.value.map(|v| payload("value", v)).transpose()?;
-    let headers = match raw.headers {
+/// The record's parts are taken; it is passed by reference only to spare
+/// copying it.
+pub(crate) fn prepare<'a>(raw: &mut RawRecord<'a>) -> Result<Prepared<'a>, RecordError> {
+    let key = raw.key.take().map(|k| payload("key", k)).transpose()?;
+    let value = raw.value.take().map(|v| payload("value", v)).transpose()?;
+    let headers = match raw.headers.take() {
         None => Vec::new(),
         Some(headers) => headers
             .into_iter()
@@ -361,7 +363,11 @@ pub(crate) fn prepare(raw: RawRecord<'_>) -> Result<Prepared<'_>, RecordError> {
             })
             .collect::<Result<Vec<_>, RecordError>>()?,
     };
-    let timestamp = raw.timestamp.map(|t| parse_timestamp(&t.0)).transpose()?;
+    let timestamp = raw
+        .timestamp
+        .take()
+        .map(|t| parse_timestamp(&t.0))
+        .transpose()?;
     Ok(Prepared {
         partition: raw.partition_id,
         key,
@@ -451,12 +457,12 @@ mod tests {
     use super::*;
 
     fn ok(json: &str) -> Prepared<'_> {
-        prepare(parse(json.as_bytes()).unwrap()).unwrap()
+        prepare(&mut parse(json.as_bytes()).unwrap()).unwrap()
     }
 
     fn record_err(json: &str) -> RecordError {
         match parse(json.as_bytes()) {
-            Ok(raw) => prepare(raw).unwrap_err(),
+            Ok(mut raw) => prepare(&mut raw).unwrap_err(),
             Err(ParseError::Record(e)) => e,
             Err(ParseError::Syntax(s)) => panic!("unexpected syntax error {s}"),
         }

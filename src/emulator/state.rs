@@ -254,12 +254,12 @@ pub(crate) struct Appender<'t> {
 }
 
 impl Appender<'_> {
-    /// Appends a record to a partition chosen by
+    /// Appends a record (taking its headers) to a partition chosen by
     /// [`choose_partition`](TopicLog::choose_partition).
     pub fn append(
         &mut self,
         partition: i32,
-        record: Prepared<'_>,
+        record: &mut Prepared<'_>,
         timestamp: DateTime<Utc>,
     ) -> Appended {
         let index = partition as usize;

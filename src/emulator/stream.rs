@@ -32,13 +32,13 @@ pub(crate) fn deliver(
     shared: &Shared,
     topic: &TopicLog,
     appender: &mut Appender<'_>,
-    record: Prepared<'_>,
+    mut record: Prepared<'_>,
 ) -> Result<Delivered, RecordError> {
     let partition = check(topic, &record)?;
     if let Some(fault) = shared.faults.take_record() {
         return Err(RecordError::new(fault.code, fault.message));
     }
-    Ok(append(appender, partition, record, record::now_millis))
+    Ok(append(appender, partition, &mut record, record::now_millis))
 }
 
 /// Chooses the partition of a record and checks its size, as the broker would.
@@ -58,11 +58,11 @@ fn check(topic: &TopicLog, record: &Prepared<'_>) -> Result<i32, RecordError> {
     Ok(partition)
 }
 
-/// Appends a checked record.
+/// Appends a checked record (taking its headers).
 fn append(
     appender: &mut Appender<'_>,
     partition: i32,
-    record: Prepared<'_>,
+    record: &mut Prepared<'_>,
     now: impl FnOnce() -> DateTime<Utc>,
 ) -> Delivered {
     let timestamp = record.timestamp.unwrap_or_else(now);
@@ -82,14 +82,15 @@ fn append(
 /// error; the inner one an in-band record error.
 fn prepare(json: &[u8]) -> Result<Result<Prepared<'_>, RecordError>, String> {
     match record::parse(json) {
-        Ok(raw) => Ok(validate(raw)),
+        Ok(mut raw) => Ok(validate(&mut raw)),
         Err(ParseError::Syntax(detail)) => Err(detail),
         Err(ParseError::Record(error)) => Ok(Err(error)),
     }
 }
 
-/// Validates one streamed record.
-fn validate(raw: RawRecord<'_>) -> Result<Prepared<'_>, RecordError> {
+/// Validates one streamed record (taking its parts; passed by reference only
+/// to spare copying it).
+fn validate<'a>(raw: &mut RawRecord<'a>) -> Result<Prepared<'a>, RecordError> {
     if raw.id.is_some() {
         return Err(RecordError::new(
             400,
@@ -369,11 +370,13 @@ impl Stream {
             // A record in the form clients write is read in one pass, which also
             // finds its end; anything else is framed by the scanner first.
             if let Some(start) = self.scanner.next_start(data)
-                && let Some((raw, len)) = text.get(start..).and_then(compact::read_object)
-                && limit.is_none_or(|limit| len <= limit)
+                && let Some(object) = text.get(start..)
+                && let mut reader = compact::Reader::new(object)
+                && let Some(mut raw) = reader.record()
+                && limit.is_none_or(|limit| reader.consumed() <= limit)
             {
-                self.scanner.skip_to(start + len);
-                let handled = self.record_read(raw, &mut appender);
+                self.scanner.skip_to(start + reader.consumed());
+                let handled = self.record_read(&mut raw, &mut appender);
                 if self.counted(handled) {
                     return Step::Cut;
                 }
@@ -453,7 +456,7 @@ impl Stream {
     }
 
     /// Handles one record that has already been read, as [`record`](Self::record).
-    fn record_read(&mut self, raw: RawRecord<'_>, appender: &mut Appender<'_>) -> Handled {
+    fn record_read(&mut self, raw: &mut RawRecord<'_>, appender: &mut Appender<'_>) -> Handled {
         if self.expired() {
             return self.expire();
         }
@@ -480,7 +483,7 @@ impl Stream {
         appender: &mut Appender<'_>,
     ) -> Handled {
         let checked = prepared.and_then(|record| Ok((check(&self.topic, &record)?, record)));
-        let (partition, record) = match checked {
+        let (partition, mut record) = match checked {
             Ok(checked) => checked,
             Err(error) => {
                 self.failure(error.code, &error.message);
@@ -501,7 +504,7 @@ impl Stream {
         };
         let delivered = if write {
             let now = &mut self.received_at;
-            let delivered = append(appender, partition, record, || {
+            let delivered = append(appender, partition, &mut record, || {
                 *now.get_or_insert_with(record::now_millis)
             });
             self.appended += 1;
