@@ -14,8 +14,10 @@ use super::record::Prepared;
 const FIRST_BLOCK: usize = 4 * 1024;
 
 /// The largest block made for several records. A record that does not fit one
-/// gets a block of its own.
-const MAX_BLOCK: usize = 1024 * 1024;
+/// gets a block of its own. Blocks stay under the allocator's threshold for
+/// mapping memory of their own, so that the memory of a dropped log is reused
+/// rather than unmapped and faulted in again.
+const MAX_BLOCK: usize = 64 * 1024;
 
 /// Marks a null key or value in an [`Entry`].
 const NULL: u32 = u32::MAX;
