@@ -66,7 +66,7 @@ impl SuccessWriter {
         out.put_slice(b",\"offset\":");
         put_int(out, d.offset);
         out.put_slice(b",\"timestamp\":\"");
-        self.write_timestamp(out, &d.timestamp);
+        self.put_timestamp(out, &d.timestamp);
         out.put_u8(b'"');
         if let Some((ty, size)) = d.key {
             out.put_slice(key_prefix(ty));
@@ -81,7 +81,9 @@ impl SuccessWriter {
         out.put_u8(b'}');
     }
 
-    fn write_timestamp(&mut self, out: &mut BytesMut, t: &DateTime<Utc>) {
+    /// Writes a timestamp, copying the last one's text when the time is the
+    /// same (years outside 0 to 9999 are written anew each time).
+    fn put_timestamp(&mut self, out: &mut BytesMut, t: &DateTime<Utc>) {
         let millis = t.timestamp_millis();
         if let Some((last, text)) = &self.stamp
             && *last == millis
@@ -291,7 +293,7 @@ mod tests {
             (1_700_000_000_124, "2023-11-14T22:13:20.124Z"),
         ] {
             out.clear();
-            writer.write_timestamp(&mut out, &DateTime::from_timestamp_millis(millis).unwrap());
+            writer.put_timestamp(&mut out, &DateTime::from_timestamp_millis(millis).unwrap());
             assert_eq!(&out[..], text.as_bytes());
         }
     }
