@@ -13,7 +13,9 @@
 //!   fed to the producer's decoder in pieces of various sizes (whole, 1460
 //!   bytes, 64, 7, and irregular 1 to 4096), each turned into a report.
 //! - `emulator/*`: the emulator handling a body of 1000 records held in memory
-//!   (framing, parsing, checks, append, report), read 64 KiB at a time.
+//!   (framing, parsing, checks, append, report), read 64 KiB at a time
+//!   (`string`) or 1460 bytes at a time (`string_1460`, so that most pieces
+//!   end inside a record).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -188,12 +190,14 @@ fn emulator(c: &mut Criterion) {
                 .with_value(text(size));
             serde_json::to_writer(&mut body, &record).expect("encodes");
         }
-        group.bench_function(BenchmarkId::new("string", size), |b| {
-            b.iter(|| {
-                let (reports, _) = emulator_stream(black_box(&body), 64 * 1024);
-                assert_eq!(reports, REPORTS);
-            })
-        });
+        for (name, read) in [("string", 64 * 1024), ("string_1460", 1460)] {
+            group.bench_function(BenchmarkId::new(name, size), |b| {
+                b.iter(|| {
+                    let (reports, _) = emulator_stream(black_box(&body), read);
+                    assert_eq!(reports, REPORTS);
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -10,7 +10,7 @@ use hyper::{Response, StatusCode};
 use serde::Deserialize;
 
 use super::record::{self, RawRecord};
-use super::report::{self, Names};
+use super::report::{self, SuccessWriter};
 use super::scan::is_ws;
 use super::server::{Charset, ResponseBody, error_response, json_response};
 use super::state::{Shared, TopicLog};
@@ -106,17 +106,18 @@ pub(crate) async fn respond(
     }
     drop(seen);
 
-    let names = Names::new(&shared.cluster_id, topic.name());
+    let mut success_writer = SuccessWriter::new(&shared.cluster_id, topic.name());
     let mut successes = BytesMut::new();
     let mut failures = BytesMut::new();
+    let mut appender = topic.appender();
     for mut entry in request.entries {
         let id = entry.id.take().map(|t| t.0).unwrap_or_default();
-        match record::prepare(entry).and_then(|p| deliver(shared, topic, p)) {
+        match record::prepare(&mut entry).and_then(|p| deliver(shared, topic, &mut appender, p)) {
             Ok(delivered) => {
                 if !successes.is_empty() {
                     successes.put_u8(b',');
                 }
-                report::write_success(&mut successes, &names, Some(&id), &delivered);
+                success_writer.write(&mut successes, Some(&id), &delivered);
             }
             Err(error) => {
                 if !failures.is_empty() {

@@ -49,7 +49,9 @@
 
 mod auth;
 mod batch;
+mod compact;
 mod faults;
+mod log;
 mod oauth;
 mod record;
 mod report;

@@ -17,19 +17,103 @@ pub(crate) struct Delivered {
     pub value: Option<(DataType, usize)>,
 }
 
-/// The cluster id and topic name, escaped once per request.
+/// Writes the success reports of one request: the text shared by all of them
+/// is made once, and the timestamp's text is reused while it does not change
+/// (records that arrive together are stamped with the same time).
 #[derive(Debug, Clone)]
-pub(crate) struct Names {
-    cluster: String,
-    topic: String,
+pub(crate) struct SuccessWriter {
+    /// `{"error_code":200,"cluster_id":...,"topic_name":...,"partition_id":`
+    plain_prefix: Vec<u8>,
+    /// `"cluster_id":...,"topic_name":...,"partition_id":`, after a batch id.
+    names: Vec<u8>,
+    /// The last timestamp written, in milliseconds, and its text.
+    stamp: Option<(i64, [u8; STAMP_LEN])>,
 }
 
-impl Names {
-    pub fn new(cluster: &str, topic: &str) -> Names {
-        Names {
-            cluster: json_string(cluster),
-            topic: json_string(topic),
+/// The length of `YYYY-MM-DDTHH:MM:SS.sssZ`.
+const STAMP_LEN: usize = 24;
+
+impl SuccessWriter {
+    pub fn new(cluster: &str, topic: &str) -> SuccessWriter {
+        let names = format!(
+            "\"cluster_id\":{},\"topic_name\":{},\"partition_id\":",
+            json_string(cluster),
+            json_string(topic)
+        )
+        .into_bytes();
+        let mut plain_prefix = b"{\"error_code\":200,".to_vec();
+        plain_prefix.extend_from_slice(&names);
+        SuccessWriter {
+            plain_prefix,
+            names,
+            stamp: None,
         }
+    }
+
+    /// `{"error_code":200,...}` for a delivered record, with `"id"` first (and
+    /// no `error_code`) in a batch.
+    pub fn write(&mut self, out: &mut BytesMut, id: Option<&str>, d: &Delivered) {
+        match id {
+            None => out.put_slice(&self.plain_prefix),
+            Some(id) => {
+                out.put_slice(b"{\"id\":");
+                put_json_str(out, id);
+                out.put_u8(b',');
+                out.put_slice(&self.names);
+            }
+        }
+        put_int(out, i64::from(d.partition));
+        out.put_slice(b",\"offset\":");
+        put_int(out, d.offset);
+        out.put_slice(b",\"timestamp\":\"");
+        self.put_timestamp(out, &d.timestamp);
+        out.put_u8(b'"');
+        if let Some((ty, size)) = d.key {
+            out.put_slice(key_prefix(ty));
+            put_int(out, size as i64);
+            out.put_u8(b'}');
+        }
+        if let Some((ty, size)) = d.value {
+            out.put_slice(value_prefix(ty));
+            put_int(out, size as i64);
+            out.put_u8(b'}');
+        }
+        out.put_u8(b'}');
+    }
+
+    /// Writes a timestamp, copying the last one's text when the time is the
+    /// same (years outside 0 to 9999 are written anew each time).
+    fn put_timestamp(&mut self, out: &mut BytesMut, t: &DateTime<Utc>) {
+        let millis = t.timestamp_millis();
+        if let Some((last, text)) = &self.stamp
+            && *last == millis
+        {
+            out.put_slice(text);
+            return;
+        }
+        let start = out.len();
+        write_timestamp(out, t);
+        self.stamp = <[u8; STAMP_LEN]>::try_from(&out[start..])
+            .ok()
+            .map(|text| (millis, text));
+    }
+}
+
+/// `,"key":{"type":"STRING","size":` and the like.
+fn key_prefix(ty: DataType) -> &'static [u8] {
+    match ty {
+        DataType::Binary => b",\"key\":{\"type\":\"BINARY\",\"size\":",
+        DataType::Json => b",\"key\":{\"type\":\"JSON\",\"size\":",
+        DataType::String => b",\"key\":{\"type\":\"STRING\",\"size\":",
+    }
+}
+
+/// `,"value":{"type":"STRING","size":` and the like.
+fn value_prefix(ty: DataType) -> &'static [u8] {
+    match ty {
+        DataType::Binary => b",\"value\":{\"type\":\"BINARY\",\"size\":",
+        DataType::Json => b",\"value\":{\"type\":\"JSON\",\"size\":",
+        DataType::String => b",\"value\":{\"type\":\"STRING\",\"size\":",
     }
 }
 
@@ -43,52 +127,38 @@ fn put_json_str(out: &mut BytesMut, s: &str) {
     let _ = serde_json::to_writer(out.writer(), s);
 }
 
-/// `{"error_code":200,...}` for a delivered record, with `"id"` first in a batch.
-pub(crate) fn write_success(out: &mut BytesMut, names: &Names, id: Option<&str>, d: &Delivered) {
-    out.put_u8(b'{');
-    if let Some(id) = id {
-        out.put_slice(b"\"id\":");
-        put_json_str(out, id);
-        out.put_u8(b',');
-    } else {
-        out.put_slice(b"\"error_code\":200,");
-    }
-    out.put_slice(b"\"cluster_id\":");
-    out.put_slice(names.cluster.as_bytes());
-    out.put_slice(b",\"topic_name\":");
-    out.put_slice(names.topic.as_bytes());
-    out.put_slice(b",\"partition_id\":");
-    put_int(out, i64::from(d.partition));
-    out.put_slice(b",\"offset\":");
-    put_int(out, d.offset);
-    out.put_slice(b",\"timestamp\":\"");
-    write_timestamp(out, &d.timestamp);
-    out.put_u8(b'"');
-    for (field, data) in [(&b",\"key\":"[..], d.key), (b",\"value\":", d.value)] {
-        if let Some((ty, size)) = data {
-            out.put_slice(field);
-            out.put_slice(b"{\"type\":\"");
-            out.put_slice(ty.as_str().as_bytes());
-            out.put_slice(b"\",\"size\":");
-            put_int(out, size as i64);
-            out.put_u8(b'}');
-        }
-    }
-    out.put_u8(b'}');
-}
+/// Two decimal digits for each number below 100.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
 
-/// An integer in decimal, without the formatting machinery.
+/// An integer in decimal, without the formatting machinery, two digits at a
+/// time.
 fn put_int(out: &mut BytesMut, n: i64) {
+    if (0..10).contains(&n) {
+        // Partitions, and sizes of empty or tiny keys.
+        out.put_u8(b'0' + n as u8);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut rest = n.unsigned_abs();
-    loop {
+    while rest >= 100 {
+        let pair = (rest % 100) as usize * 2;
+        rest /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if rest >= 10 {
+        let pair = rest as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+        digits[i] = b'0' + rest as u8;
     }
     if n < 0 {
         out.put_u8(b'-');
@@ -151,7 +221,7 @@ mod tests {
     #[test]
     fn success_shape() {
         let mut out = BytesMut::new();
-        let names = Names::new("lkc-1", "t\"x");
+        let mut writer = SuccessWriter::new("lkc-1", "t\"x");
         let d = Delivered {
             partition: 2,
             offset: 7,
@@ -159,7 +229,7 @@ mod tests {
             key: Some((DataType::String, 3)),
             value: None,
         };
-        write_success(&mut out, &names, None, &d);
+        writer.write(&mut out, None, &d);
         assert_eq!(
             &out[..],
             br#"{"error_code":200,"cluster_id":"lkc-1","topic_name":"t\"x","partition_id":2,"offset":7,"timestamp":"2023-11-14T22:13:20.123Z","key":{"type":"STRING","size":3}}"#
@@ -172,7 +242,7 @@ mod tests {
             key: None,
             value: Some((DataType::Json, 0)),
         };
-        write_success(&mut out, &names, Some("e-1"), &d);
+        writer.write(&mut out, Some("e-1"), &d);
         assert_eq!(
             &out[..],
             br#"{"id":"e-1","cluster_id":"lkc-1","topic_name":"t\"x","partition_id":0,"offset":1234567890123,"timestamp":"1970-01-01T00:00:05.000Z","value":{"type":"JSON","size":0}}"#
@@ -186,5 +256,45 @@ mod tests {
             &out[..],
             br#"{"id":"a","error_code":40402,"message":"Partition not found."}"#
         );
+    }
+
+    #[test]
+    fn integers() {
+        for n in [
+            0,
+            7,
+            10,
+            99,
+            100,
+            101,
+            12_345,
+            999_999,
+            -5,
+            -100,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = BytesMut::new();
+            put_int(&mut out, n);
+            assert_eq!(&out[..], n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn timestamp_text_follows_the_time() {
+        let mut writer = SuccessWriter::new("c", "t");
+        let mut out = BytesMut::new();
+        for (millis, text) in [
+            (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+            (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+            (1_700_000_000_124, "2023-11-14T22:13:20.124Z"),
+            (-62_198_755_200_000, "-0001-01-01T00:00:00.000Z"),
+            (-62_198_755_200_000, "-0001-01-01T00:00:00.000Z"),
+            (1_700_000_000_124, "2023-11-14T22:13:20.124Z"),
+        ] {
+            out.clear();
+            writer.put_timestamp(&mut out, &DateTime::from_timestamp_millis(millis).unwrap());
+            assert_eq!(&out[..], text.as_bytes());
+        }
     }
 }

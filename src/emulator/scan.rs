@@ -3,12 +3,17 @@
 //!
 //! The scanner only tracks object nesting and string literals; the slices it yields
 //! are then fully parsed, which is where malformed JSON inside an object shows up.
+//! Each read is scanned where it lies: only the bytes of an object that spans
+//! reads need to be kept by the caller, never a whole read.
 
 /// What the scanner found next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scan {
     /// A complete object at `start..end` of the buffer.
     Object { start: usize, end: usize },
+    /// The end of an object that began in an earlier buffer: its text is the
+    /// bytes kept from earlier buffers followed by `..end` of this one.
+    Rest { end: usize },
     /// The buffer ends before the next object is complete.
     NeedMore,
     /// A byte that cannot start an object (a comma, an array, a bare value...).
@@ -17,12 +22,14 @@ pub(crate) enum Scan {
     TooLarge,
 }
 
-/// Incremental framing state. Positions are indexes into the caller's buffer; when
-/// the caller drops a consumed prefix it calls [`Scanner::shift`].
+/// Incremental framing state. Positions are indexes into the current buffer; once
+/// a buffer has been scanned to its end, [`Scanner::next_buffer`] moves on.
 #[derive(Debug, Default)]
 pub(crate) struct Scanner {
     pos: usize,
     start: usize,
+    /// Bytes of the current object in earlier buffers.
+    carried: usize,
     in_object: bool,
     depth: u32,
     in_string: bool,
@@ -35,8 +42,7 @@ pub(crate) fn is_ws(b: u8) -> bool {
 }
 
 impl Scanner {
-    /// Finds the next object in `buf` (which must hold everything not yet consumed),
-    /// resuming where the previous call stopped.
+    /// Finds the next object in `buf`, resuming where the previous call stopped.
     pub fn next(&mut self, buf: &[u8], limit: Option<usize>) -> Scan {
         if !self.in_object {
             while self.pos < buf.len() && is_ws(buf[self.pos]) {
@@ -50,10 +56,13 @@ impl Scanner {
             }
             self.in_object = true;
             self.start = self.pos;
+            self.carried = 0;
             self.depth = 0;
             self.in_string = false;
             self.escaped = false;
         }
+        let too_large =
+            |end: usize, s: &Scanner| limit.is_some_and(|l| s.carried + end - s.start > l);
         let mut i = self.pos;
         while i < buf.len() {
             if self.in_string {
@@ -88,8 +97,12 @@ impl Scanner {
                     if self.depth == 0 {
                         self.pos = i;
                         self.in_object = false;
-                        if limit.is_some_and(|l| i - self.start > l) {
+                        if too_large(i, self) {
                             return Scan::TooLarge;
+                        }
+                        if self.carried > 0 {
+                            self.carried = 0;
+                            return Scan::Rest { end: i };
                         }
                         return Scan::Object {
                             start: self.start,
@@ -101,26 +114,49 @@ impl Scanner {
             }
         }
         self.pos = i;
-        if limit.is_some_and(|l| i - self.start > l) {
+        if too_large(i, self) {
             return Scan::TooLarge;
         }
         Scan::NeedMore
     }
 
-    /// How many leading bytes of the buffer are no longer needed.
-    pub fn consumed(&self) -> usize {
-        if self.in_object { self.start } else { self.pos }
+    /// Moves on to the next buffer once `next` has answered
+    /// [`NeedMore`](Scan::NeedMore) for a buffer of `len` bytes. Returns where
+    /// the unfinished object begins in that buffer, if there is one: the caller
+    /// keeps those bytes, as the object's text continues in the next buffer.
+    pub fn next_buffer(&mut self, len: usize) -> Option<usize> {
+        self.pos = 0;
+        if !self.in_object {
+            return None;
+        }
+        let from = self.start;
+        self.carried += len - from;
+        self.start = 0;
+        Some(from)
+    }
+
+    /// Where the next object starts in `buf`, when none is in progress and its
+    /// first byte is there: for a reader that takes a whole object at once and
+    /// then calls [`skip_to`](Self::skip_to).
+    pub fn next_start(&mut self, buf: &[u8]) -> Option<usize> {
+        if self.in_object {
+            return None;
+        }
+        while self.pos < buf.len() && is_ws(buf[self.pos]) {
+            self.pos += 1;
+        }
+        (buf.get(self.pos) == Some(&b'{')).then_some(self.pos)
+    }
+
+    /// Resumes after an object that was read whole and ends at `end` of the
+    /// buffer.
+    pub fn skip_to(&mut self, end: usize) {
+        self.pos = end;
     }
 
     /// Whether an object has started but not finished.
     pub fn in_object(&self) -> bool {
         self.in_object
-    }
-
-    /// Adjusts positions after the caller removed `n` leading bytes.
-    pub fn shift(&mut self, n: usize) {
-        self.pos -= n;
-        self.start = self.start.saturating_sub(n);
     }
 }
 
@@ -128,25 +164,32 @@ impl Scanner {
 mod tests {
     use super::*;
 
+    /// Every object found in the chunks, and the last scan result.
     fn all(chunks: &[&[u8]]) -> (Vec<String>, Scan) {
         let mut sc = Scanner::default();
-        let mut buf = Vec::new();
+        let mut kept = Vec::new();
         let mut out = Vec::new();
         let mut last = Scan::NeedMore;
         for chunk in chunks {
-            buf.extend_from_slice(chunk);
             loop {
-                last = sc.next(&buf, None);
+                last = sc.next(chunk, None);
                 match last {
                     Scan::Object { start, end } => {
-                        out.push(String::from_utf8(buf[start..end].to_vec()).unwrap())
+                        out.push(String::from_utf8(chunk[start..end].to_vec()).unwrap())
+                    }
+                    Scan::Rest { end } => {
+                        kept.extend_from_slice(&chunk[..end]);
+                        out.push(String::from_utf8(std::mem::take(&mut kept)).unwrap())
                     }
                     _ => break,
                 }
             }
-            let n = sc.consumed();
-            buf.drain(..n);
-            sc.shift(n);
+            if last != Scan::NeedMore {
+                break;
+            }
+            if let Some(from) = sc.next_buffer(chunk.len()) {
+                kept.extend_from_slice(&chunk[from..]);
+            }
         }
         (out, last)
     }
@@ -184,5 +227,24 @@ mod tests {
         assert_eq!(sc.next(b"{\"aaaa", Some(4)), Scan::TooLarge);
         let mut sc = Scanner::default();
         assert_eq!(sc.next(b"{}", Some(2)), Scan::Object { start: 0, end: 2 });
+    }
+
+    #[test]
+    fn byte_at_a_time() {
+        let text: &[u8] = br#" {"a":"x\\\"}{[","b":{"c":["\\",""]}} {"d":"\u0022"}"#;
+        let whole = all(&[text]).0;
+        let bytes: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(all(&bytes).0, whole);
+    }
+
+    #[test]
+    fn limit_counts_earlier_buffers() {
+        let mut sc = Scanner::default();
+        assert_eq!(sc.next(b"  {\"a", Some(7)), Scan::NeedMore);
+        assert_eq!(sc.next_buffer(5), Some(2));
+        assert_eq!(sc.next(b"\":1}{", Some(7)), Scan::Rest { end: 4 });
+        assert_eq!(sc.next(b"\":1}{", Some(7)), Scan::NeedMore);
+        assert_eq!(sc.next_buffer(5), Some(4));
+        assert_eq!(sc.next(b"\"ab\":1}", Some(7)), Scan::TooLarge);
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::StoredRecord;
 use super::auth::AuthConfig;
 use super::faults::Faults;
-use super::record::{Payload, RecordError};
-use super::{DataType, StoredRecord};
+use super::log::PartitionLog;
+use super::record::{Prepared, RecordError};
 
 /// Size and lifetime limits.
 #[derive(Debug, Clone)]
@@ -78,7 +79,8 @@ impl Shared {
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the state
-/// stays consistent because every critical section is a single update).
+/// stays consistent because every update under a lock is whole: one record
+/// appended, one value replaced).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -149,16 +151,6 @@ fn valid_topic_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// A record as kept in a partition log (the topic and offset are implied).
-struct Entry {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    key_type: Option<DataType>,
-    value_type: Option<DataType>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-    timestamp: DateTime<Utc>,
-}
-
 /// The result of appending a record.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Appended {
@@ -169,7 +161,7 @@ pub(crate) struct Appended {
 /// One topic: a log per partition plus the round-robin cursor.
 pub(crate) struct TopicLog {
     name: String,
-    partitions: Box<[Mutex<Vec<Entry>>]>,
+    partitions: Box<[Mutex<PartitionLog>]>,
     round_robin: AtomicU32,
 }
 
@@ -178,7 +170,7 @@ impl TopicLog {
         let count = partitions.max(1) as usize;
         TopicLog {
             name,
-            partitions: (0..count).map(|_| Mutex::new(Vec::new())).collect(),
+            partitions: (0..count).map(|_| Mutex::default()).collect(),
             round_robin: AtomicU32::new(0),
         }
     }
@@ -213,29 +205,12 @@ impl TopicLog {
         }
     }
 
-    /// Appends a record to a partition chosen by [`choose_partition`](Self::choose_partition).
-    pub fn append(
-        &self,
-        partition: i32,
-        key: Option<Payload>,
-        value: Option<Payload>,
-        headers: Vec<(String, Option<Vec<u8>>)>,
-        timestamp: DateTime<Utc>,
-    ) -> Appended {
-        let (key_type, key) = split_payload(key);
-        let (value_type, value) = split_payload(value);
-        let entry = Entry {
-            key,
-            value,
-            key_type,
-            value_type,
-            headers,
-            timestamp,
-        };
-        let mut log = lock(&self.partitions[partition as usize]);
-        let offset = log.len() as i64;
-        log.push(entry);
-        Appended { partition, offset }
+    /// Appends records, locking each partition once for all of them.
+    pub fn appender(&self) -> Appender<'_> {
+        Appender {
+            topic: self,
+            held: self.partitions.iter().map(|_| None).collect(),
+        }
     }
 
     /// All records, ordered by partition then offset.
@@ -253,28 +228,45 @@ impl TopicLog {
         else {
             return Vec::new();
         };
-        lock(log)
-            .iter()
-            .enumerate()
-            .map(|(offset, e)| StoredRecord {
-                topic: self.name.clone(),
-                partition,
-                offset: offset as i64,
-                key: e.key.clone(),
-                value: e.value.clone(),
-                key_type: e.key_type,
-                value_type: e.value_type,
-                headers: e.headers.clone(),
-                timestamp: e.timestamp,
-            })
-            .collect()
+        let log = lock(log);
+        let mut records = Vec::with_capacity(log.len());
+        records.extend(log.iter().map(|r| StoredRecord {
+            topic: self.name.clone(),
+            partition,
+            offset: r.offset,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+            key_type: r.key_type,
+            value_type: r.value_type,
+            headers: r.headers.to_vec(),
+            timestamp: r.timestamp,
+        }));
+        records
     }
 }
 
-fn split_payload(p: Option<Payload>) -> (Option<DataType>, Option<Vec<u8>>) {
-    match p {
-        Some(p) => (Some(p.ty), p.data),
-        None => (None, None),
+/// Appends records to a topic's partitions. Each partition is locked when
+/// first appended to and stays locked until the appender is dropped, so that
+/// records handled together (a piece of a request body) take its lock once,
+/// not once each.
+pub(crate) struct Appender<'t> {
+    topic: &'t TopicLog,
+    held: Vec<Option<MutexGuard<'t, PartitionLog>>>,
+}
+
+impl Appender<'_> {
+    /// Appends a record (taking its headers) to a partition chosen by
+    /// [`choose_partition`](TopicLog::choose_partition).
+    pub fn append(
+        &mut self,
+        partition: i32,
+        record: &mut Prepared<'_>,
+        timestamp: DateTime<Utc>,
+    ) -> Appended {
+        let index = partition as usize;
+        let log = self.held[index].get_or_insert_with(|| lock(&self.topic.partitions[index]));
+        let offset = log.append(record, timestamp);
+        Appended { partition, offset }
     }
 }
 

@@ -13,12 +13,13 @@ use hyper::{Response, StatusCode};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+use super::compact;
 use super::faults::{self, FaultPlan, Lane, Rng, Stats};
-use super::record::{self, ParseError, Prepared, RecordError};
-use super::report::{self, Delivered, Names};
+use super::record::{self, ParseError, Prepared, RawRecord, RecordError};
+use super::report::{self, Delivered, SuccessWriter};
 use super::scan::{Scan, Scanner, is_ws};
 use super::server::{Charset, ResponseBody, error_response};
-use super::state::{MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
+use super::state::{Appender, MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
 
 /// Report chunks that may wait for the connection before record handling pauses.
 const PENDING_CHUNKS: usize = 32;
@@ -30,17 +31,18 @@ pub(crate) const EMPTY_BODY: &str = "Payload error. Request body is empty. Data 
 pub(crate) fn deliver(
     shared: &Shared,
     topic: &TopicLog,
-    record: Prepared,
+    appender: &mut Appender<'_>,
+    mut record: Prepared<'_>,
 ) -> Result<Delivered, RecordError> {
     let partition = check(topic, &record)?;
     if let Some(fault) = shared.faults.take_record() {
         return Err(RecordError::new(fault.code, fault.message));
     }
-    Ok(append(topic, partition, record, record::now_millis))
+    Ok(append(appender, partition, &mut record, record::now_millis))
 }
 
 /// Chooses the partition of a record and checks its size, as the broker would.
-fn check(topic: &TopicLog, record: &Prepared) -> Result<i32, RecordError> {
+fn check(topic: &TopicLog, record: &Prepared<'_>) -> Result<i32, RecordError> {
     let key_bytes = record.key.as_ref().and_then(|k| k.data.as_deref());
     let partition = topic.choose_partition(record.partition, key_bytes)?;
     let size = record.payload_bytes();
@@ -56,23 +58,17 @@ fn check(topic: &TopicLog, record: &Prepared) -> Result<i32, RecordError> {
     Ok(partition)
 }
 
-/// Appends a checked record.
+/// Appends a checked record (taking its headers).
 fn append(
-    topic: &TopicLog,
+    appender: &mut Appender<'_>,
     partition: i32,
-    record: Prepared,
+    record: &mut Prepared<'_>,
     now: impl FnOnce() -> DateTime<Utc>,
 ) -> Delivered {
     let timestamp = record.timestamp.unwrap_or_else(now);
     let key = record.key.as_ref().map(|k| (k.ty, k.size()));
     let value = record.value.as_ref().map(|v| (v.ty, v.size()));
-    let appended = topic.append(
-        partition,
-        record.key,
-        record.value,
-        record.headers,
-        timestamp,
-    );
+    let appended = appender.append(partition, record, timestamp);
     Delivered {
         partition: appended.partition,
         offset: appended.offset,
@@ -84,19 +80,24 @@ fn append(
 
 /// Parses and validates one streamed record. The outer `Err` is a JSON syntax
 /// error; the inner one an in-band record error.
-fn prepare(json: &[u8]) -> Result<Result<Prepared, RecordError>, String> {
-    let raw = match record::parse(json) {
-        Ok(raw) => raw,
-        Err(ParseError::Syntax(detail)) => return Err(detail),
-        Err(ParseError::Record(error)) => return Ok(Err(error)),
-    };
+fn prepare(json: &[u8]) -> Result<Result<Prepared<'_>, RecordError>, String> {
+    match record::parse(json) {
+        Ok(mut raw) => Ok(validate(&mut raw)),
+        Err(ParseError::Syntax(detail)) => Err(detail),
+        Err(ParseError::Record(error)) => Ok(Err(error)),
+    }
+}
+
+/// Validates one streamed record (taking its parts; passed by reference only
+/// to spare copying it).
+fn validate<'a>(raw: &mut RawRecord<'a>) -> Result<Prepared<'a>, RecordError> {
     if raw.id.is_some() {
-        return Ok(Err(RecordError::new(
+        return Err(RecordError::new(
             400,
             "Bad Request: unknown field `id` (ids belong to records:batch entries)",
-        )));
+        ));
     }
-    Ok(record::prepare(raw))
+    record::prepare(raw)
 }
 
 /// Waits for the first meaningful body bytes, then answers HTTP 200 and hands the
@@ -186,13 +187,15 @@ async fn until(deadline: Option<Instant>) {
 struct Stream {
     shared: Arc<Shared>,
     topic: Arc<TopicLog>,
-    names: Names,
+    successes: SuccessWriter,
     latin1: bool,
     scanner: Scanner,
     /// Reports not yet handed to the connection.
     out: BytesMut,
-    /// Where each report in `out` ends.
+    /// Where each report in `out` ends, kept only when reports are delayed.
     ends: Vec<usize>,
+    /// The planned wait before each report, if any.
+    report_delay: Option<Duration>,
     /// Records answered so far (the report may have been lost to a cut).
     reports: usize,
     /// Records this stream has appended to the log.
@@ -231,13 +234,14 @@ impl Stream {
             .stream_close_delay
             .unwrap_or(shared.limits.stream_close_delay);
         Stream {
-            names: Names::new(&shared.cluster_id, topic.name()),
+            successes: SuccessWriter::new(&shared.cluster_id, topic.name()),
             shared,
             topic,
             latin1: charset == Charset::Latin1,
             scanner: Scanner::default(),
             out: BytesMut::with_capacity(4096),
             ends: Vec::new(),
+            report_delay: plan.report_delay.filter(|d| !d.is_zero()),
             reports: 0,
             appended: 0,
             cut_after,
@@ -336,40 +340,56 @@ impl Stream {
     fn take(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
         // Records that arrived together were received at the same time.
         self.received_at = None;
-        if carry.is_empty() {
-            let step = self.feed(data);
-            let n = self.scanner.consumed();
-            carry.extend_from_slice(&data[n..]);
-            self.scanner.shift(n);
-            step
-        } else {
-            carry.extend_from_slice(data);
-            let step = self.feed(carry);
-            let n = self.scanner.consumed();
-            carry.drain(..n);
-            self.scanner.shift(n);
-            step
+        // Room for the reports of this piece at once, rather than growing the
+        // buffer (and copying it) report by report: a report is about as long
+        // as a small record's text, and shorter than a larger one's.
+        self.out.reserve(data.len() + data.len() / 4);
+        let step = self.feed(carry, data);
+        if matches!(step, Step::More)
+            && let Some(from) = self.scanner.next_buffer(data.len())
+        {
+            carry.extend_from_slice(&data[from..]);
         }
+        step
     }
 
-    /// Handles every complete record in `buf`.
-    fn feed(&mut self, buf: &[u8]) -> Step {
+    /// Handles every record that ends in `data`; the first may have begun in
+    /// `carry`.
+    fn feed(&mut self, carry: &mut Vec<u8>, data: &[u8]) -> Step {
         let limit = self.shared.limits.max_record_bytes;
+        // What the compact reader may read: UTF-8 bodies, up to a character
+        // split across pieces (or bytes that are not UTF-8, left to serde).
+        let text = if self.latin1 {
+            ""
+        } else {
+            compact::utf8_prefix(data)
+        };
+        let topic = Arc::clone(&self.topic);
+        let mut appender = topic.appender();
         loop {
-            match self.scanner.next(buf, limit) {
+            // A record in the form clients write is read in one pass, which also
+            // finds its end; anything else is framed by the scanner first.
+            if let Some(start) = self.scanner.next_start(data)
+                && let Some(object) = text.get(start..)
+                && let mut reader = compact::Reader::new(object)
+                && let Some(mut raw) = reader.record()
+                && limit.is_none_or(|limit| reader.consumed() <= limit)
+            {
+                self.scanner.skip_to(start + reader.consumed());
+                let handled = self.record_read(&mut raw, &mut appender);
+                if self.counted(handled) {
+                    return Step::Cut;
+                }
+                continue;
+            }
+            let handled = match self.scanner.next(data, limit) {
                 Scan::NeedMore => return Step::More,
-                Scan::Object { start, end } => {
-                    let handled = match self.record(&buf[start..end]) {
-                        Ok(handled) => handled,
-                        Err(detail) => {
-                            self.fatal(&detail);
-                            return Step::Fatal;
-                        }
-                    };
-                    self.reports += 1;
-                    if matches!(handled, Handled::Cut) || self.cut_after == Some(self.reports) {
-                        return Step::Cut;
-                    }
+                Scan::Object { start, end } => self.record(&data[start..end], &mut appender),
+                Scan::Rest { end } => {
+                    carry.extend_from_slice(&data[..end]);
+                    let handled = self.record(carry, &mut appender);
+                    carry.clear();
+                    handled
                 }
                 Scan::Unexpected { byte } => {
                     let shown = if byte.is_ascii_graphic() {
@@ -389,8 +409,24 @@ impl Stream {
                     ));
                     return Step::Fatal;
                 }
+            };
+            let handled = match handled {
+                Ok(handled) => handled,
+                Err(detail) => {
+                    self.fatal(&detail);
+                    return Step::Fatal;
+                }
+            };
+            if self.counted(handled) {
+                return Step::Cut;
             }
         }
+    }
+
+    /// Counts a handled record; `true` when the connection is to be cut now.
+    fn counted(&mut self, handled: Handled) -> bool {
+        self.reports += 1;
+        matches!(handled, Handled::Cut) || self.cut_after == Some(self.reports)
     }
 
     /// Whether the stream has outlived its lifetime or record allowance.
@@ -405,35 +441,58 @@ impl Stream {
 
     /// Handles one record and writes its report, unless a planned cut takes its
     /// place. `Err` carries the detail of a JSON syntax error, which ends the stream.
-    fn record(&mut self, json: &[u8]) -> Result<Handled, String> {
+    fn record(&mut self, json: &[u8], appender: &mut Appender<'_>) -> Result<Handled, String> {
         if self.expired() {
-            if self.closing_at.is_none() {
-                self.closing_at = Some(Instant::now() + self.close_delay);
-            }
-            Stats::bump(&self.shared.faults.stats.expired_408);
-            self.failure(
-                408,
-                "Request Timeout: the stream has been open longer than allowed; open a new one",
-            );
-            return Ok(Handled::Reported);
+            return Ok(self.expire());
         }
-        let prepared = if self.latin1 {
-            let text: String = json.iter().map(|&b| char::from(b)).collect();
-            prepare(text.as_bytes())?
+        let latin1_text: String;
+        let json = if self.latin1 {
+            latin1_text = json.iter().map(|&b| char::from(b)).collect();
+            latin1_text.as_bytes()
         } else {
-            prepare(json)?
+            json
         };
+        Ok(self.produce(prepare(json)?, appender))
+    }
+
+    /// Handles one record that has already been read, as [`record`](Self::record).
+    fn record_read(&mut self, raw: &mut RawRecord<'_>, appender: &mut Appender<'_>) -> Handled {
+        if self.expired() {
+            return self.expire();
+        }
+        self.produce(validate(raw), appender)
+    }
+
+    /// Answers a record of an expired stream with a 408.
+    fn expire(&mut self) -> Handled {
+        if self.closing_at.is_none() {
+            self.closing_at = Some(Instant::now() + self.close_delay);
+        }
+        Stats::bump(&self.shared.faults.stats.expired_408);
+        self.failure(
+            408,
+            "Request Timeout: the stream has been open longer than allowed; open a new one",
+        );
+        Handled::Reported
+    }
+
+    /// Checks, appends and reports a valid record, or reports why it is not.
+    fn produce(
+        &mut self,
+        prepared: Result<Prepared<'_>, RecordError>,
+        appender: &mut Appender<'_>,
+    ) -> Handled {
         let checked = prepared.and_then(|record| Ok((check(&self.topic, &record)?, record)));
-        let (partition, record) = match checked {
+        let (partition, mut record) = match checked {
             Ok(checked) => checked,
             Err(error) => {
                 self.failure(error.code, &error.message);
-                return Ok(Handled::Reported);
+                return Handled::Reported;
             }
         };
         if let Some(fault) = self.shared.faults.take_record() {
             self.failure(fault.code, &fault.message);
-            return Ok(Handled::Reported);
+            return Handled::Reported;
         }
         let injected = self
             .rng
@@ -445,7 +504,7 @@ impl Stream {
         };
         let delivered = if write {
             let now = &mut self.received_at;
-            let delivered = append(&self.topic, partition, record, || {
+            let delivered = append(appender, partition, &mut record, || {
                 *now.get_or_insert_with(record::now_millis)
             });
             self.appended += 1;
@@ -457,7 +516,7 @@ impl Stream {
                     offset = delivered.offset,
                     "record appended; cutting the connection before its report"
                 );
-                return Ok(Handled::Cut);
+                return Handled::Cut;
             }
             Some(delivered)
         } else {
@@ -465,7 +524,7 @@ impl Stream {
         };
         match (injected, delivered) {
             (None, Some(delivered)) => {
-                report::write_success(&mut self.out, &self.names, None, &delivered);
+                self.successes.write(&mut self.out, None, &delivered);
                 self.end_report();
             }
             (Some(code), delivered) => {
@@ -478,7 +537,7 @@ impl Stream {
             }
             (None, None) => unreachable!("a record without an injected error is appended"),
         }
-        Ok(Handled::Reported)
+        Handled::Reported
     }
 
     /// Writes an in-band error report.
@@ -490,7 +549,9 @@ impl Stream {
     /// Terminates the report just written.
     fn end_report(&mut self) {
         self.out.extend_from_slice(b"\r\n");
-        self.ends.push(self.out.len());
+        if self.report_delay.is_some() {
+            self.ends.push(self.out.len());
+        }
     }
 
     /// Writes the final report for malformed JSON.
@@ -511,10 +572,7 @@ impl Stream {
         }
         let data = self.out.split().freeze();
         let ends = std::mem::take(&mut self.ends);
-        if self.out.capacity() < 1024 {
-            self.out.reserve(4096);
-        }
-        let Some(delay) = self.plan.report_delay.filter(|d| !d.is_zero()) else {
+        let Some(delay) = self.report_delay else {
             return self.send(tx, data).await;
         };
         let mut start = 0;
