@@ -9,6 +9,7 @@
 mod config;
 pub(crate) mod decode;
 mod delivery;
+pub(crate) mod encode;
 mod lane;
 mod stats;
 
@@ -20,12 +21,11 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::record::{Payload, Record, validate_topic};
 use crate::report::DeliveryReport;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use delivery::Pending;
 use futures_util::Stream;
 use lane::{Incoming, LaneHandle};
 use stats::Stats;
-use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -185,7 +185,7 @@ impl Producer {
             return Err(Error::Closed);
         }
         record.validate(shared.client.max_record_bytes())?;
-        let encoded = encode(record)?;
+        let encoded = encode::encode(record);
         let prepared = Prepared {
             index: self.route(record),
             bytes: encoded.len().min(shared.config.max_in_flight_bytes) as u32,
@@ -454,31 +454,4 @@ impl<S: Stream<Item = Record>> Stream for SendAll<'_, S> {
             None => Poll::Pending,
         }
     }
-}
-
-/// Bytes of a block records are encoded into; each record's bytes are a
-/// shared slice of it, so encoding allocates once per block, not per record.
-const ENCODE_BLOCK: usize = 64 * 1024;
-
-thread_local! {
-    static ENCODE_BUFFER: RefCell<BytesMut> = RefCell::new(BytesMut::new());
-}
-
-/// The record as the server reads it.
-fn encode(record: &Record) -> Result<Bytes, Error> {
-    ENCODE_BUFFER.with_borrow_mut(|buffer| {
-        let estimate = 64 + record.size() * 4 / 3 + record.headers().len() * 32;
-        if buffer.capacity() < estimate {
-            buffer.reserve(estimate.max(ENCODE_BLOCK));
-        }
-        match serde_json::to_writer(buffer.writer(), record) {
-            Ok(()) => Ok(buffer.split().freeze()),
-            Err(e) => {
-                buffer.clear();
-                Err(Error::InvalidInput(crate::error::InvalidInput::Json(
-                    e.to_string(),
-                )))
-            }
-        }
-    })
 }
