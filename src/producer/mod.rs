@@ -11,6 +11,7 @@ pub(crate) mod decode;
 mod delivery;
 pub(crate) mod encode;
 mod lane;
+mod outcome;
 mod stats;
 
 pub use config::{OnOutcomeUnknown, ProducerConfig, Routing};
