@@ -160,11 +160,21 @@ struct Stream {
     /// How many of the newest `in_flight` records are still in `chunk`.
     unsent: usize,
     chunk: BytesMut,
+    /// The next record did not fit in what is left of the chunk's buffer:
+    /// the chunk goes as it is rather than be copied to a larger one.
+    chunk_full: bool,
     chunk_started: Instant,
     opened_at: Instant,
     last_activity: Instant,
     /// False once no more records may be written (408, rotation, idle, close).
     accepting: bool,
+}
+
+impl Stream {
+    /// Whether more records may go into the chunk.
+    fn chunk_has_room(&self, chunk_bytes: usize) -> bool {
+        !self.chunk_full && self.chunk.len() < chunk_bytes
+    }
 }
 
 struct Lane {
@@ -287,7 +297,7 @@ impl Lane {
                 stream.accepting
                     && !(self.config.strict_order
                         && (!stream.in_flight.is_empty() || !self.retries.is_empty()))
-                    && stream.chunk.len() < self.config.chunk_bytes
+                    && stream.chunk_has_room(self.config.chunk_bytes)
             }
             None => self.reopen_at.is_none_or(|at| at <= now),
         }
@@ -307,12 +317,13 @@ impl Lane {
         }
         let strict = self.config.strict_order;
         let chunk_bytes = self.config.chunk_bytes;
+        let chunk_capacity = self.chunk_capacity();
         let max_attempts = self.config.max_attempts;
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
         loop {
-            if stream.chunk.len() >= chunk_bytes
+            if !stream.chunk_has_room(chunk_bytes)
                 || (strict && (!stream.in_flight.is_empty() || !self.retries.is_empty()))
             {
                 break;
@@ -337,19 +348,32 @@ impl Lane {
                 next.expire();
                 continue;
             }
-            let mut pending = next;
-            pending.attempts += 1;
+            let len = next.encoded.len();
             if stream.chunk.is_empty() {
                 stream.chunk_started = now;
+                // Room for a whole chunk at once (the buffer is reused
+                // when the previous chunks are written).
+                stream.chunk.reserve(len.max(chunk_capacity));
+            } else if stream.chunk.capacity() - stream.chunk.len() < len {
+                stream.chunk_full = true;
+                self.waiting.push_front(next);
+                break;
             }
+            let mut pending = next;
+            pending.attempts += 1;
             stream.chunk.extend_from_slice(&pending.encoded);
             stream.in_flight.push_back(pending);
             stream.unsent += 1;
         }
     }
 
+    /// Bytes a chunk's buffer is made for.
+    fn chunk_capacity(&self) -> usize {
+        self.config.chunk_bytes.min(1 << 20)
+    }
+
     fn linger_over(&self, stream: &Stream, now: Instant) -> bool {
-        stream.chunk.len() >= self.config.chunk_bytes
+        !stream.chunk_has_room(self.config.chunk_bytes)
             || self.config.linger.is_zero()
             || !stream.accepting
             || stream.chunk_started + self.config.linger <= now
@@ -362,6 +386,7 @@ impl Lane {
         match permit {
             Some(permit) => {
                 permit.send(Ok(stream.chunk.split().freeze()));
+                stream.chunk_full = false;
                 stream.unsent = 0;
                 stream.last_activity = Instant::now();
             }
@@ -462,7 +487,8 @@ impl Lane {
             body: Some(body_tx),
             in_flight: VecDeque::new(),
             unsent: 0,
-            chunk: BytesMut::with_capacity(self.config.chunk_bytes.min(1 << 20)),
+            chunk: BytesMut::with_capacity(self.chunk_capacity()),
+            chunk_full: false,
             chunk_started: now,
             opened_at: now,
             last_activity: now,
@@ -684,7 +710,9 @@ async fn read_stream(request: reqwest::RequestBuilder, stream: u64, events: mpsc
     let failure = loop {
         match body.next().await {
             Some(Ok(chunk)) => {
-                let mut reports = Vec::new();
+                // About as many as the piece can hold, so that the vector
+                // rarely grows (reports are rarely under 128 bytes).
+                let mut reports = Vec::with_capacity(chunk.len() / 128 + 1);
                 let decoded = decoder.push(&chunk, &mut reports);
                 // Reports decoded before an undecodable one still count.
                 if !reports.is_empty()
