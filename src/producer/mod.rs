@@ -29,7 +29,7 @@ use lane::{Incoming, LaneHandle};
 use stats::Stats;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -82,7 +82,7 @@ struct Shared {
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
     /// Per topic, its lanes.
-    lanes: RwLock<HashMap<String, Arc<TopicLanes>>>,
+    lanes: RwLock<HashMap<String, Arc<TopicLanes>, BuildHasherDefault<TopicHasher>>>,
     next_lane: AtomicUsize,
     closed: AtomicBool,
     hasher: std::hash::RandomState,
@@ -113,7 +113,7 @@ impl Producer {
                 client,
                 config: Arc::new(config),
                 stats: Arc::new(Stats::default()),
-                lanes: RwLock::new(HashMap::new()),
+                lanes: RwLock::new(HashMap::default()),
                 next_lane: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 hasher: std::hash::RandomState::new(),
@@ -146,11 +146,29 @@ impl Producer {
     }
 
     async fn try_enqueue(&self, topic: &str, record: &Record) -> Result<DeliveryFuture, Error> {
-        let lanes = self.topic_lanes(topic)?;
-        match self.admit(&lanes, record)? {
-            Admit::Now(delivery) => Ok(delivery),
-            Admit::Later(prepared) => self.admit_later(&lanes, prepared).await,
-        }
+        // Most records are handed over at once, under the table's read lock;
+        // only one that waits for room holds on to its topic's lanes.
+        let known = {
+            let table = self.shared.lanes.read().expect("lane table");
+            match table.get(topic) {
+                Some(lanes) => match self.admit(lanes, record)? {
+                    Admit::Now(delivery) => return Ok(delivery),
+                    Admit::Later(prepared) => Some((Arc::clone(lanes), prepared)),
+                },
+                None => None,
+            }
+        };
+        let (lanes, prepared) = match known {
+            Some(waiting) => waiting,
+            None => {
+                let lanes = self.topic_lanes(topic)?;
+                match self.admit(&lanes, record)? {
+                    Admit::Now(delivery) => return Ok(delivery),
+                    Admit::Later(prepared) => (lanes, prepared),
+                }
+            }
+        };
+        self.admit_later(&lanes, prepared).await
     }
 
     /// The lanes of a topic, created on first use.
@@ -316,6 +334,29 @@ impl Producer {
                 .or_else(|| by_key(record.key())),
         };
         routed.unwrap_or_else(|| shared.next_lane.fetch_add(1, Ordering::Relaxed) % connections)
+    }
+}
+
+/// FNV-1a, for the lane table: topic names are short and chosen by the
+/// caller, so a simple hash does better than SipHash's resistance to
+/// chosen collisions, which the table does not need.
+struct TopicHasher(u64);
+
+impl Default for TopicHasher {
+    fn default() -> TopicHasher {
+        TopicHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for TopicHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
