@@ -187,35 +187,35 @@ impl<'a> Compact<'a> {
     /// An integer as JSON writes it (no leading zeros, no fraction).
     fn int(&mut self) -> Option<i64> {
         let negative = self.text.get(self.pos) == Some(&b'-');
-        if negative {
-            self.pos += 1;
+        let start = self.pos + usize::from(negative);
+        let digits = self.text.get(start..)?;
+        let mut value: i64 = 0;
+        let mut len = 0;
+        // Eighteen digits cannot overflow; more are checked.
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            if digit >= 10 {
+                break;
+            }
+            value = if len < 18 {
+                value * 10 + i64::from(digit)
+            } else {
+                value.checked_mul(10)?.checked_add(i64::from(digit))?
+            };
+            len += 1;
         }
-        let start = self.pos;
-        let digits = self.text[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        self.pos += digits;
-        let number = &self.text[start..self.pos];
-        let add = |n: i64, b: &u8| i64::from(b - b'0') + n * 10;
-        // Eighteen digits cannot overflow.
-        let value = if digits <= 18 {
-            number.iter().fold(0, add)
-        } else {
-            number.iter().try_fold(0i64, |n, &b| {
-                n.checked_mul(10)?.checked_add(i64::from(b - b'0'))
-            })?
-        };
-        if digits == 0 || (digits > 1 && number[0] == b'0') {
+        if len == 0 || (len > 1 && digits[0] == b'0') {
             return None;
         }
-        if matches!(self.text.get(self.pos), Some(b'.' | b'e' | b'E') | None) {
+        // A fraction or exponent, or the end of the text, is not this form.
+        if matches!(digits.get(len), Some(b'.' | b'e' | b'E') | None) {
             return None;
         }
         // serde_json reads `-0` as a float.
         if negative && value == 0 {
             return None;
         }
+        self.pos = start + len;
         Some(if negative { -value } else { value })
     }
 
@@ -423,10 +423,10 @@ fn utc_timestamp_prefix(text: &[u8]) -> Option<(DateTime<Utc>, usize)> {
     else {
         return None;
     };
-    let year = decimal(&[*y0, *y1, *y2, *y3])?;
-    let (month, day) = (decimal(&[*m0, *m1])?, decimal(&[*d0, *d1])?);
-    let (hour, minute) = (decimal(&[*h0, *h1])?, decimal(&[*i0, *i1])?);
-    let second = decimal(&[*s0, *s1])?;
+    let year = two_digits(*y0, *y1)? * 100 + two_digits(*y2, *y3)?;
+    let (month, day) = (two_digits(*m0, *m1)?, two_digits(*d0, *d1)?);
+    let (hour, minute) = (two_digits(*h0, *h1)?, two_digits(*i0, *i1)?);
+    let second = two_digits(*s0, *s1)?;
     let (nanos, len) = match rest {
         [b'Z', ..] => (0, 20),
         [b'.', fraction @ ..] => {
@@ -451,10 +451,21 @@ fn utc_timestamp_prefix(text: &[u8]) -> Option<(DateTime<Utc>, usize)> {
 
 /// ASCII decimal digits (at most nine) as a number.
 fn decimal(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |n, &b| {
+    let mut n = 0;
+    for &b in digits {
         let digit = b.wrapping_sub(b'0');
-        (digit < 10).then(|| n * 10 + u32::from(digit))
-    })
+        if digit >= 10 {
+            return None;
+        }
+        n = n * 10 + u32::from(digit);
+    }
+    Some(n)
+}
+
+/// Two ASCII decimal digits as a number.
+fn two_digits(tens: u8, ones: u8) -> Option<u32> {
+    let (tens, ones) = (tens.wrapping_sub(b'0'), ones.wrapping_sub(b'0'));
+    (tens < 10 && ones < 10).then(|| u32::from(tens) * 10 + u32::from(ones))
 }
 
 impl ReportWire {
