@@ -59,6 +59,7 @@ pub(crate) fn slot() -> (OutcomeSender, OutcomeReceiver) {
         let receiver = OutcomeReceiver {
             block: Arc::clone(block),
             index,
+            done: false,
         };
         (sender, receiver)
     })
@@ -117,6 +118,8 @@ impl Drop for OutcomeSender {
 pub(crate) struct OutcomeReceiver {
     block: Arc<Block>,
     index: usize,
+    /// The outcome was returned: the sender is gone and the slot empty.
+    done: bool,
 }
 
 impl OutcomeReceiver {
@@ -125,9 +128,11 @@ impl OutcomeReceiver {
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
         let mut slot = lock(&self.block, self.index);
         if let Some(outcome) = slot.outcome.take() {
+            self.done = true;
             return Poll::Ready(outcome);
         }
         if slot.sender_gone {
+            self.done = true;
             return Poll::Ready(Err(Error::Closed));
         }
         match &slot.waker {
@@ -140,6 +145,10 @@ impl OutcomeReceiver {
 
 impl Drop for OutcomeReceiver {
     fn drop(&mut self) {
+        // Nothing is left in the slot, and nobody else uses it.
+        if self.done {
+            return;
+        }
         let (outcome, waker) = {
             let mut slot = lock(&self.block, self.index);
             slot.receiver_gone = true;
