@@ -68,14 +68,20 @@ fn write_record(out: &mut BytesMut, record: &Record) {
 
 /// `{"type":"STRING","data":…}`
 fn write_payload(out: &mut BytesMut, payload: &Payload) {
-    out.put_slice(b"{\"type\":\"");
-    out.put_slice(payload.data_type().as_str().as_bytes());
-    out.put_slice(b"\",\"data\":");
     match payload {
-        Payload::String(s) => write_str(out, s),
-        Payload::Binary(b) => write_base64(out, b),
+        Payload::String(s) => {
+            out.put_slice(b"{\"type\":\"STRING\",\"data\":");
+            write_str(out, s);
+        }
+        Payload::Binary(b) => {
+            out.put_slice(b"{\"type\":\"BINARY\",\"data\":");
+            write_base64(out, b);
+        }
         // Already compact JSON, written as it is.
-        Payload::Json(j) => out.put_slice(j.get().as_bytes()),
+        Payload::Json(j) => {
+            out.put_slice(b"{\"type\":\"JSON\",\"data\":");
+            out.put_slice(j.get().as_bytes());
+        }
     }
     out.put_u8(b'}');
 }
