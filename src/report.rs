@@ -184,6 +184,19 @@ impl<'a> Compact<'a> {
         std::str::from_utf8(self.raw_string()?).ok()
     }
 
+    /// A string that is often the same as in the last report (`last`): then
+    /// copied from it, without checking its UTF-8 again.
+    fn name(&mut self, last: Option<&mut String>) -> Option<String> {
+        let Some(last) = last else {
+            return self.string().map(str::to_owned);
+        };
+        let raw = self.raw_string()?;
+        if raw != last.as_bytes() {
+            *last = std::str::from_utf8(raw).ok()?.to_owned();
+        }
+        Some(last.clone())
+    }
+
     /// An integer as JSON writes it (no leading zeros, no fraction).
     fn int(&mut self) -> Option<i64> {
         let negative = self.text.get(self.pos) == Some(&b'-');
@@ -288,21 +301,32 @@ impl<'a> Compact<'a> {
     }
 }
 
+/// The cluster id and topic name of the last report a stream's decoder
+/// read, which the next reports almost always repeat.
+#[derive(Debug, Default)]
+pub(crate) struct RepeatedNames {
+    cluster_id: String,
+    topic_name: String,
+}
+
 /// A successful report exactly as servers write it: every field present,
 /// in the servers' order, `key` and `value` left out when null:
 /// `{"error_code":200,"cluster_id":"…","topic_name":"…","partition_id":0,
 /// "offset":1,"timestamp":"…","key":{"type":"STRING","size":3},"value":{…}}`.
 /// Read in one pass without looking field names up; `None` for anything
 /// else.
-fn delivered_in_server_form(reader: &mut Compact<'_>) -> Option<ReportWire> {
+fn delivered_in_server_form(
+    reader: &mut Compact<'_>,
+    mut names: Option<&mut RepeatedNames>,
+) -> Option<ReportWire> {
     if !reader.literal(b"{\"error_code\":200,\"cluster_id\":") {
         return None;
     }
-    let cluster_id = reader.string()?.to_owned();
+    let cluster_id = reader.name(names.as_mut().map(|n| &mut n.cluster_id))?;
     if !reader.literal(b",\"topic_name\":") {
         return None;
     }
-    let topic_name = reader.string()?.to_owned();
+    let topic_name = reader.name(names.map(|n| &mut n.topic_name))?;
     if !reader.literal(b",\"partition_id\":") {
         return None;
     }
@@ -475,8 +499,17 @@ impl ReportWire {
     /// report), which is then left to serde. A successful report in the
     /// servers' own field order is read fastest.
     pub(crate) fn parse_compact(text: &[u8]) -> Option<(ReportWire, usize)> {
+        Self::parse_compact_in_stream(text, None)
+    }
+
+    /// [`parse_compact`](Self::parse_compact) for the reports of one
+    /// stream, with the names its last report gave.
+    pub(crate) fn parse_compact_in_stream(
+        text: &[u8],
+        names: Option<&mut RepeatedNames>,
+    ) -> Option<(ReportWire, usize)> {
         let mut reader = Compact { text, pos: 0 };
-        if let Some(report) = delivered_in_server_form(&mut reader) {
+        if let Some(report) = delivered_in_server_form(&mut reader, names) {
             return Some((report, reader.pos));
         }
         let mut reader = Compact { text, pos: 0 };
@@ -641,7 +674,7 @@ mod tests {
                 text: text.as_bytes(),
                 pos: 0,
             };
-            let fast = delivered_in_server_form(&mut reader).map(|r| format!("{r:?}"));
+            let fast = delivered_in_server_form(&mut reader, None).map(|r| format!("{r:?}"));
             assert!(fast.is_some(), "{text}");
             assert_eq!(reader.pos, text.len(), "{text}");
             let serde = serde_json::from_str::<ReportWire>(text).map(|r| format!("{r:?}"));
@@ -662,12 +695,37 @@ mod tests {
                 text: text.as_bytes(),
                 pos: 0,
             };
-            assert!(delivered_in_server_form(&mut reader).is_none(), "{text}");
+            assert!(
+                delivered_in_server_form(&mut reader, None).is_none(),
+                "{text}"
+            );
             let (fast, serde) = both(text);
             if fast.is_some() {
                 assert_eq!(fast, serde, "{text}");
             }
         }
+    }
+
+    #[test]
+    fn names_repeated_across_a_stream_are_read_like_the_first() {
+        let mut names = RepeatedNames::default();
+        for (cluster, topic) in [
+            ("c1", "t"),
+            ("c1", "t"),
+            ("c2", "t"),
+            ("c2", "é"),
+            ("", "t"),
+        ] {
+            let text = format!(
+                r#"{{"error_code":200,"cluster_id":"{cluster}","topic_name":"{topic}","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z"}}"#
+            );
+            let (report, _) =
+                ReportWire::parse_compact_in_stream(text.as_bytes(), Some(&mut names)).unwrap();
+            assert_eq!(report.cluster_id.as_deref(), Some(cluster));
+            assert_eq!(report.topic_name.as_deref(), Some(topic));
+        }
+        let invalid = b"{\"error_code\":200,\"cluster_id\":\"\xff\",\"topic_name\":\"t\",\"partition_id\":0,\"offset\":1,\"timestamp\":\"2025-06-02T09:14:42Z\"}";
+        assert!(ReportWire::parse_compact_in_stream(invalid, Some(&mut names)).is_none());
     }
 
     #[test]
