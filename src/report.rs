@@ -250,6 +250,39 @@ impl<'a> Compact<'a> {
         self.literal(name).then_some(data_type)
     }
 
+    /// A timestamp string that is often the same as in the last report
+    /// (`last`): then taken from it without reading it again.
+    fn timestamp_in_stream(
+        &mut self,
+        last: Option<&mut Option<(Vec<u8>, DateTime<Utc>)>>,
+    ) -> Option<DateTime<Utc>> {
+        let Some(last) = last else {
+            return self.timestamp();
+        };
+        if let Some((text, timestamp)) = last.as_ref() {
+            let rest = &self.text[self.pos..];
+            let quoted = rest.first() == Some(&b'"')
+                && rest[1..].starts_with(text)
+                && rest.get(1 + text.len()) == Some(&b'"');
+            if quoted {
+                self.pos += text.len() + 2;
+                return Some(*timestamp);
+            }
+        }
+        let start = self.pos + 1;
+        let timestamp = self.timestamp()?;
+        let text = &self.text[start..self.pos - 1];
+        match last {
+            Some((last_text, last_timestamp)) => {
+                last_text.clear();
+                last_text.extend_from_slice(text);
+                *last_timestamp = timestamp;
+            }
+            None => *last = Some((text.to_vec(), timestamp)),
+        }
+        Some(timestamp)
+    }
+
     /// A timestamp string in the form [`utc_timestamp`] reads.
     fn timestamp(&mut self) -> Option<DateTime<Utc>> {
         self.byte(b'"')?;
@@ -301,12 +334,15 @@ impl<'a> Compact<'a> {
     }
 }
 
-/// The cluster id and topic name of the last report a stream's decoder
-/// read, which the next reports almost always repeat.
+/// What the last report a stream's decoder read said, which the next
+/// reports mostly repeat: always the cluster id and topic name, and the
+/// timestamp for records received together.
 #[derive(Debug, Default)]
-pub(crate) struct RepeatedNames {
+pub(crate) struct Repeated {
     cluster_id: String,
     topic_name: String,
+    /// The timestamp's text and value.
+    timestamp: Option<(Vec<u8>, DateTime<Utc>)>,
 }
 
 /// A successful report exactly as servers write it: every field present,
@@ -317,16 +353,16 @@ pub(crate) struct RepeatedNames {
 /// else.
 fn delivered_in_server_form(
     reader: &mut Compact<'_>,
-    mut names: Option<&mut RepeatedNames>,
+    mut repeated: Option<&mut Repeated>,
 ) -> Option<ReportWire> {
     if !reader.literal(b"{\"error_code\":200,\"cluster_id\":") {
         return None;
     }
-    let cluster_id = reader.name(names.as_mut().map(|n| &mut n.cluster_id))?;
+    let cluster_id = reader.name(repeated.as_mut().map(|r| &mut r.cluster_id))?;
     if !reader.literal(b",\"topic_name\":") {
         return None;
     }
-    let topic_name = reader.name(names.map(|n| &mut n.topic_name))?;
+    let topic_name = reader.name(repeated.as_mut().map(|r| &mut r.topic_name))?;
     if !reader.literal(b",\"partition_id\":") {
         return None;
     }
@@ -338,7 +374,7 @@ fn delivered_in_server_form(
     if !reader.literal(b",\"timestamp\":") {
         return None;
     }
-    let timestamp = reader.timestamp()?;
+    let timestamp = reader.timestamp_in_stream(repeated.map(|r| &mut r.timestamp))?;
     let key = reader.stored_in_order(b",\"key\":")?;
     let value = reader.stored_in_order(b",\"value\":")?;
     reader.byte(b'}')?;
@@ -503,13 +539,13 @@ impl ReportWire {
     }
 
     /// [`parse_compact`](Self::parse_compact) for the reports of one
-    /// stream, with the names its last report gave.
+    /// stream, with what its last report said.
     pub(crate) fn parse_compact_in_stream(
         text: &[u8],
-        names: Option<&mut RepeatedNames>,
+        repeated: Option<&mut Repeated>,
     ) -> Option<(ReportWire, usize)> {
         let mut reader = Compact { text, pos: 0 };
-        if let Some(report) = delivered_in_server_form(&mut reader, names) {
+        if let Some(report) = delivered_in_server_form(&mut reader, repeated) {
             return Some((report, reader.pos));
         }
         let mut reader = Compact { text, pos: 0 };
@@ -707,25 +743,31 @@ mod tests {
     }
 
     #[test]
-    fn names_repeated_across_a_stream_are_read_like_the_first() {
-        let mut names = RepeatedNames::default();
-        for (cluster, topic) in [
-            ("c1", "t"),
-            ("c1", "t"),
-            ("c2", "t"),
-            ("c2", "é"),
-            ("", "t"),
+    fn what_a_stream_repeats_is_read_like_the_first() {
+        let mut repeated = Repeated::default();
+        for (cluster, topic, timestamp) in [
+            ("c1", "t", "2025-06-02T09:14:42Z"),
+            ("c1", "t", "2025-06-02T09:14:42Z"),
+            ("c2", "t", "2025-06-02T09:14:42.5Z"),
+            ("c2", "é", "2025-06-02T09:14:42.5Z"),
+            ("", "t", "2025-06-02T09:14:42.50Z"),
+            ("", "t", "2025-06-02T09:14:42.5Z"),
         ] {
             let text = format!(
-                r#"{{"error_code":200,"cluster_id":"{cluster}","topic_name":"{topic}","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z"}}"#
+                r#"{{"error_code":200,"cluster_id":"{cluster}","topic_name":"{topic}","partition_id":0,"offset":1,"timestamp":"{timestamp}"}}"#
             );
-            let (report, _) =
-                ReportWire::parse_compact_in_stream(text.as_bytes(), Some(&mut names)).unwrap();
+            let (report, len) =
+                ReportWire::parse_compact_in_stream(text.as_bytes(), Some(&mut repeated)).unwrap();
+            assert_eq!(len, text.len());
             assert_eq!(report.cluster_id.as_deref(), Some(cluster));
             assert_eq!(report.topic_name.as_deref(), Some(topic));
+            assert_eq!(report.timestamp, Some(timestamp.parse().unwrap()));
         }
+        // A timestamp that only starts like the last one.
+        let text = br#"{"error_code":200,"cluster_id":"","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42.5Z1"}"#;
+        assert!(ReportWire::parse_compact_in_stream(text, Some(&mut repeated)).is_none());
         let invalid = b"{\"error_code\":200,\"cluster_id\":\"\xff\",\"topic_name\":\"t\",\"partition_id\":0,\"offset\":1,\"timestamp\":\"2025-06-02T09:14:42Z\"}";
-        assert!(ReportWire::parse_compact_in_stream(invalid, Some(&mut names)).is_none());
+        assert!(ReportWire::parse_compact_in_stream(invalid, Some(&mut repeated)).is_none());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! (CRLF-separated) whose boundaries do not line up with HTTP chunks. This is
 //! the one place that splits them.
 
-use crate::report::{RepeatedNames, ReportWire};
+use crate::report::{Repeated, ReportWire};
 use bytes::{Buf, BytesMut};
 
 /// Accumulates response bytes and yields each complete report.
@@ -14,7 +14,7 @@ use bytes::{Buf, BytesMut};
 #[derive(Debug, Default)]
 pub(crate) struct ReportDecoder {
     buffer: BytesMut,
-    names: RepeatedNames,
+    repeated: Repeated,
 }
 
 impl ReportDecoder {
@@ -26,12 +26,12 @@ impl ReportDecoder {
     ) -> Result<(), serde_json::Error> {
         if self.buffer.is_empty() {
             // Straight from the chunk; only an unfinished tail is copied.
-            let (consumed, result) = parse_complete(chunk, &mut self.names, out);
+            let (consumed, result) = parse_complete(chunk, &mut self.repeated, out);
             self.buffer.extend_from_slice(&chunk[consumed..]);
             return result;
         }
         self.buffer.extend_from_slice(chunk);
-        let (consumed, result) = parse_complete(&self.buffer, &mut self.names, out);
+        let (consumed, result) = parse_complete(&self.buffer, &mut self.repeated, out);
         self.buffer.advance(consumed);
         result
     }
@@ -46,11 +46,11 @@ impl ReportDecoder {
 /// bytes they took and whether the text after them is malformed.
 fn parse_complete(
     data: &[u8],
-    names: &mut RepeatedNames,
+    repeated: &mut Repeated,
     out: &mut Vec<ReportWire>,
 ) -> (usize, Result<(), serde_json::Error>) {
     let lines = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let (mut consumed, result) = parse_reports(&data[..lines], names, out);
+    let (mut consumed, result) = parse_reports(&data[..lines], repeated, out);
     if result.is_err() {
         return (consumed, result);
     }
@@ -58,7 +58,7 @@ fn parse_complete(
     // A complete report without its CRLF, or text that cannot start one
     // (parsed now, to fail now).
     if rest.ends_with(b"}") || rest.first().is_some_and(|&b| b != b'{') {
-        let (more, result) = parse_reports(&data[consumed..], names, out);
+        let (more, result) = parse_reports(&data[consumed..], repeated, out);
         consumed += more;
         return (consumed, result);
     }
@@ -70,7 +70,7 @@ fn parse_complete(
 /// and errors, through serde.
 fn parse_reports(
     data: &[u8],
-    names: &mut RepeatedNames,
+    repeated: &mut Repeated,
     out: &mut Vec<ReportWire>,
 ) -> (usize, Result<(), serde_json::Error>) {
     let mut consumed = 0;
@@ -82,7 +82,7 @@ fn parse_reports(
         if rest.is_empty() {
             return (consumed, Ok(()));
         }
-        if let Some((report, len)) = ReportWire::parse_compact_in_stream(rest, Some(names)) {
+        if let Some((report, len)) = ReportWire::parse_compact_in_stream(rest, Some(repeated)) {
             out.push(report);
             consumed += len;
             continue;
