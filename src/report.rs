@@ -315,19 +315,18 @@ impl<'a> Compact<'a> {
     }
 
     /// `,"key":{"type":"STRING","size":3}` in that order, if the text goes
-    /// on with `field` (`,"key":` or `,"value":`). The outer `None` means
-    /// "not in this form".
+    /// on with `field` (`,"key":{"type":` or `,"value":{"type":`). The
+    /// outer `None` means "not in this form".
     fn stored_in_order(&mut self, field: &[u8]) -> Option<Option<StoredData>> {
         if !self.literal(field) {
             return Some(None);
         }
-        if !self.literal(b"{\"type\":") {
-            return None;
-        }
-        let data_type = self.data_type()?;
-        if !self.literal(b",\"size\":") {
-            return None;
-        }
+        let data_type = match self.text.get(self.pos + 1)? {
+            b'S' if self.literal(b"\"STRING\",\"size\":") => DataType::String,
+            b'B' if self.literal(b"\"BINARY\",\"size\":") => DataType::Binary,
+            b'J' if self.literal(b"\"JSON\",\"size\":") => DataType::Json,
+            _ => return None,
+        };
         let size = u64::try_from(self.int()?).ok()?;
         self.byte(b'}')?;
         Some(Some(StoredData { data_type, size }))
@@ -375,8 +374,8 @@ fn delivered_in_server_form(
         return None;
     }
     let timestamp = reader.timestamp_in_stream(repeated.map(|r| &mut r.timestamp))?;
-    let key = reader.stored_in_order(b",\"key\":")?;
-    let value = reader.stored_in_order(b",\"value\":")?;
+    let key = reader.stored_in_order(b",\"key\":{\"type\":")?;
+    let value = reader.stored_in_order(b",\"value\":{\"type\":")?;
     reader.byte(b'}')?;
     Some(ReportWire {
         error_code: 200,
@@ -722,6 +721,8 @@ mod tests {
             r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","key":null}"#,
             r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","value":{"size":1,"type":"JSON"}}"#,
             r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","extra":1}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","key":{"type":"STRINGS","size":1}}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","value":{"type":"JSON","size":1,"x":2}}"#,
             r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","value":{"type":"JSON","size":1},"value":null}"#,
             r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42+00:00"}"#,
             r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":-0,"timestamp":"2025-06-02T09:14:42Z"}"#,
