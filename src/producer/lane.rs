@@ -5,6 +5,7 @@
 use super::config::{OnOutcomeUnknown, ProducerConfig};
 use super::decode::ReportDecoder;
 use super::delivery::{LaneShared, Pending};
+use super::inbox::Inbox;
 use super::stats::Stats;
 use crate::client::Client;
 use crate::error::{ApiError, Error};
@@ -31,18 +32,18 @@ const EVENT_QUEUE: usize = 64;
 
 /// What the rest of the producer holds of a lane.
 pub(crate) struct LaneHandle {
-    /// Unbounded: the lane's record and byte permits bound what it holds.
-    pub(crate) sender: mpsc::UnboundedSender<Incoming>,
+    /// Records whose room is taken go here; closing it makes the lane
+    /// finish what was sent and stop.
+    pub(crate) inbox: Arc<Inbox>,
     pub(crate) shared: Arc<LaneShared>,
     pub(crate) task: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// What callers send a lane.
-pub(crate) enum Incoming {
-    /// A record whose room is taken.
-    Record(Pending),
-    /// The producer is closing: finish what was sent and stop.
-    Close,
+/// A producer dropped without `close` still lets its lanes finish.
+impl Drop for LaneHandle {
+    fn drop(&mut self) {
+        self.inbox.close();
+    }
 }
 
 pub(crate) fn spawn(
@@ -52,10 +53,7 @@ pub(crate) fn spawn(
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
 ) -> LaneHandle {
-    // Unbounded in type only: a record is queued only with a permit taken
-    // from `shared`, so the queue never holds more than the configured
-    // in-flight records (plus one `Close`).
-    let (sender, incoming) = mpsc::unbounded_channel();
+    let inbox = Arc::new(Inbox::default());
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(LaneShared::new(
         config.max_in_flight_records,
@@ -76,7 +74,7 @@ pub(crate) fn spawn(
         backoff,
         config,
         stats,
-        incoming,
+        inbox: Arc::clone(&inbox),
         incoming_open: true,
         waiting: VecDeque::new(),
         retries: BTreeMap::new(),
@@ -93,7 +91,7 @@ pub(crate) fn spawn(
     let span = info_span!("kafka_rest_lane", topic = %topic, lane = index);
     let task = tokio::spawn(lane.run().instrument(span));
     LaneHandle {
-        sender,
+        inbox,
         shared,
         task: Mutex::new(Some(task)),
     }
@@ -188,7 +186,8 @@ struct Lane {
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
     backoff: ExponentialBuilder,
-    incoming: mpsc::UnboundedReceiver<Incoming>,
+    inbox: Arc<Inbox>,
+    /// False once the inbox is closed and emptied.
     incoming_open: bool,
     /// Records ready to be written, oldest first.
     waiting: VecDeque<Pending>,
@@ -211,6 +210,10 @@ struct Lane {
 impl Drop for Lane {
     fn drop(&mut self) {
         self.shared.close();
+        // Records handed over since are refused, and those queued resolve
+        // as closed when dropped here.
+        self.inbox.close();
+        self.inbox.take_all(&mut VecDeque::new());
     }
 }
 
@@ -258,20 +261,13 @@ impl Lane {
                 permit = async { body.expect("checked").reserve_owned().await }, if has_body => {
                     self.send_chunk(permit.ok());
                 }
-                incoming = self.incoming.recv(), if take_new => self.on_incoming(incoming),
+                _ = self.inbox.ready(), if take_new => {
+                    self.incoming_open = self.inbox.take_all(&mut self.waiting);
+                }
                 _ = self.timer.as_mut(), if has_timer => {
                     self.timer_at = None;
                 }
             }
-        }
-    }
-
-    fn on_incoming(&mut self, incoming: Option<Incoming>) {
-        match incoming {
-            Some(Incoming::Record(pending)) => self.waiting.push_back(pending),
-            // Records already queued are still taken; later ones are refused.
-            Some(Incoming::Close) => self.incoming.close(),
-            None => self.incoming_open = false,
         }
     }
 
@@ -330,18 +326,13 @@ impl Lane {
             }
             let next = match self.waiting.pop_front() {
                 Some(pending) => pending,
-                None if self.incoming_open => match self.incoming.try_recv() {
-                    Ok(Incoming::Record(pending)) => pending,
-                    Ok(Incoming::Close) => {
-                        self.incoming.close();
-                        continue;
+                None if self.incoming_open => {
+                    self.incoming_open = self.inbox.take_all(&mut self.waiting);
+                    match self.waiting.pop_front() {
+                        Some(pending) => pending,
+                        None => break,
                     }
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        self.incoming_open = false;
-                        break;
-                    }
-                },
+                }
                 None => break,
             };
             if now >= next.deadline || next.attempts >= max_attempts {

@@ -10,6 +10,7 @@ mod config;
 pub(crate) mod decode;
 mod delivery;
 pub(crate) mod encode;
+mod inbox;
 mod lane;
 mod outcome;
 mod stats;
@@ -25,7 +26,7 @@ use crate::report::DeliveryReport;
 use bytes::Bytes;
 use delivery::Pending;
 use futures_util::Stream;
-use lane::{Incoming, LaneHandle};
+use lane::LaneHandle;
 use stats::Stats;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -294,7 +295,7 @@ impl Producer {
             .flat_map(|t| t.slots.iter().filter_map(OnceLock::get))
         {
             // The lane finishes what it holds, ends its stream and stops.
-            let _ = lane.sender.send(Incoming::Close);
+            lane.inbox.close();
             tasks.extend(lane.task.lock().expect("lane task").take());
         }
         drop(topics);
@@ -405,7 +406,7 @@ fn hand_over(lane: &LaneHandle, prepared: Prepared) -> DeliveryFuture {
         Arc::clone(&lane.shared),
     );
     // If the lane is gone the record resolves as closed when it is dropped.
-    let _ = lane.sender.send(Incoming::Record(pending));
+    let _ = lane.inbox.push(pending);
     delivery
 }
 
