@@ -8,7 +8,9 @@
 //!
 //! - `encode/*`: a record to the JSON the server reads, through the public
 //!   API (`serde_json::to_vec(&record)`): STRING, BINARY (base64) and JSON
-//!   from a `Serialize` value (building the payload included).
+//!   from a `Serialize` value (building the payload included);
+//!   `encode/producer_*`: the same records as the streaming producer
+//!   encodes them (its own writer, into per-thread blocks).
 //! - `decode_reports/*`: 1000 delivery reports, as the emulator writes them,
 //!   fed to the producer's decoder in pieces of various sizes (whole, 1460
 //!   bytes, 64, 7, and irregular 1 to 4096), each turned into a report.
@@ -20,7 +22,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use ccloud_kafka_rest::__bench::{Reports, emulator_stream};
+use ccloud_kafka_rest::__bench::{Reports, emulator_stream, encode_record};
 use ccloud_kafka_rest::Record;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -82,6 +84,11 @@ fn encode(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("string", size), &record, |b, r| {
             b.iter(|| serde_json::to_vec(black_box(r)).expect("encodes"))
         });
+        group.bench_with_input(
+            BenchmarkId::new("producer_string", size),
+            &record,
+            |b, r| b.iter(|| encode_record(black_box(r))),
+        );
         let record = Record::new()
             .with_key(&b"key-42"[..])
             .with_value(bytes(size));
@@ -90,6 +97,11 @@ fn encode(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("binary", size), &record, |b, r| {
             b.iter(|| serde_json::to_vec(black_box(r)).expect("encodes"))
         });
+        group.bench_with_input(
+            BenchmarkId::new("producer_binary", size),
+            &record,
+            |b, r| b.iter(|| encode_record(black_box(r))),
+        );
     }
     let order = order();
     let record = Record::new()

@@ -75,6 +75,12 @@ pub mod __bench {
         }
     }
 
+    /// The streaming producer's encoding of a record into its per-thread
+    /// block; returns the encoded length.
+    pub fn encode_record(record: &crate::Record) -> usize {
+        crate::producer::encode::encode(record).len()
+    }
+
     /// The emulator's handling of a streamed request body held in memory,
     /// `read` bytes at a time: parsing, checks, appending to a fresh topic
     /// and writing reports. Returns the reports and their bytes.

@@ -148,6 +148,15 @@ impl<'a> Compact<'a> {
         (self.next()? == expected).then_some(())
     }
 
+    /// Skips `literal` if the text goes on with it.
+    fn literal(&mut self, literal: &[u8]) -> bool {
+        let found = self.text[self.pos..].starts_with(literal);
+        if found {
+            self.pos += literal.len();
+        }
+        found
+    }
+
     /// `"name":`
     fn key(&mut self) -> Option<&'a [u8]> {
         self.byte(b'"')?;
@@ -158,8 +167,8 @@ impl<'a> Compact<'a> {
         Some(&self.text[start..start + len])
     }
 
-    /// A string without escapes or control characters.
-    fn string(&mut self) -> Option<&'a str> {
+    /// The bytes of a string without escapes or control characters.
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
         self.byte(b'"')?;
         let start = self.pos;
         let len = self.text[start..]
@@ -167,38 +176,120 @@ impl<'a> Compact<'a> {
             .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
         self.pos += len;
         self.byte(b'"')?;
-        std::str::from_utf8(&self.text[start..start + len]).ok()
+        Some(&self.text[start..start + len])
+    }
+
+    /// A string without escapes or control characters.
+    fn string(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw_string()?).ok()
+    }
+
+    /// A string that is often the same as in the last report (`last`): then
+    /// copied from it, without checking its UTF-8 again.
+    fn name(&mut self, last: Option<&mut String>) -> Option<String> {
+        let Some(last) = last else {
+            return self.string().map(str::to_owned);
+        };
+        let raw = self.raw_string()?;
+        if raw != last.as_bytes() {
+            *last = std::str::from_utf8(raw).ok()?.to_owned();
+        }
+        Some(last.clone())
     }
 
     /// An integer as JSON writes it (no leading zeros, no fraction).
     fn int(&mut self) -> Option<i64> {
         let negative = self.text.get(self.pos) == Some(&b'-');
-        if negative {
-            self.pos += 1;
-        }
-        let start = self.pos;
+        let start = self.pos + usize::from(negative);
+        let digits = self.text.get(start..)?;
         let mut value: i64 = 0;
-        while let Some(&b) = self.text.get(self.pos).filter(|b| b.is_ascii_digit()) {
-            value = value.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
-            self.pos += 1;
+        let mut len = 0;
+        // Eighteen digits cannot overflow; more are checked.
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            if digit >= 10 {
+                break;
+            }
+            value = if len < 18 {
+                value * 10 + i64::from(digit)
+            } else {
+                value.checked_mul(10)?.checked_add(i64::from(digit))?
+            };
+            len += 1;
         }
-        let digits = self.pos - start;
-        if digits == 0 || (digits > 1 && self.text[start] == b'0') {
+        if len == 0 || (len > 1 && digits[0] == b'0') {
             return None;
         }
-        if matches!(self.text.get(self.pos), Some(b'.' | b'e' | b'E') | None) {
+        // A fraction or exponent, or the end of the text, is not this form.
+        if matches!(digits.get(len), Some(b'.' | b'e' | b'E') | None) {
             return None;
         }
+        // serde_json reads `-0` as a float.
+        if negative && value == 0 {
+            return None;
+        }
+        self.pos = start + len;
         Some(if negative { -value } else { value })
     }
 
     /// `null`, or what `read` reads. The outer `None` means "not compact".
     fn or_null<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
-        if self.text[self.pos..].starts_with(b"null") {
-            self.pos += 4;
+        if self.literal(b"null") {
             return Some(None);
         }
         read(self).map(Some)
+    }
+
+    /// A data type's name, as `DataType::from_wire` reads it.
+    fn data_type(&mut self) -> Option<DataType> {
+        let (name, data_type): (&[u8], _) = match self.text.get(self.pos + 1)? {
+            b'S' => (b"\"STRING\"", DataType::String),
+            b'B' => (b"\"BINARY\"", DataType::Binary),
+            _ => (b"\"JSON\"", DataType::Json),
+        };
+        self.literal(name).then_some(data_type)
+    }
+
+    /// A timestamp string that is often the same as in the last report
+    /// (`last`): then taken from it without reading it again.
+    fn timestamp_in_stream(
+        &mut self,
+        last: Option<&mut Option<(Vec<u8>, DateTime<Utc>)>>,
+    ) -> Option<DateTime<Utc>> {
+        let Some(last) = last else {
+            return self.timestamp();
+        };
+        if let Some((text, timestamp)) = last.as_ref() {
+            let rest = &self.text[self.pos..];
+            let quoted = rest.first() == Some(&b'"')
+                && rest[1..].starts_with(text)
+                && rest.get(1 + text.len()) == Some(&b'"');
+            if quoted {
+                self.pos += text.len() + 2;
+                return Some(*timestamp);
+            }
+        }
+        let start = self.pos + 1;
+        let timestamp = self.timestamp()?;
+        let text = &self.text[start..self.pos - 1];
+        match last {
+            Some((last_text, last_timestamp)) => {
+                last_text.clear();
+                last_text.extend_from_slice(text);
+                *last_timestamp = timestamp;
+            }
+            None => *last = Some((text.to_vec(), timestamp)),
+        }
+        Some(timestamp)
+    }
+
+    /// A timestamp string in the form [`utc_timestamp`] reads.
+    fn timestamp(&mut self) -> Option<DateTime<Utc>> {
+        self.byte(b'"')?;
+        let (timestamp, len) = utc_timestamp_prefix(&self.text[self.pos..])?;
+        self.pos += len;
+        self.byte(b'"')?;
+        Some(timestamp)
     }
 
     /// `{"type":"STRING","size":3}`, fields in either order.
@@ -207,9 +298,7 @@ impl<'a> Compact<'a> {
         let (mut data_type, mut size) = (None, None);
         loop {
             match self.key()? {
-                b"type" if data_type.is_none() => {
-                    data_type = Some(DataType::from_wire(self.string()?)?);
-                }
+                b"type" if data_type.is_none() => data_type = Some(self.data_type()?),
                 b"size" if size.is_none() => size = Some(u64::try_from(self.int()?).ok()?),
                 _ => return None,
             }
@@ -224,25 +313,188 @@ impl<'a> Compact<'a> {
             size: size?,
         })
     }
+
+    /// `,"key":{"type":"STRING","size":3}` in that order, if the text goes
+    /// on with `field` (`,"key":{"type":` or `,"value":{"type":`). The
+    /// outer `None` means "not in this form".
+    fn stored_in_order(&mut self, field: &[u8]) -> Option<Option<StoredData>> {
+        if !self.literal(field) {
+            return Some(None);
+        }
+        let data_type = match self.text.get(self.pos + 1)? {
+            b'S' if self.literal(b"\"STRING\",\"size\":") => DataType::String,
+            b'B' if self.literal(b"\"BINARY\",\"size\":") => DataType::Binary,
+            b'J' if self.literal(b"\"JSON\",\"size\":") => DataType::Json,
+            _ => return None,
+        };
+        let size = u64::try_from(self.int()?).ok()?;
+        self.byte(b'}')?;
+        Some(Some(StoredData { data_type, size }))
+    }
+}
+
+/// What the last report a stream's decoder read said, which the next
+/// reports mostly repeat: always the cluster id and topic name, and the
+/// timestamp for records received together.
+#[derive(Debug, Default)]
+pub(crate) struct Repeated {
+    cluster_id: String,
+    topic_name: String,
+    /// The timestamp's text and value.
+    timestamp: Option<(Vec<u8>, DateTime<Utc>)>,
+}
+
+/// A successful report exactly as servers write it: every field present,
+/// in the servers' order, `key` and `value` left out when null:
+/// `{"error_code":200,"cluster_id":"…","topic_name":"…","partition_id":0,
+/// "offset":1,"timestamp":"…","key":{"type":"STRING","size":3},"value":{…}}`.
+/// Read in one pass without looking field names up; `None` for anything
+/// else.
+fn delivered_in_server_form(
+    reader: &mut Compact<'_>,
+    mut repeated: Option<&mut Repeated>,
+) -> Option<ReportWire> {
+    if !reader.literal(b"{\"error_code\":200,\"cluster_id\":") {
+        return None;
+    }
+    let cluster_id = reader.name(repeated.as_mut().map(|r| &mut r.cluster_id))?;
+    if !reader.literal(b",\"topic_name\":") {
+        return None;
+    }
+    let topic_name = reader.name(repeated.as_mut().map(|r| &mut r.topic_name))?;
+    if !reader.literal(b",\"partition_id\":") {
+        return None;
+    }
+    let partition_id = i32::try_from(reader.int()?).ok()?;
+    if !reader.literal(b",\"offset\":") {
+        return None;
+    }
+    let offset = reader.int()?;
+    if !reader.literal(b",\"timestamp\":") {
+        return None;
+    }
+    let timestamp = reader.timestamp_in_stream(repeated.map(|r| &mut r.timestamp))?;
+    let key = reader.stored_in_order(b",\"key\":{\"type\":")?;
+    let value = reader.stored_in_order(b",\"value\":{\"type\":")?;
+    reader.byte(b'}')?;
+    Some(ReportWire {
+        error_code: 200,
+        message: None,
+        cluster_id: Some(cluster_id),
+        topic_name: Some(topic_name),
+        partition_id: Some(partition_id),
+        offset: Some(offset),
+        timestamp: Some(timestamp),
+        key,
+        value,
+    })
+}
+
+/// Any compact report: fields in any order, each at most once, `null`
+/// allowed.
+fn in_any_order(reader: &mut Compact<'_>) -> Option<ReportWire> {
+    let mut report = ReportWire {
+        error_code: 0,
+        message: None,
+        cluster_id: None,
+        topic_name: None,
+        partition_id: None,
+        offset: None,
+        timestamp: None,
+        key: None,
+        value: None,
+    };
+    let mut seen = 0u16;
+    reader.byte(b'{')?;
+    loop {
+        let key = reader.key()?;
+        let field = match key {
+            b"error_code" => 0,
+            b"message" => 1,
+            b"cluster_id" => 2,
+            b"topic_name" => 3,
+            b"partition_id" => 4,
+            b"offset" => 5,
+            b"timestamp" => 6,
+            b"key" => 7,
+            b"value" => 8,
+            _ => return None,
+        };
+        if seen & (1 << field) != 0 {
+            return None;
+        }
+        seen |= 1 << field;
+        match field {
+            0 => report.error_code = i32::try_from(reader.int()?).ok()?,
+            1 => report.message = reader.or_null(|r| r.string().map(str::to_owned))?,
+            2 => report.cluster_id = reader.or_null(|r| r.string().map(str::to_owned))?,
+            3 => report.topic_name = reader.or_null(|r| r.string().map(str::to_owned))?,
+            4 => {
+                report.partition_id = reader.or_null(|r| i32::try_from(r.int()?).ok())?;
+            }
+            5 => report.offset = reader.or_null(Compact::int)?,
+            6 => report.timestamp = reader.or_null(Compact::timestamp)?,
+            7 => report.key = reader.or_null(Compact::stored)?,
+            _ => report.value = reader.or_null(Compact::stored)?,
+        }
+        match reader.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    // error_code is required.
+    (seen & 1 != 0).then_some(report)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with 1 to 9 fraction digits, or `None`.
 fn utc_timestamp(text: &[u8]) -> Option<DateTime<Utc>> {
-    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
-        text.get(range)?.iter().try_fold(0u32, |n, &b| {
-            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
-        })
-    };
-    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if text.len() < 20 || separators.iter().any(|&(i, c)| text[i] != c) {
+    utc_timestamp_prefix(text)
+        .filter(|&(_, len)| len == text.len())
+        .map(|(timestamp, _)| timestamp)
+}
+
+/// A timestamp as [`utc_timestamp`] reads it at the start of `text`, and
+/// its length.
+fn utc_timestamp_prefix(text: &[u8]) -> Option<(DateTime<Utc>, usize)> {
+    let [
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        i0,
+        i1,
+        b':',
+        s0,
+        s1,
+        rest @ ..,
+    ] = text
+    else {
         return None;
-    }
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    let nanos = match &text[19..] {
-        b"Z" => 0,
-        [b'.', fraction @ .., b'Z'] if (1..=9).contains(&fraction.len()) => {
-            digits(20..20 + fraction.len())? * 10u32.pow(9 - fraction.len() as u32)
+    };
+    let year = two_digits(*y0, *y1)? * 100 + two_digits(*y2, *y3)?;
+    let (month, day) = (two_digits(*m0, *m1)?, two_digits(*d0, *d1)?);
+    let (hour, minute) = (two_digits(*h0, *h1)?, two_digits(*i0, *i1)?);
+    let second = two_digits(*s0, *s1)?;
+    let (nanos, len) = match rest {
+        [b'Z', ..] => (0, 20),
+        [b'.', fraction @ ..] => {
+            let digits = fraction.iter().take_while(|b| b.is_ascii_digit()).count();
+            if !(1..=9).contains(&digits) || fraction.get(digits) != Some(&b'Z') {
+                return None;
+            }
+            let nanos = decimal(&fraction[..digits])? * 10u32.pow(9 - digits as u32);
+            (nanos, 21 + digits)
         }
         _ => return None,
     };
@@ -250,73 +502,54 @@ fn utc_timestamp(text: &[u8]) -> Option<DateTime<Utc>> {
         return None;
     }
     let date = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?;
-    Some(
-        date.and_hms_nano_opt(hour, minute, second, nanos)?
-            .and_utc(),
-    )
+    let timestamp = date
+        .and_hms_nano_opt(hour, minute, second, nanos)?
+        .and_utc();
+    Some((timestamp, len))
+}
+
+/// ASCII decimal digits (at most nine) as a number.
+fn decimal(digits: &[u8]) -> Option<u32> {
+    let mut n = 0;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit >= 10 {
+            return None;
+        }
+        n = n * 10 + u32::from(digit);
+    }
+    Some(n)
+}
+
+/// Two ASCII decimal digits as a number.
+fn two_digits(tens: u8, ones: u8) -> Option<u32> {
+    let (tens, ones) = (tens.wrapping_sub(b'0'), ones.wrapping_sub(b'0'));
+    (tens < 10 && ones < 10).then(|| u32::from(tens) * 10 + u32::from(ones))
 }
 
 impl ReportWire {
     /// Reads one report in the compact form servers write, without serde:
     /// returns it and its length, or `None` for anything else (whitespace,
     /// escapes, unknown or repeated fields, other value types, a cut
-    /// report), which is then left to serde.
+    /// report), which is then left to serde. A successful report in the
+    /// servers' own field order is read fastest.
     pub(crate) fn parse_compact(text: &[u8]) -> Option<(ReportWire, usize)> {
+        Self::parse_compact_in_stream(text, None)
+    }
+
+    /// [`parse_compact`](Self::parse_compact) for the reports of one
+    /// stream, with what its last report said.
+    pub(crate) fn parse_compact_in_stream(
+        text: &[u8],
+        repeated: Option<&mut Repeated>,
+    ) -> Option<(ReportWire, usize)> {
         let mut reader = Compact { text, pos: 0 };
-        let mut report = ReportWire {
-            error_code: 0,
-            message: None,
-            cluster_id: None,
-            topic_name: None,
-            partition_id: None,
-            offset: None,
-            timestamp: None,
-            key: None,
-            value: None,
-        };
-        let mut seen = 0u16;
-        reader.byte(b'{')?;
-        loop {
-            let key = reader.key()?;
-            let field = match key {
-                b"error_code" => 0,
-                b"message" => 1,
-                b"cluster_id" => 2,
-                b"topic_name" => 3,
-                b"partition_id" => 4,
-                b"offset" => 5,
-                b"timestamp" => 6,
-                b"key" => 7,
-                b"value" => 8,
-                _ => return None,
-            };
-            if seen & (1 << field) != 0 {
-                return None;
-            }
-            seen |= 1 << field;
-            match field {
-                0 => report.error_code = i32::try_from(reader.int()?).ok()?,
-                1 => report.message = reader.or_null(|r| r.string().map(str::to_owned))?,
-                2 => report.cluster_id = reader.or_null(|r| r.string().map(str::to_owned))?,
-                3 => report.topic_name = reader.or_null(|r| r.string().map(str::to_owned))?,
-                4 => {
-                    report.partition_id = reader.or_null(|r| i32::try_from(r.int()?).ok())?;
-                }
-                5 => report.offset = reader.or_null(Compact::int)?,
-                6 => {
-                    report.timestamp = reader.or_null(|r| utc_timestamp(r.string()?.as_bytes()))?;
-                }
-                7 => report.key = reader.or_null(Compact::stored)?,
-                _ => report.value = reader.or_null(Compact::stored)?,
-            }
-            match reader.next()? {
-                b',' => continue,
-                b'}' => break,
-                _ => return None,
-            }
+        if let Some(report) = delivered_in_server_form(&mut reader, repeated) {
+            return Some((report, reader.pos));
         }
-        // error_code is required.
-        (seen & 1 != 0).then_some((report, reader.pos))
+        let mut reader = Compact { text, pos: 0 };
+        let report = in_any_order(&mut reader)?;
+        Some((report, reader.pos))
     }
 
     /// The report's `error_code` (200 on success).
@@ -387,6 +620,9 @@ mod tests {
             "2021-02-05 19:14:42Z",
             "2021-02-05T19:14:42.Z",
             "2021-02-05T19:14:42.1234567890Z",
+            "2021-02-05T19:14:42Zx",
+            "2021-02-05T19:14:42.123Z0",
+            "2021-02-05T19:14:42.123",
         ] {
             assert_eq!(utc_timestamp(text.as_bytes()), None, "{text}");
         }
@@ -426,6 +662,9 @@ mod tests {
             r#"{"error_code":40403,"message":"This server does not host this topic-partition."}"#,
             r#"{"offset":-1,"error_code":200,"partition_id":0,"key":null,"timestamp":null,"message":null}"#,
             r#"{"error_code":200,"cluster_id":"é","topic_name":"t","partition_id":0,"offset":9223372036854775807}"#,
+            r#"{"partition_id":1,"offset":2,"error_code":200,"key":{"size":3,"type":"BINARY"},"cluster_id":null}"#,
+            r#"{"error_code":200,"timestamp":"2023-11-14T22:13:20Z","value":null,"topic_name":""}"#,
+            r#"{"message":"m","error_code":50003}"#,
         ] {
             let (fast, serde) = both(text);
             assert!(fast.is_some(), "{text}");
@@ -447,9 +686,89 @@ mod tests {
             r#"{"message":"no code"}"#,
             r#"{"error_code":200,"offset":1"#,
             r#"{"error_code":200,"#,
+            r#"{"error_code":200,"offset":-0}"#,
+            r#"{"error_code":200,"key":nul}"#,
+            r#"{"error_code":200,"value":{"type":"STRING","size":1,"type":"JSON"}}"#,
+            r#"{"error_code":200,"value":{"type":"string","size":1}}"#,
+            r#"{"error_code":200,"cluster_id":"a"}"#,
+            r#"{"error_code":200,"timestamp":"2023-11-14T22:13:2xZ"}"#,
         ] {
             assert_eq!(both(text).0, None, "{text}");
         }
+    }
+
+    #[test]
+    fn the_servers_form_is_read_in_one_pass_like_serde() {
+        for text in [
+            r#"{"error_code":200,"cluster_id":"lkc-emulator","topic_name":"bench","partition_id":2,"offset":1000001,"timestamp":"2025-06-02T09:14:42.001Z","key":{"type":"STRING","size":7},"value":{"type":"BINARY","size":100}}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":0,"timestamp":"2025-06-02T09:14:42Z","value":{"type":"JSON","size":0}}"#,
+            r#"{"error_code":200,"cluster_id":"é","topic_name":"","partition_id":-1,"offset":-5,"timestamp":"2024-02-29T23:59:59.999999999Z","key":{"type":"BINARY","size":1}}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":1,"offset":9223372036854775807,"timestamp":"1970-01-01T00:00:00.000Z"}"#,
+        ] {
+            let mut reader = Compact {
+                text: text.as_bytes(),
+                pos: 0,
+            };
+            let fast = delivered_in_server_form(&mut reader, None).map(|r| format!("{r:?}"));
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(reader.pos, text.len(), "{text}");
+            let serde = serde_json::from_str::<ReportWire>(text).map(|r| format!("{r:?}"));
+            assert_eq!(fast, serde.ok(), "{text}");
+            assert_eq!(both(text).0, fast, "{text}");
+        }
+        // Not the servers' form: read in any order, or left to serde.
+        for text in [
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","key":null}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","value":{"size":1,"type":"JSON"}}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","extra":1}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","key":{"type":"STRINGS","size":1}}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","value":{"type":"JSON","size":1,"x":2}}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z","value":{"type":"JSON","size":1},"value":null}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42+00:00"}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":-0,"timestamp":"2025-06-02T09:14:42Z"}"#,
+            r#"{"error_code":200,"cluster_id":"c","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42Z""#,
+        ] {
+            let mut reader = Compact {
+                text: text.as_bytes(),
+                pos: 0,
+            };
+            assert!(
+                delivered_in_server_form(&mut reader, None).is_none(),
+                "{text}"
+            );
+            let (fast, serde) = both(text);
+            if fast.is_some() {
+                assert_eq!(fast, serde, "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_a_stream_repeats_is_read_like_the_first() {
+        let mut repeated = Repeated::default();
+        for (cluster, topic, timestamp) in [
+            ("c1", "t", "2025-06-02T09:14:42Z"),
+            ("c1", "t", "2025-06-02T09:14:42Z"),
+            ("c2", "t", "2025-06-02T09:14:42.5Z"),
+            ("c2", "é", "2025-06-02T09:14:42.5Z"),
+            ("", "t", "2025-06-02T09:14:42.50Z"),
+            ("", "t", "2025-06-02T09:14:42.5Z"),
+        ] {
+            let text = format!(
+                r#"{{"error_code":200,"cluster_id":"{cluster}","topic_name":"{topic}","partition_id":0,"offset":1,"timestamp":"{timestamp}"}}"#
+            );
+            let (report, len) =
+                ReportWire::parse_compact_in_stream(text.as_bytes(), Some(&mut repeated)).unwrap();
+            assert_eq!(len, text.len());
+            assert_eq!(report.cluster_id.as_deref(), Some(cluster));
+            assert_eq!(report.topic_name.as_deref(), Some(topic));
+            assert_eq!(report.timestamp, Some(timestamp.parse().unwrap()));
+        }
+        // A timestamp that only starts like the last one.
+        let text = br#"{"error_code":200,"cluster_id":"","topic_name":"t","partition_id":0,"offset":1,"timestamp":"2025-06-02T09:14:42.5Z1"}"#;
+        assert!(ReportWire::parse_compact_in_stream(text, Some(&mut repeated)).is_none());
+        let invalid = b"{\"error_code\":200,\"cluster_id\":\"\xff\",\"topic_name\":\"t\",\"partition_id\":0,\"offset\":1,\"timestamp\":\"2025-06-02T09:14:42Z\"}";
+        assert!(ReportWire::parse_compact_in_stream(invalid, Some(&mut repeated)).is_none());
     }
 
     #[test]

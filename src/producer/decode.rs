@@ -2,7 +2,7 @@
 //! (CRLF-separated) whose boundaries do not line up with HTTP chunks. This is
 //! the one place that splits them.
 
-use crate::report::ReportWire;
+use crate::report::{Repeated, ReportWire};
 use bytes::{Buf, BytesMut};
 
 /// Accumulates response bytes and yields each complete report.
@@ -14,6 +14,7 @@ use bytes::{Buf, BytesMut};
 #[derive(Debug, Default)]
 pub(crate) struct ReportDecoder {
     buffer: BytesMut,
+    repeated: Repeated,
 }
 
 impl ReportDecoder {
@@ -25,12 +26,12 @@ impl ReportDecoder {
     ) -> Result<(), serde_json::Error> {
         if self.buffer.is_empty() {
             // Straight from the chunk; only an unfinished tail is copied.
-            let (consumed, result) = parse_complete(chunk, out);
+            let (consumed, result) = parse_complete(chunk, &mut self.repeated, out);
             self.buffer.extend_from_slice(&chunk[consumed..]);
             return result;
         }
         self.buffer.extend_from_slice(chunk);
-        let (consumed, result) = parse_complete(&self.buffer, out);
+        let (consumed, result) = parse_complete(&self.buffer, &mut self.repeated, out);
         self.buffer.advance(consumed);
         result
     }
@@ -45,10 +46,11 @@ impl ReportDecoder {
 /// bytes they took and whether the text after them is malformed.
 fn parse_complete(
     data: &[u8],
+    repeated: &mut Repeated,
     out: &mut Vec<ReportWire>,
 ) -> (usize, Result<(), serde_json::Error>) {
     let lines = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let (mut consumed, result) = parse_reports(&data[..lines], out);
+    let (mut consumed, result) = parse_reports(&data[..lines], repeated, out);
     if result.is_err() {
         return (consumed, result);
     }
@@ -56,7 +58,7 @@ fn parse_complete(
     // A complete report without its CRLF, or text that cannot start one
     // (parsed now, to fail now).
     if rest.ends_with(b"}") || rest.first().is_some_and(|&b| b != b'{') {
-        let (more, result) = parse_reports(&data[consumed..], out);
+        let (more, result) = parse_reports(&data[consumed..], repeated, out);
         consumed += more;
         return (consumed, result);
     }
@@ -66,7 +68,11 @@ fn parse_complete(
 /// Parses concatenated reports until the text ends or stops in the middle
 /// of one. Reports in the servers' compact form are read directly; others,
 /// and errors, through serde.
-fn parse_reports(data: &[u8], out: &mut Vec<ReportWire>) -> (usize, Result<(), serde_json::Error>) {
+fn parse_reports(
+    data: &[u8],
+    repeated: &mut Repeated,
+    out: &mut Vec<ReportWire>,
+) -> (usize, Result<(), serde_json::Error>) {
     let mut consumed = 0;
     loop {
         while data.get(consumed).is_some_and(u8::is_ascii_whitespace) {
@@ -76,7 +82,7 @@ fn parse_reports(data: &[u8], out: &mut Vec<ReportWire>) -> (usize, Result<(), s
         if rest.is_empty() {
             return (consumed, Ok(()));
         }
-        if let Some((report, len)) = ReportWire::parse_compact(rest) {
+        if let Some((report, len)) = ReportWire::parse_compact_in_stream(rest, Some(repeated)) {
             out.push(report);
             consumed += len;
             continue;

@@ -1,6 +1,7 @@
 //! A record on its way: its encoded bytes, its attempts, and the one place
 //! its outcome is delivered to the caller.
 
+use super::outcome::{self, OutcomeReceiver, OutcomeSender};
 use super::stats::Stats;
 use crate::error::Error;
 use crate::report::DeliveryReport;
@@ -11,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// Resolves to a record's delivery report, or to the error that ended its
@@ -19,13 +20,13 @@ use tokio::time::Instant;
 /// Dropping the future does not cancel the record.
 #[derive(Debug)]
 pub struct DeliveryFuture {
-    receiver: oneshot::Receiver<Result<DeliveryReport, Error>>,
+    receiver: OutcomeReceiver,
 }
 
 impl DeliveryFuture {
     pub(crate) fn resolved(result: Result<DeliveryReport, Error>) -> DeliveryFuture {
-        let (sender, receiver) = oneshot::channel();
-        let _ = sender.send(result);
+        let (sender, receiver) = outcome::slot();
+        sender.send(result);
         DeliveryFuture { receiver }
     }
 }
@@ -34,9 +35,7 @@ impl Future for DeliveryFuture {
     type Output = Result<DeliveryReport, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.receiver)
-            .poll(cx)
-            .map(|result| result.unwrap_or(Err(Error::Closed)))
+        self.receiver.poll(cx)
     }
 }
 
@@ -48,7 +47,7 @@ pub(crate) struct Pending {
     pub(crate) possibly_duplicated: bool,
     /// Set once the record has failed retriably.
     retry: Option<Box<RetryState>>,
-    sender: Option<oneshot::Sender<Result<DeliveryReport, Error>>>,
+    sender: Option<OutcomeSender>,
     /// The byte permits taken for this record.
     bytes: u32,
     // Given back when the record is dropped: this is what bounds memory.
@@ -153,7 +152,7 @@ impl Pending {
         bytes: u32,
         lane: Arc<LaneShared>,
     ) -> (Pending, DeliveryFuture) {
-        let (sender, receiver) = oneshot::channel();
+        let (sender, receiver) = outcome::slot();
         lane.stats.sent();
         let pending = Pending {
             encoded,
@@ -174,7 +173,7 @@ impl Pending {
         report.possibly_duplicated = self.possibly_duplicated;
         if let Some(sender) = self.sender.take() {
             self.lane.stats.delivered(report.possibly_duplicated);
-            let _ = sender.send(Ok(report));
+            sender.send(Ok(report));
         }
     }
 
@@ -186,7 +185,7 @@ impl Pending {
     fn resolve_failed(&mut self, error: Error) {
         if let Some(sender) = self.sender.take() {
             self.lane.stats.failed();
-            let _ = sender.send(Err(error));
+            sender.send(Err(error));
         }
     }
 

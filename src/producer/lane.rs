@@ -5,6 +5,7 @@
 use super::config::{OnOutcomeUnknown, ProducerConfig};
 use super::decode::ReportDecoder;
 use super::delivery::{LaneShared, Pending};
+use super::inbox::Inbox;
 use super::stats::Stats;
 use crate::client::Client;
 use crate::error::{ApiError, Error};
@@ -31,18 +32,18 @@ const EVENT_QUEUE: usize = 64;
 
 /// What the rest of the producer holds of a lane.
 pub(crate) struct LaneHandle {
-    /// Unbounded: the lane's record and byte permits bound what it holds.
-    pub(crate) sender: mpsc::UnboundedSender<Incoming>,
+    /// Records whose room is taken go here; closing it makes the lane
+    /// finish what was sent and stop.
+    pub(crate) inbox: Arc<Inbox>,
     pub(crate) shared: Arc<LaneShared>,
     pub(crate) task: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// What callers send a lane.
-pub(crate) enum Incoming {
-    /// A record whose room is taken.
-    Record(Pending),
-    /// The producer is closing: finish what was sent and stop.
-    Close,
+/// A producer dropped without `close` still lets its lanes finish.
+impl Drop for LaneHandle {
+    fn drop(&mut self) {
+        self.inbox.close();
+    }
 }
 
 pub(crate) fn spawn(
@@ -52,10 +53,7 @@ pub(crate) fn spawn(
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
 ) -> LaneHandle {
-    // Unbounded in type only: a record is queued only with a permit taken
-    // from `shared`, so the queue never holds more than the configured
-    // in-flight records (plus one `Close`).
-    let (sender, incoming) = mpsc::unbounded_channel();
+    let inbox = Arc::new(Inbox::default());
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(LaneShared::new(
         config.max_in_flight_records,
@@ -76,7 +74,7 @@ pub(crate) fn spawn(
         backoff,
         config,
         stats,
-        incoming,
+        inbox: Arc::clone(&inbox),
         incoming_open: true,
         waiting: VecDeque::new(),
         retries: BTreeMap::new(),
@@ -93,7 +91,7 @@ pub(crate) fn spawn(
     let span = info_span!("kafka_rest_lane", topic = %topic, lane = index);
     let task = tokio::spawn(lane.run().instrument(span));
     LaneHandle {
-        sender,
+        inbox,
         shared,
         task: Mutex::new(Some(task)),
     }
@@ -160,11 +158,21 @@ struct Stream {
     /// How many of the newest `in_flight` records are still in `chunk`.
     unsent: usize,
     chunk: BytesMut,
+    /// The next record did not fit in what is left of the chunk's buffer:
+    /// the chunk goes as it is rather than be copied to a larger one.
+    chunk_full: bool,
     chunk_started: Instant,
     opened_at: Instant,
     last_activity: Instant,
     /// False once no more records may be written (408, rotation, idle, close).
     accepting: bool,
+}
+
+impl Stream {
+    /// Whether more records may go into the chunk.
+    fn chunk_has_room(&self, chunk_bytes: usize) -> bool {
+        !self.chunk_full && self.chunk.len() < chunk_bytes
+    }
 }
 
 struct Lane {
@@ -178,7 +186,8 @@ struct Lane {
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
     backoff: ExponentialBuilder,
-    incoming: mpsc::UnboundedReceiver<Incoming>,
+    inbox: Arc<Inbox>,
+    /// False once the inbox is closed and emptied.
     incoming_open: bool,
     /// Records ready to be written, oldest first.
     waiting: VecDeque<Pending>,
@@ -201,6 +210,10 @@ struct Lane {
 impl Drop for Lane {
     fn drop(&mut self) {
         self.shared.close();
+        // Records handed over since are refused, and those queued resolve
+        // as closed when dropped here.
+        self.inbox.close();
+        self.inbox.take_all(&mut VecDeque::new());
     }
 }
 
@@ -248,20 +261,13 @@ impl Lane {
                 permit = async { body.expect("checked").reserve_owned().await }, if has_body => {
                     self.send_chunk(permit.ok());
                 }
-                incoming = self.incoming.recv(), if take_new => self.on_incoming(incoming),
+                _ = self.inbox.ready(), if take_new => {
+                    self.incoming_open = self.inbox.take_all(&mut self.waiting);
+                }
                 _ = self.timer.as_mut(), if has_timer => {
                     self.timer_at = None;
                 }
             }
-        }
-    }
-
-    fn on_incoming(&mut self, incoming: Option<Incoming>) {
-        match incoming {
-            Some(Incoming::Record(pending)) => self.waiting.push_back(pending),
-            // Records already queued are still taken; later ones are refused.
-            Some(Incoming::Close) => self.incoming.close(),
-            None => self.incoming_open = false,
         }
     }
 
@@ -287,7 +293,7 @@ impl Lane {
                 stream.accepting
                     && !(self.config.strict_order
                         && (!stream.in_flight.is_empty() || !self.retries.is_empty()))
-                    && stream.chunk.len() < self.config.chunk_bytes
+                    && stream.chunk_has_room(self.config.chunk_bytes)
             }
             None => self.reopen_at.is_none_or(|at| at <= now),
         }
@@ -307,49 +313,58 @@ impl Lane {
         }
         let strict = self.config.strict_order;
         let chunk_bytes = self.config.chunk_bytes;
+        let chunk_capacity = self.chunk_capacity();
         let max_attempts = self.config.max_attempts;
         let Some(stream) = self.stream.as_mut() else {
             return;
         };
         loop {
-            if stream.chunk.len() >= chunk_bytes
+            if !stream.chunk_has_room(chunk_bytes)
                 || (strict && (!stream.in_flight.is_empty() || !self.retries.is_empty()))
             {
                 break;
             }
             let next = match self.waiting.pop_front() {
                 Some(pending) => pending,
-                None if self.incoming_open => match self.incoming.try_recv() {
-                    Ok(Incoming::Record(pending)) => pending,
-                    Ok(Incoming::Close) => {
-                        self.incoming.close();
-                        continue;
+                None if self.incoming_open => {
+                    self.incoming_open = self.inbox.take_all(&mut self.waiting);
+                    match self.waiting.pop_front() {
+                        Some(pending) => pending,
+                        None => break,
                     }
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        self.incoming_open = false;
-                        break;
-                    }
-                },
+                }
                 None => break,
             };
             if now >= next.deadline || next.attempts >= max_attempts {
                 next.expire();
                 continue;
             }
-            let mut pending = next;
-            pending.attempts += 1;
+            let len = next.encoded.len();
             if stream.chunk.is_empty() {
                 stream.chunk_started = now;
+                // Room for a whole chunk at once (the buffer is reused
+                // when the previous chunks are written).
+                stream.chunk.reserve(len.max(chunk_capacity));
+            } else if stream.chunk.capacity() - stream.chunk.len() < len {
+                stream.chunk_full = true;
+                self.waiting.push_front(next);
+                break;
             }
+            let mut pending = next;
+            pending.attempts += 1;
             stream.chunk.extend_from_slice(&pending.encoded);
             stream.in_flight.push_back(pending);
             stream.unsent += 1;
         }
     }
 
+    /// Bytes a chunk's buffer is made for.
+    fn chunk_capacity(&self) -> usize {
+        self.config.chunk_bytes.min(1 << 20)
+    }
+
     fn linger_over(&self, stream: &Stream, now: Instant) -> bool {
-        stream.chunk.len() >= self.config.chunk_bytes
+        !stream.chunk_has_room(self.config.chunk_bytes)
             || self.config.linger.is_zero()
             || !stream.accepting
             || stream.chunk_started + self.config.linger <= now
@@ -362,6 +377,7 @@ impl Lane {
         match permit {
             Some(permit) => {
                 permit.send(Ok(stream.chunk.split().freeze()));
+                stream.chunk_full = false;
                 stream.unsent = 0;
                 stream.last_activity = Instant::now();
             }
@@ -462,7 +478,8 @@ impl Lane {
             body: Some(body_tx),
             in_flight: VecDeque::new(),
             unsent: 0,
-            chunk: BytesMut::with_capacity(self.config.chunk_bytes.min(1 << 20)),
+            chunk: BytesMut::with_capacity(self.chunk_capacity()),
+            chunk_full: false,
             chunk_started: now,
             opened_at: now,
             last_activity: now,
@@ -684,7 +701,9 @@ async fn read_stream(request: reqwest::RequestBuilder, stream: u64, events: mpsc
     let failure = loop {
         match body.next().await {
             Some(Ok(chunk)) => {
-                let mut reports = Vec::new();
+                // About as many as the piece can hold, so that the vector
+                // rarely grows (reports are rarely under 128 bytes).
+                let mut reports = Vec::with_capacity(chunk.len() / 128 + 1);
                 let decoded = decoder.push(&chunk, &mut reports);
                 // Reports decoded before an undecodable one still count.
                 if !reports.is_empty()

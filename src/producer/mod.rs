@@ -9,7 +9,10 @@
 mod config;
 pub(crate) mod decode;
 mod delivery;
+pub(crate) mod encode;
+mod inbox;
 mod lane;
+mod outcome;
 mod stats;
 
 pub use config::{OnOutcomeUnknown, ProducerConfig, Routing};
@@ -20,15 +23,14 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::record::{Payload, Record, validate_topic};
 use crate::report::DeliveryReport;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use delivery::Pending;
 use futures_util::Stream;
-use lane::{Incoming, LaneHandle};
+use lane::LaneHandle;
 use stats::Stats;
-use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -81,7 +83,7 @@ struct Shared {
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
     /// Per topic, its lanes.
-    lanes: RwLock<HashMap<String, Arc<TopicLanes>>>,
+    lanes: RwLock<HashMap<String, Arc<TopicLanes>, BuildHasherDefault<TopicHasher>>>,
     next_lane: AtomicUsize,
     closed: AtomicBool,
     hasher: std::hash::RandomState,
@@ -112,7 +114,7 @@ impl Producer {
                 client,
                 config: Arc::new(config),
                 stats: Arc::new(Stats::default()),
-                lanes: RwLock::new(HashMap::new()),
+                lanes: RwLock::new(HashMap::default()),
                 next_lane: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 hasher: std::hash::RandomState::new(),
@@ -145,11 +147,29 @@ impl Producer {
     }
 
     async fn try_enqueue(&self, topic: &str, record: &Record) -> Result<DeliveryFuture, Error> {
-        let lanes = self.topic_lanes(topic)?;
-        match self.admit(&lanes, record)? {
-            Admit::Now(delivery) => Ok(delivery),
-            Admit::Later(prepared) => self.admit_later(&lanes, prepared).await,
-        }
+        // Most records are handed over at once, under the table's read lock;
+        // only one that waits for room holds on to its topic's lanes.
+        let known = {
+            let table = self.shared.lanes.read().expect("lane table");
+            match table.get(topic) {
+                Some(lanes) => match self.admit(lanes, record)? {
+                    Admit::Now(delivery) => return Ok(delivery),
+                    Admit::Later(prepared) => Some((Arc::clone(lanes), prepared)),
+                },
+                None => None,
+            }
+        };
+        let (lanes, prepared) = match known {
+            Some(waiting) => waiting,
+            None => {
+                let lanes = self.topic_lanes(topic)?;
+                match self.admit(&lanes, record)? {
+                    Admit::Now(delivery) => return Ok(delivery),
+                    Admit::Later(prepared) => (lanes, prepared),
+                }
+            }
+        };
+        self.admit_later(&lanes, prepared).await
     }
 
     /// The lanes of a topic, created on first use.
@@ -185,7 +205,7 @@ impl Producer {
             return Err(Error::Closed);
         }
         record.validate(shared.client.max_record_bytes())?;
-        let encoded = encode(record)?;
+        let encoded = encode::encode(record);
         let prepared = Prepared {
             index: self.route(record),
             bytes: encoded.len().min(shared.config.max_in_flight_bytes) as u32,
@@ -275,7 +295,7 @@ impl Producer {
             .flat_map(|t| t.slots.iter().filter_map(OnceLock::get))
         {
             // The lane finishes what it holds, ends its stream and stops.
-            let _ = lane.sender.send(Incoming::Close);
+            lane.inbox.close();
             tasks.extend(lane.task.lock().expect("lane task").take());
         }
         drop(topics);
@@ -315,6 +335,29 @@ impl Producer {
                 .or_else(|| by_key(record.key())),
         };
         routed.unwrap_or_else(|| shared.next_lane.fetch_add(1, Ordering::Relaxed) % connections)
+    }
+}
+
+/// FNV-1a, for the lane table: topic names are short and chosen by the
+/// caller, so a simple hash does better than SipHash's resistance to
+/// chosen collisions, which the table does not need.
+struct TopicHasher(u64);
+
+impl Default for TopicHasher {
+    fn default() -> TopicHasher {
+        TopicHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for TopicHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -363,7 +406,7 @@ fn hand_over(lane: &LaneHandle, prepared: Prepared) -> DeliveryFuture {
         Arc::clone(&lane.shared),
     );
     // If the lane is gone the record resolves as closed when it is dropped.
-    let _ = lane.sender.send(Incoming::Record(pending));
+    let _ = lane.inbox.push(pending);
     delivery
 }
 
@@ -454,31 +497,4 @@ impl<S: Stream<Item = Record>> Stream for SendAll<'_, S> {
             None => Poll::Pending,
         }
     }
-}
-
-/// Bytes of a block records are encoded into; each record's bytes are a
-/// shared slice of it, so encoding allocates once per block, not per record.
-const ENCODE_BLOCK: usize = 64 * 1024;
-
-thread_local! {
-    static ENCODE_BUFFER: RefCell<BytesMut> = RefCell::new(BytesMut::new());
-}
-
-/// The record as the server reads it.
-fn encode(record: &Record) -> Result<Bytes, Error> {
-    ENCODE_BUFFER.with_borrow_mut(|buffer| {
-        let estimate = 64 + record.size() * 4 / 3 + record.headers().len() * 32;
-        if buffer.capacity() < estimate {
-            buffer.reserve(estimate.max(ENCODE_BLOCK));
-        }
-        match serde_json::to_writer(buffer.writer(), record) {
-            Ok(()) => Ok(buffer.split().freeze()),
-            Err(e) => {
-                buffer.clear();
-                Err(Error::InvalidInput(crate::error::InvalidInput::Json(
-                    e.to_string(),
-                )))
-            }
-        }
-    })
 }

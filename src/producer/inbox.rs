@@ -1,0 +1,117 @@
+//! What callers hand a lane: records in order, then the end.
+//!
+//! A queue under a mutex rather than a channel: callers add one record at
+//! a time, and the lane takes everything queued in one go, so it pays one
+//! lock per batch instead of a receive per record, and a caller wakes the
+//! lane only when the queue stops being empty.
+
+use super::delivery::Pending;
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use tokio::sync::Notify;
+
+/// Unbounded in type only: a record is queued only with a permit taken
+/// from its lane, so the queue never holds more than the lane's in-flight
+/// bound.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    state: Mutex<State>,
+    /// Woken when the queue stops being empty, and when it closes.
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    records: VecDeque<Pending>,
+    /// No more records are accepted; those queued are still taken.
+    closed: bool,
+}
+
+impl Inbox {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while the queue is locked.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a record, or gives it back when the inbox is closed.
+    pub(crate) fn push(&self, pending: Pending) -> Result<(), Pending> {
+        let was_empty = {
+            let mut state = self.lock();
+            if state.closed {
+                return Err(pending);
+            }
+            let was_empty = state.records.is_empty();
+            state.records.push_back(pending);
+            was_empty
+        };
+        // A lane that finds the queue not empty takes this record with the
+        // others; one that found it empty waits for this.
+        if was_empty {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Accepts no more records; the lane takes those queued and stops.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Moves every queued record to the back of `into`. Returns whether
+    /// more may come (false once closed and emptied).
+    pub(crate) fn take_all(&self, into: &mut VecDeque<Pending>) -> bool {
+        let mut state = self.lock();
+        if into.is_empty() {
+            // Both queues keep their capacity for the next batches.
+            std::mem::swap(&mut state.records, into);
+        } else {
+            into.append(&mut state.records);
+        }
+        !state.closed
+    }
+
+    /// Completes once records may have been queued, or the inbox closed,
+    /// since the last [`take_all`](Self::take_all) that found it empty.
+    pub(crate) async fn ready(&self) {
+        self.ready.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::producer::delivery::LaneShared;
+    use crate::producer::stats::Stats;
+    use bytes::Bytes;
+    use std::sync::Arc;
+    use tokio::time::Instant;
+
+    fn record(lane: &Arc<LaneShared>, n: u8) -> Pending {
+        let (pending, _delivery) =
+            Pending::new(Bytes::from(vec![n]), Instant::now(), 1, Arc::clone(lane));
+        pending
+    }
+
+    #[tokio::test]
+    async fn records_come_out_in_order_until_closed() {
+        let lane = Arc::new(LaneShared::new(10, 100, Arc::new(Stats::default())));
+        let inbox = Inbox::default();
+        let mut taken = VecDeque::new();
+        assert!(inbox.take_all(&mut taken));
+        assert!(taken.is_empty());
+        for n in 0..3 {
+            assert!(inbox.push(record(&lane, n)).is_ok());
+        }
+        // Woken by the first record queued.
+        inbox.ready().await;
+        assert!(inbox.take_all(&mut taken));
+        assert!(inbox.push(record(&lane, 3)).is_ok());
+        inbox.close();
+        assert!(inbox.push(record(&lane, 4)).is_err());
+        inbox.ready().await;
+        assert!(!inbox.take_all(&mut taken));
+        let order: Vec<u8> = taken.iter().map(|p| p.encoded[0]).collect();
+        assert_eq!(order, [0, 1, 2, 3]);
+    }
+}
