@@ -301,8 +301,12 @@ impl Authenticator {
         Fut: Future<Output = Result<T, Error>>,
     {
         let headers = self.headers().await?;
+        if !self.refreshes() {
+            // Nothing to refresh: no copy of the headers kept for a retry.
+            return call(headers).await;
+        }
         let refused = match call(headers.clone()).await {
-            Err(Error::Api(api)) if is_refusal(&api) && self.refreshes() => api,
+            Err(Error::Api(api)) if is_refusal(&api) => api,
             other => return other,
         };
         tracing::debug!(
