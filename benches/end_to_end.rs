@@ -30,6 +30,12 @@
 //!   (reqwest set up with the client's default timeouts and user agent),
 //!   sequential, the baseline of `unary sequential`.
 //!
+//! When both unary sequential and bare reqwest are selected, the two are
+//! also run interleaved, in alternating blocks of 50 requests against one
+//! emulator, and the ratio of their time per request printed: both then
+//! see the same load on the machine, so this ratio moves far less between
+//! runs than the two rows' rates do.
+//!
 //! Records have a STRING key `key-{i}` and a STRING value of the given size.
 //! A run lasts `--warmup` then `--seconds` per row; records/s counts outcomes
 //! the client saw during the measured window. MB/s is record JSON (the
@@ -542,8 +548,8 @@ fn records_path(target: &Target) -> String {
     )
 }
 
-/// One POST per record with its pre-encoded body, one at a time.
-async fn bare_reqwest(target: &Target, w: &Workload, meter: &Meter) -> Result<(), String> {
+/// The baseline's reqwest client.
+fn bare_client() -> Result<reqwest::Client, String> {
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -554,7 +560,7 @@ async fn bare_reqwest(target: &Target, w: &Workload, meter: &Meter) -> Result<()
     // The settings `Client` gives its reqwest client by default (timeouts,
     // user agent), so that the ratio measures the crate's own work rather
     // than reqwest features the crate turns on.
-    let http = reqwest::Client::builder()
+    reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .http1_only()
         .no_proxy()
@@ -562,29 +568,95 @@ async fn bare_reqwest(target: &Target, w: &Workload, meter: &Meter) -> Result<()
         .read_timeout(Duration::from_secs(60))
         .user_agent(concat!("ccloud-kafka-rest/", env!("CARGO_PKG_VERSION")))
         .build()
+        .map_err(|e| e.to_string())
+}
+
+/// One baseline request: a POST of a pre-encoded record, response read whole.
+async fn bare_post(http: &reqwest::Client, url: &str, body: Bytes) -> Result<(), String> {
+    let response = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
         .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    response
+        .bytes()
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// One POST per record with its pre-encoded body, one at a time.
+async fn bare_reqwest(target: &Target, w: &Workload, meter: &Meter) -> Result<(), String> {
+    let http = bare_client()?;
     let url = format!("{}{}", target.url, records_path(target));
     let mut i = 0;
     while meter.claim(1) == 1 {
-        let response = http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(w.encoded[i % POOL].clone())
-            .send()
-            .await;
-        let result = match response {
-            Ok(response) if response.status().is_success() => response
-                .bytes()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Ok(response) => Err(format!("HTTP {}", response.status())),
-            Err(e) => Err(e.to_string()),
-        };
-        meter.outcome(result);
+        meter.outcome(bare_post(&http, &url, w.encoded[i % POOL].clone()).await);
         i += 1;
     }
     Ok(())
+}
+
+/// Requests per block in [`unary_interleaved`].
+const INTERLEAVED_BLOCK: usize = 50;
+
+/// `Client::produce` and the bare reqwest baseline against one emulator,
+/// alternating blocks of requests for the whole measurement, so that both
+/// see the same machine at the same moments. Returns the wall time per
+/// request of each, in microseconds.
+fn unary_interleaved(workload: &Workload, args: &Args) -> Result<(f64, f64), String> {
+    let server = Server::start();
+    let client = server.client()?;
+    let url = format!(
+        "{}/kafka/v3/clusters/{}/topics/{TOPIC}/records",
+        server.url, server.cluster_id
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let http = bare_client()?;
+        let started = Instant::now();
+        let warmup = Duration::from_secs_f64(args.warmup);
+        let until = warmup + Duration::from_secs_f64(args.seconds * 2.0);
+        let (mut unary, mut bare) = (Duration::ZERO, Duration::ZERO);
+        let (mut blocks, mut i) = (0u32, 0usize);
+        while started.elapsed() < until {
+            let measured = started.elapsed() >= warmup;
+            let at = Instant::now();
+            for _ in 0..INTERLEAVED_BLOCK {
+                let record = &workload.records[i % POOL];
+                client
+                    .produce(TOPIC, record)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                i += 1;
+            }
+            let between = Instant::now();
+            for _ in 0..INTERLEAVED_BLOCK {
+                bare_post(&http, &url, workload.encoded[i % POOL].clone()).await?;
+                i += 1;
+            }
+            if measured {
+                unary += between - at;
+                bare += between.elapsed();
+                blocks += 1;
+            }
+        }
+        let per_request = |total: Duration| {
+            total.as_secs_f64() * 1e6 / (f64::from(blocks) * INTERLEAVED_BLOCK as f64)
+        };
+        match blocks {
+            0 => Err("no block measured".to_owned()),
+            _ => Ok((per_request(unary), per_request(bare))),
+        }
+    })
 }
 
 /// The request body of the ceiling: the pool's pre-encoded chunks, over and
@@ -781,13 +853,85 @@ fn main() {
         }
         if let (Some(unary), Some(bare)) = (summary(Row::UnarySequential), bare) {
             let per_record = |rate: f64| 1e6 / rate;
+            // Each round runs the two rows one after the other, so the ratio
+            // within a round is the pair least disturbed by other load.
+            let paired = match (
+                samples.get(&(size, Row::UnarySequential)),
+                samples.get(&(size, Row::BareReqwest)),
+            ) {
+                (Some(unary), Some(bare)) if unary.len() == bare.len() => {
+                    let mut ratios: Vec<f64> = unary
+                        .iter()
+                        .zip(bare)
+                        .map(|(u, b)| b.records_per_second / u.records_per_second)
+                        .collect();
+                    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                    let high = ratios.iter().copied().fold(0.0, f64::max);
+                    format!(
+                        "; per round: median {:.3}x, from {low:.3}x to {high:.3}x",
+                        median(&mut ratios)
+                    )
+                }
+                _ => String::new(),
+            };
             println!(
-                "unary sequential: {:.1} us per record, bare reqwest {:.1} us: {:.3}x",
+                "unary sequential: {:.1} us per record, bare reqwest {:.1} us: {:.3}x{paired}",
                 per_record(unary.records_per_second),
                 per_record(bare),
                 bare / unary.records_per_second
             );
         }
+        if let Some(ceiling) = summary(Row::Ceiling)
+            && let (Some(client), Some(server)) = (ceiling.client_us, ceiling.server_us)
+        {
+            // What each side of the ceiling row could do alone at 100 % of
+            // its core: the lower one is what the ceiling measures.
+            let (client_cap, server_cap) = (1e6 / client, 1e6 / server);
+            println!(
+                "ceiling: its client alone could send {client_cap:.0} records/s, the emulator alone \
+                 handle {server_cap:.0} records/s (one core each): bound by the {}",
+                if server_cap < client_cap {
+                    "emulator"
+                } else {
+                    "client"
+                }
+            );
+        }
         println!();
+    }
+
+    // The unary target compares two latency-bound rows, which other load on
+    // the machine disturbs most; interleaving them gives the pair the same
+    // conditions.
+    if rows.contains(&Row::UnarySequential) && rows.contains(&Row::BareReqwest) {
+        for workload in &workloads {
+            let mut ratios = Vec::new();
+            let mut times = Vec::new();
+            for _ in 0..args.rounds.max(1) {
+                match unary_interleaved(workload, &args) {
+                    Ok((unary, bare)) => {
+                        ratios.push(unary / bare);
+                        times.push((unary, bare));
+                    }
+                    Err(error) => eprintln!("  unary interleaved: failed: {error}"),
+                }
+            }
+            if ratios.is_empty() {
+                continue;
+            }
+            let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = ratios.iter().copied().fold(0.0, f64::max);
+            // The times of the round with the median ratio.
+            times.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
+            let (unary, bare) = times[times.len() / 2];
+            println!(
+                "value {} B: unary sequential and bare reqwest interleaved in blocks of \
+                 {INTERLEAVED_BLOCK} on one emulator: {unary:.1} against {bare:.1} us per request, \
+                 {:.3}x (median of {}, from {low:.3}x to {high:.3}x)",
+                workload.value_size,
+                median(&mut ratios),
+                ratios.len()
+            );
+        }
     }
 }
