@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -246,9 +246,9 @@ impl TopicLog {
 }
 
 /// Appends records to a topic's partitions. Each partition is locked when
-/// first appended to and stays locked until the appender is dropped, so that
-/// records handled together (a piece of a request body) take its lock once,
-/// not once each.
+/// first appended to and stays locked until the appender is dropped (or
+/// until another stream holds a partition it needs), so that records handled
+/// together (a piece of a request body) take its lock once, not once each.
 pub(crate) struct Appender<'t> {
     topic: &'t TopicLog,
     held: Vec<Option<MutexGuard<'t, PartitionLog>>>,
@@ -264,9 +264,31 @@ impl Appender<'_> {
         timestamp: DateTime<Utc>,
     ) -> Appended {
         let index = partition as usize;
-        let log = self.held[index].get_or_insert_with(|| lock(&self.topic.partitions[index]));
+        if self.held[index].is_none() {
+            let guard = self.take_lock(index);
+            self.held[index] = Some(guard);
+        }
+        let log = self.held[index].as_mut().expect("the partition is locked");
         let offset = log.append(record, timestamp);
         Appended { partition, offset }
+    }
+}
+
+impl<'t> Appender<'t> {
+    /// Locks partition `index`. It never waits for a partition while holding
+    /// another: two streams taking partitions in different orders would wait
+    /// for each other forever. When the partition is busy, the partitions
+    /// held are released first.
+    fn take_lock(&mut self, index: usize) -> MutexGuard<'t, PartitionLog> {
+        let partition = &self.topic.partitions[index];
+        match partition.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                self.held.iter_mut().for_each(|held| *held = None);
+                lock(partition)
+            }
+        }
     }
 }
 
