@@ -9,19 +9,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ccloud_kafka_rest::emulator::{Emulator, FaultPlan, HttpFault, StoredRecord};
-use common::raw_http::RawConn;
+use common::raw_http::{RawConn, client};
 use serde_json::{Value, json};
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn client() -> reqwest::Client {
-    static PROVIDER: std::sync::Once = std::sync::Once::new();
-    PROVIDER.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::new()
-}
 
 async fn start(plan: FaultPlan) -> Emulator {
     Emulator::builder()

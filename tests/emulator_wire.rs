@@ -10,22 +10,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use ccloud_kafka_rest::emulator::{DataType, Emulator, HttpFault, StoredRecord};
-use common::raw_http::{RawConn, find};
+use common::raw_http::{RawConn, client, find};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A plain HTTP client. reqwest is built without a default TLS crypto provider, so
-/// one is installed first even though these tests never use TLS.
-fn client() -> reqwest::Client {
-    static PROVIDER: std::sync::Once = std::sync::Once::new();
-    PROVIDER.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::new()
-}
 
 fn path(emu: &Emulator, prefix: &str, topic: &str) -> String {
     format!(

@@ -1,4 +1,5 @@
-//! A hand-driven HTTP/1.1 client for the emulator's streaming endpoint: the
+//! Plain HTTP clients for the emulator's wire tests: reqwest without the
+//! crate, and a hand-driven HTTP/1.1 client for the streaming endpoint whose
 //! request body is written chunk by chunk while the response is read, with
 //! exact control over chunk boundaries and over when the body ends.
 
@@ -10,6 +11,16 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
+
+/// A plain reqwest client. reqwest is built without a default TLS crypto
+/// provider, so one is installed first even though these tests never use TLS.
+pub fn client() -> reqwest::Client {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
 
 /// How long a read may take before the test fails.
 const READ_WAIT: Duration = Duration::from_secs(10);
