@@ -127,43 +127,9 @@ fn put_json_str(out: &mut BytesMut, s: &str) {
     let _ = serde_json::to_writer(out.writer(), s);
 }
 
-/// Two decimal digits for each number below 100.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-    0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
-/// An integer in decimal, without the formatting machinery, two digits at a
-/// time.
+/// An integer in decimal, without the formatting machinery.
 fn put_int(out: &mut BytesMut, n: i64) {
-    if (0..10).contains(&n) {
-        // Partitions, and sizes of empty or tiny keys.
-        out.put_u8(b'0' + n as u8);
-        return;
-    }
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut rest = n.unsigned_abs();
-    while rest >= 100 {
-        let pair = (rest % 100) as usize * 2;
-        rest /= 100;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    }
-    if rest >= 10 {
-        let pair = rest as usize * 2;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        i -= 1;
-        digits[i] = b'0' + rest as u8;
-    }
-    if n < 0 {
-        out.put_u8(b'-');
-    }
-    out.put_slice(&digits[i..]);
+    out.put_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// `n` as exactly `width` decimal digits (the low ones).

@@ -44,7 +44,7 @@ fn write_record(out: &mut BytesMut, record: &Record) {
     };
     if let Some(partition) = record.partition() {
         field(out, b"\"partition_id\":");
-        write_int(out, i64::from(partition));
+        out.put_slice(itoa::Buffer::new().format(partition).as_bytes());
     }
     if !record.headers().is_empty() {
         field(out, b"\"headers\":");
@@ -116,25 +116,6 @@ fn write_base64(out: &mut BytesMut, data: &[u8]) {
         .expect("the output has the encoded length");
     debug_assert_eq!(written, len);
     out.put_u8(b'"');
-}
-
-/// An integer in decimal, without the formatting machinery.
-fn write_int(out: &mut BytesMut, n: i64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        out.put_u8(b'-');
-    }
-    out.put_slice(&digits[i..]);
 }
 
 /// A JSON string literal, escaped as serde_json escapes: `"`, `\` and
