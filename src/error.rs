@@ -40,9 +40,12 @@ pub enum Error {
     #[error("the connection ended before the record's delivery report arrived: {0}")]
     Interrupted(String),
     /// The record was still unresolved when its delivery timeout expired, or
-    /// ran out of attempts.
+    /// ran out of attempts. When `may_have_been_written` is true, an attempt
+    /// reached the server and its outcome is unknown: the record may be
+    /// stored (its class is then [`RetryClass::OutcomeUnknown`]).
     #[error(
-        "the record was not delivered within its delivery timeout or attempts ({attempts} attempts){}",
+        "the record was not delivered within its delivery timeout or attempts ({attempts} attempts){}{}",
+        if *may_have_been_written { "; it may have been written" } else { "; it was not written" },
         last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
     )]
     DeliveryTimeout {
@@ -50,6 +53,8 @@ pub enum Error {
         attempts: u32,
         /// The error of the last attempt, if any.
         last_error: Option<Box<Error>>,
+        /// Whether an attempt may have written the record.
+        may_have_been_written: bool,
     },
     /// The producer was closed before the record could be sent.
     #[error("the producer is closed; the record was not sent")]
@@ -120,6 +125,10 @@ impl Error {
             Error::Transport(e) if e.is_connect() => RetryClass::Retriable,
             Error::Transport(e) if e.is_builder() => RetryClass::Terminal,
             Error::Transport(_) | Error::Interrupted(_) => RetryClass::OutcomeUnknown,
+            Error::DeliveryTimeout {
+                may_have_been_written: true,
+                ..
+            } => RetryClass::OutcomeUnknown,
             Error::Decode { .. }
             | Error::InvalidInput(_)
             | Error::Config(_)
@@ -155,9 +164,11 @@ impl Error {
             Error::DeliveryTimeout {
                 attempts,
                 last_error,
+                may_have_been_written,
             } => Error::DeliveryTimeout {
                 attempts: *attempts,
                 last_error: last_error.as_ref().map(|e| Box::new(e.replicate())),
+                may_have_been_written: *may_have_been_written,
             },
             Error::Closed => Error::Closed,
         }
@@ -165,6 +176,12 @@ impl Error {
 
     pub(crate) fn invalid(input: InvalidInput) -> Error {
         Error::InvalidInput(input)
+    }
+}
+
+impl Clone for Error {
+    fn clone(&self) -> Error {
+        self.replicate()
     }
 }
 

@@ -15,6 +15,7 @@ mod record;
 mod report;
 mod response;
 mod retry_class;
+mod retry_policy;
 mod tls;
 mod token;
 

@@ -356,7 +356,7 @@ async fn delivery_timeout_bounds_retries() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, Error::DeliveryTimeout { attempts, last_error: Some(_) } if *attempts >= 2),
+        matches!(&e, Error::DeliveryTimeout { attempts, last_error: Some(_), .. } if *attempts >= 2),
         "{e:?}"
     );
     assert!(e.to_string().contains("50302"), "{e}");

@@ -1,6 +1,8 @@
 //! How the streaming producer behaves: connections, bounds, retries, order.
 
+use super::machine::Settings;
 use crate::error::Error;
+use crate::retry_policy::{Guarantee, RetryPolicy};
 use std::time::Duration;
 
 /// Which connection a record travels on. Reports come back in send order on
@@ -176,6 +178,27 @@ impl ProducerConfig {
     pub fn with_max_stream_age(mut self, age: Duration) -> Self {
         self.max_stream_age = age;
         self
+    }
+
+    /// What a lane's state machine needs of this configuration.
+    pub(crate) fn lane_settings(&self) -> Settings {
+        Settings {
+            chunk_bytes: self.chunk_bytes,
+            chunk_capacity: self.chunk_bytes.min(1 << 20),
+            linger: self.linger,
+            idle_timeout: self.idle_timeout,
+            max_stream_age: self.max_stream_age,
+            strict_order: self.strict_order,
+            policy: RetryPolicy {
+                max_attempts: self.max_attempts,
+                backoff_min: self.backoff_min,
+                backoff_max: self.backoff_max,
+                guarantee: match self.on_outcome_unknown {
+                    OnOutcomeUnknown::Resend => Guarantee::AtLeastOnce,
+                    OnOutcomeUnknown::Fail => Guarantee::AtMostOnce,
+                },
+            },
+        }
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {

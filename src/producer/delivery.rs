@@ -1,19 +1,17 @@
 //! A record on its way: its encoded bytes, its attempts, and the one place
 //! its outcome is delivered to the caller.
 
-use super::outcome::{self, OutcomeReceiver, OutcomeSender};
+use super::machine::Ticket;
+use super::outcome::{self, Outcome, OutcomeReceiver, OutcomeSender};
 use super::stats::Stats;
 use crate::error::Error;
 use crate::report::DeliveryReport;
-use backon::ExponentialBackoff;
-use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 
 /// Resolves to a record's delivery report, or to the error that ended its
 /// attempts. Every record handed to the producer resolves exactly once.
@@ -39,25 +37,17 @@ impl Future for DeliveryFuture {
     }
 }
 
-/// A record the producer holds until its outcome is known.
+/// The caller's end of a record while a lane holds it: where its outcome
+/// goes and the room it takes in its lane.
 pub(crate) struct Pending {
-    pub(crate) encoded: Bytes,
-    pub(crate) attempts: u32,
-    pub(crate) deadline: Instant,
-    pub(crate) possibly_duplicated: bool,
-    /// Set once the record has failed retriably.
-    retry: Option<Box<RetryState>>,
     sender: Option<OutcomeSender>,
     /// The byte permits taken for this record.
     bytes: u32,
+    /// Whether the record may have reached the server, for the outcome
+    /// given when it is dropped unresolved.
+    maybe_written: bool,
     // Given back when the record is dropped: this is what bounds memory.
     lane: Arc<LaneShared>,
-}
-
-#[derive(Default)]
-struct RetryState {
-    backoff: Option<ExponentialBackoff>,
-    last_error: Option<Error>,
 }
 
 /// What a lane shares with the records it holds and with the callers
@@ -145,87 +135,55 @@ impl LaneShared {
 }
 
 impl Pending {
-    /// A record holding the permits just taken with [`LaneShared::take`].
-    pub(crate) fn new(
-        encoded: Bytes,
-        deadline: Instant,
-        bytes: u32,
-        lane: Arc<LaneShared>,
-    ) -> (Pending, DeliveryFuture) {
+    /// A record holding the permits just taken with [`LaneShared::take`],
+    /// and the future of its outcome.
+    pub(crate) fn new(bytes: u32, lane: Arc<LaneShared>) -> (Pending, DeliveryFuture) {
         let (sender, receiver) = outcome::slot();
         lane.stats.sent();
         let pending = Pending {
-            encoded,
-            attempts: 0,
-            deadline,
-            possibly_duplicated: false,
-            retry: None,
             sender: Some(sender),
             bytes,
+            maybe_written: false,
             lane,
         };
         (pending, DeliveryFuture { receiver })
     }
 
-    /// Resolves the record as delivered.
-    pub(crate) fn deliver(mut self, mut report: DeliveryReport) {
-        report.attempts = self.attempts;
-        report.possibly_duplicated = self.possibly_duplicated;
+    /// Gives the record its outcome.
+    pub(crate) fn resolve(mut self, outcome: Outcome) {
         if let Some(sender) = self.sender.take() {
-            self.lane.stats.delivered(report.possibly_duplicated);
-            sender.send(Ok(report));
+            match &outcome {
+                Ok(report) => self.lane.stats.delivered(report.possibly_duplicated),
+                Err(_) => self.lane.stats.failed(),
+            }
+            sender.send(outcome);
         }
-    }
-
-    /// Resolves the record as failed.
-    pub(crate) fn fail(mut self, error: Error) {
-        self.resolve_failed(error);
-    }
-
-    fn resolve_failed(&mut self, error: Error) {
-        if let Some(sender) = self.sender.take() {
-            self.lane.stats.failed();
-            sender.send(Err(error));
-        }
-    }
-
-    /// Fails the record because its time or attempts ran out.
-    pub(crate) fn expire(mut self) {
-        let last_error = self.retry.as_mut().and_then(|r| r.last_error.take());
-        let error = Error::DeliveryTimeout {
-            attempts: self.attempts,
-            last_error: last_error.map(Box::new),
-        };
-        self.fail(error);
-    }
-
-    /// Notes a retriable failure. The record's bytes are copied out of the
-    /// block they were encoded in, so that a record waiting out a backoff
-    /// does not keep the records encoded next to it in memory.
-    pub(crate) fn failed_retriably(&mut self, error: Error) {
-        if self.retry.is_none() {
-            self.encoded = Bytes::copy_from_slice(&self.encoded);
-        }
-        self.retry.get_or_insert_default().last_error = Some(error);
-    }
-
-    /// The record's own backoff, started at its first retry.
-    pub(crate) fn backoff(
-        &mut self,
-        build: impl FnOnce() -> ExponentialBackoff,
-    ) -> &mut ExponentialBackoff {
-        self.retry
-            .get_or_insert_default()
-            .backoff
-            .get_or_insert_with(build)
     }
 }
 
-/// A record dropped unresolved (its lane stopped) still gets its one outcome,
-/// and every record gives its room back.
+impl Ticket for Pending {
+    fn set_maybe_written(&mut self, maybe: bool) {
+        self.maybe_written = maybe;
+    }
+}
+
+/// A record dropped unresolved (its lane stopped: the runtime shut down, or
+/// the lane failed) still gets its one outcome, which says whether it may
+/// have been written; and every record gives its room back.
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.resolve_failed(Error::Closed);
+        if let Some(sender) = self.sender.take() {
+            self.lane.stats.failed();
+            sender.send(Err(if self.maybe_written {
+                Error::Interrupted(
+                    "the producer stopped (its runtime shut down or its lane failed) before \
+                     the record's delivery report arrived"
+                        .into(),
+                )
+            } else {
+                Error::Closed
+            }));
+        }
         self.lane.freed_records.fetch_add(1, Ordering::AcqRel);
         self.lane
             .freed_bytes

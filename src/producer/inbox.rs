@@ -6,6 +6,7 @@
 //! lane only when the queue stops being empty.
 
 use super::delivery::Pending;
+use super::machine::Entry;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::sync::Notify;
@@ -22,7 +23,7 @@ pub(crate) struct Inbox {
 
 #[derive(Default)]
 struct State {
-    records: VecDeque<Pending>,
+    records: VecDeque<Entry<Pending>>,
     /// No more records are accepted; those queued are still taken.
     closed: bool,
 }
@@ -34,7 +35,7 @@ impl Inbox {
     }
 
     /// Queues a record, or gives it back when the inbox is closed.
-    pub(crate) fn push(&self, pending: Pending) -> Result<(), Pending> {
+    pub(crate) fn push(&self, pending: Entry<Pending>) -> Result<(), Entry<Pending>> {
         let was_empty = {
             let mut state = self.lock();
             if state.closed {
@@ -60,7 +61,7 @@ impl Inbox {
 
     /// Moves every queued record to the back of `into`. Returns whether
     /// more may come (false once closed and emptied).
-    pub(crate) fn take_all(&self, into: &mut VecDeque<Pending>) -> bool {
+    pub(crate) fn take_all(&self, into: &mut VecDeque<Entry<Pending>>) -> bool {
         let mut state = self.lock();
         if into.is_empty() {
             // Both queues keep their capacity for the next batches.
@@ -87,10 +88,9 @@ mod tests {
     use std::sync::Arc;
     use tokio::time::Instant;
 
-    fn record(lane: &Arc<LaneShared>, n: u8) -> Pending {
-        let (pending, _delivery) =
-            Pending::new(Bytes::from(vec![n]), Instant::now(), 1, Arc::clone(lane));
-        pending
+    fn record(lane: &Arc<LaneShared>, n: u8) -> Entry<Pending> {
+        let (pending, _delivery) = Pending::new(1, Arc::clone(lane));
+        Entry::new(pending, Bytes::from(vec![n]), Instant::now())
     }
 
     #[tokio::test]

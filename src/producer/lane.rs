@@ -1,26 +1,24 @@
-//! One connection of the producer to one topic: at most one stream open at a
-//! time, records written into it in order, reports matched back by position,
-//! and every retry decision for the records on it.
+//! One connection of the producer to one topic: the async shell that runs a
+//! lane's [`Machine`] over reqwest. It feeds the machine records from the
+//! inbox, events from its requests and the time, and carries out what the
+//! machine decides; it decides nothing itself.
 
-use super::config::{OnOutcomeUnknown, ProducerConfig};
+use super::config::ProducerConfig;
 use super::decode::ReportDecoder;
 use super::delivery::{LaneShared, Pending};
 use super::inbox::Inbox;
+use super::machine::{Action, Counters, Entry, Event, Machine};
 use super::stats::Stats;
 use crate::client::Client;
-use crate::error::{ApiError, Error};
-use crate::report::ReportWire;
+use crate::error::Error;
 use crate::response;
-use crate::retry_class::RetryClass;
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::CONTENT_TYPE;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::{Instrument, debug, info_span, warn};
@@ -29,6 +27,11 @@ use tracing::{Instrument, debug, info_span, warn};
 const BODY_QUEUE: usize = 2;
 /// Batches of reports decoded but not yet matched by the lane.
 const EVENT_QUEUE: usize = 64;
+/// The most of an error response's body that is read.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+type BodySender = mpsc::Sender<Result<Bytes, std::io::Error>>;
+type BodyPermit = mpsc::OwnedPermit<Result<Bytes, std::io::Error>>;
 
 /// What the rest of the producer holds of a lane.
 pub(crate) struct LaneHandle {
@@ -52,6 +55,7 @@ pub(crate) fn spawn(
     index: usize,
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
+    abandon: watch::Receiver<bool>,
 ) -> LaneHandle {
     let inbox = Arc::new(Inbox::default());
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -60,36 +64,26 @@ pub(crate) fn spawn(
         config.max_in_flight_bytes,
         stats.clone(),
     ));
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(config.backoff_min)
-        .with_max_delay(config.backoff_max)
-        .with_jitter()
-        .without_max_times();
-    let lane = Lane {
+    let now = Instant::now();
+    stats.lane_started();
+    let driver = Driver {
+        machine: Machine::new(config.lane_settings(), fastrand::u64(..), now),
         url: client.records_url(topic),
-        shared: Arc::clone(&shared),
-        timer: Box::pin(sleep_until(Instant::now())),
-        timer_at: None,
         client,
-        backoff,
-        config,
+        shared: Arc::clone(&shared),
         stats,
         inbox: Arc::clone(&inbox),
+        taken: VecDeque::new(),
         incoming_open: true,
-        waiting: VecDeque::new(),
-        retries: BTreeMap::new(),
-        retry_seq: 0,
+        abandon,
+        timer: Box::pin(sleep_until(now)),
+        timer_at: None,
         events_tx,
         events,
-        stream: None,
-        next_stream_id: 0,
-        reopen_at: None,
-        open_backoff: None,
-        reconnecting: false,
-        refreshed_credentials: false,
+        streams: HashMap::new(),
     };
     let span = info_span!("kafka_rest_lane", topic = %topic, lane = index);
-    let task = tokio::spawn(lane.run().instrument(span));
+    let task = tokio::spawn(driver.run().instrument(span));
     LaneHandle {
         inbox,
         shared,
@@ -97,145 +91,67 @@ pub(crate) fn spawn(
     }
 }
 
-/// Why a stream failed, kept so that each affected record gets its own
-/// error value.
-#[derive(Clone, Debug)]
-enum Failure {
-    /// The server refused the request as a whole.
-    Api(ApiError),
-    /// The connection failed. `sent` says whether records may have reached
-    /// the server.
-    Connection { message: String, sent: bool },
+/// The I/O side of one of the lane's requests.
+struct StreamIo {
+    body: Option<BodySender>,
+    permit: Option<BodyPermit>,
+    reader: JoinHandle<()>,
 }
 
-impl Failure {
-    fn error(&self) -> Error {
-        match self {
-            Failure::Api(api) => Error::Api(api.clone()),
-            Failure::Connection { message, .. } => Error::Interrupted(message.clone()),
-        }
-    }
-
-    fn class(&self) -> RetryClass {
-        match self {
-            Failure::Api(api) => RetryClass::for_http_status(api.status),
-            Failure::Connection { sent: false, .. } => RetryClass::Retriable,
-            Failure::Connection { sent: true, .. } => RetryClass::OutcomeUnknown,
-        }
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Failure::Api(api) => api.retry_after,
-            Failure::Connection { .. } => None,
-        }
+impl Drop for StreamIo {
+    fn drop(&mut self) {
+        self.reader.abort();
     }
 }
 
-/// What a stream's reader task tells its lane, in order.
-enum Event {
-    /// HTTP 200: the stream is open.
-    Opened { stream: u64 },
-    /// The delivery reports of one piece of the response, in order.
-    Reports {
-        stream: u64,
-        reports: Vec<ReportWire>,
-    },
-    /// The request was refused with this status; the stream is over.
-    Rejected { stream: u64, error: ApiError },
-    /// The response ended, cleanly (`None`) or not; the stream is over.
-    Ended {
-        stream: u64,
-        failure: Option<Failure>,
-    },
-}
-
-struct Stream {
-    id: u64,
-    body: Option<mpsc::Sender<Result<Bytes, std::io::Error>>>,
-    /// Records written (or being written) on this stream, oldest first.
-    in_flight: VecDeque<Pending>,
-    /// How many of the newest `in_flight` records are still in `chunk`.
-    unsent: usize,
-    chunk: BytesMut,
-    /// The next record did not fit in what is left of the chunk's buffer:
-    /// the chunk goes as it is rather than be copied to a larger one.
-    chunk_full: bool,
-    chunk_started: Instant,
-    opened_at: Instant,
-    last_activity: Instant,
-    /// False once no more records may be written (408, rotation, idle, close).
-    accepting: bool,
-}
-
-impl Stream {
-    /// Whether more records may go into the chunk.
-    fn chunk_has_room(&self, chunk_bytes: usize) -> bool {
-        !self.chunk_full && self.chunk.len() < chunk_bytes
-    }
-}
-
-struct Lane {
+struct Driver {
+    machine: Machine<Pending>,
     client: Client,
     url: String,
     shared: Arc<LaneShared>,
-    /// Wakes the lane for the next deadline (linger, retry, reopen, idle,
-    /// rotation); reset only when that deadline changes.
-    timer: Pin<Box<Sleep>>,
-    timer_at: Option<Instant>,
-    config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
-    backoff: ExponentialBuilder,
     inbox: Arc<Inbox>,
+    /// Records just taken from the inbox, on their way to the machine.
+    taken: VecDeque<Entry<Pending>>,
     /// False once the inbox is closed and emptied.
     incoming_open: bool,
-    /// Records ready to be written, oldest first.
-    waiting: VecDeque<Pending>,
-    /// Records waiting out a backoff, by due time then order of failure.
-    retries: BTreeMap<(Instant, u64), Pending>,
-    retry_seq: u64,
-    events_tx: mpsc::Sender<Event>,
-    events: mpsc::Receiver<Event>,
-    stream: Option<Stream>,
-    next_stream_id: u64,
-    /// No stream is opened before this (after a refused or failed open).
-    reopen_at: Option<Instant>,
-    open_backoff: Option<ExponentialBackoff>,
-    /// The last stream ended abnormally: the next open is a reconnect.
-    reconnecting: bool,
-    refreshed_credentials: bool,
+    /// Becomes true when the producer's close gives up waiting.
+    abandon: watch::Receiver<bool>,
+    /// Wakes the lane at the machine's next deadline; reset only when that
+    /// deadline changes.
+    timer: Pin<Box<Sleep>>,
+    timer_at: Option<Instant>,
+    events_tx: mpsc::Sender<(u64, Event)>,
+    events: mpsc::Receiver<(u64, Event)>,
+    streams: HashMap<u64, StreamIo>,
 }
 
 /// A lane that stops, however it stops, makes callers waiting for room fail.
-impl Drop for Lane {
+impl Drop for Driver {
     fn drop(&mut self) {
         self.shared.close();
         // Records handed over since are refused, and those queued resolve
         // as closed when dropped here.
         self.inbox.close();
         self.inbox.take_all(&mut VecDeque::new());
+        self.stats.lane_ended();
     }
 }
 
-impl Lane {
+impl Driver {
     async fn run(mut self) {
         loop {
             // Room freed by the records resolved since the last turn.
             self.shared.give_back();
-            let now = Instant::now();
-            self.promote_due_retries(now);
-            self.write_waiting(now).await;
-            self.end_body_when_done(now);
-            if !self.incoming_open
-                && self.waiting.is_empty()
-                && self.retries.is_empty()
-                && self.stream.is_none()
-            {
+            self.take_incoming();
+            self.machine.poll(Instant::now());
+            self.carry_out().await;
+            if self.machine.is_finished() {
                 debug!("lane finished");
                 return;
             }
 
-            let wake = self.next_wake(now);
+            let wake = self.machine.next_wake();
             if wake != self.timer_at {
                 if let Some(at) = wake {
                     self.timer.as_mut().reset(at);
@@ -243,462 +159,199 @@ impl Lane {
                 self.timer_at = wake;
             }
             let has_timer = wake.is_some();
-            let take_new = self.incoming_open && self.waiting.is_empty() && self.can_write(now);
-            let body = self
-                .stream
-                .as_ref()
-                .filter(|s| !s.chunk.is_empty() && self.linger_over(s, now))
-                .and_then(|s| s.body.clone());
-            let has_body = body.is_some();
+            let wants = self
+                .machine
+                .wants_writable()
+                .and_then(|id| self.streams.get(&id).map(|io| (id, io)))
+                .filter(|(_, io)| io.permit.is_none())
+                .and_then(|(id, io)| io.body.clone().map(|body| (id, body)));
+            let wants_stream = wants.as_ref().map(|(id, _)| *id);
+            let watch_abandon = !*self.abandon.borrow();
             tokio::select! {
                 biased;
                 event = self.events.recv() => {
-                    // The lane holds a sender, so the channel never closes.
-                    if let Some(event) = event {
-                        self.on_event(event).await;
+                    // The driver holds a sender, so the channel never closes.
+                    if let Some((id, event)) = event {
+                        self.machine.on_event(id, event, Instant::now());
                     }
                 }
-                permit = async { body.expect("checked").reserve_owned().await }, if has_body => {
-                    self.send_chunk(permit.ok());
+                permit = async { wants.expect("checked").1.reserve_owned().await }, if wants_stream.is_some() => {
+                    self.on_permit(wants_stream, permit.ok());
                 }
-                _ = self.inbox.ready(), if take_new => {
-                    self.incoming_open = self.inbox.take_all(&mut self.waiting);
-                }
+                _ = self.inbox.ready(), if self.incoming_open => {}
                 _ = self.timer.as_mut(), if has_timer => {
                     self.timer_at = None;
                 }
-            }
-        }
-    }
-
-    /// Moves retries whose backoff is over to the front of the queue, in
-    /// the order they failed.
-    fn promote_due_retries(&mut self, now: Instant) {
-        let mut due = Vec::new();
-        while let Some(entry) = self.retries.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            due.push(entry.remove());
-        }
-        for pending in due.into_iter().rev() {
-            self.waiting.push_front(pending);
-        }
-    }
-
-    /// Whether records could be written now (opening a stream if needed).
-    fn can_write(&self, now: Instant) -> bool {
-        match &self.stream {
-            Some(stream) => {
-                stream.accepting
-                    && !(self.config.strict_order
-                        && (!stream.in_flight.is_empty() || !self.retries.is_empty()))
-                    && stream.chunk_has_room(self.config.chunk_bytes)
-            }
-            None => self.reopen_at.is_none_or(|at| at <= now),
-        }
-    }
-
-    /// Writes waiting records (and whatever else has arrived) into the
-    /// current stream's chunk, opening a stream first if there is none.
-    async fn write_waiting(&mut self, now: Instant) {
-        if self.waiting.is_empty() || !self.can_write(now) {
-            return;
-        }
-        if self.stream.is_none() {
-            self.open_stream(now).await;
-            if self.stream.is_none() {
-                return;
-            }
-        }
-        let strict = self.config.strict_order;
-        let chunk_bytes = self.config.chunk_bytes;
-        let chunk_capacity = self.chunk_capacity();
-        let max_attempts = self.config.max_attempts;
-        let Some(stream) = self.stream.as_mut() else {
-            return;
-        };
-        loop {
-            if !stream.chunk_has_room(chunk_bytes)
-                || (strict && (!stream.in_flight.is_empty() || !self.retries.is_empty()))
-            {
-                break;
-            }
-            let next = match self.waiting.pop_front() {
-                Some(pending) => pending,
-                None if self.incoming_open => {
-                    self.incoming_open = self.inbox.take_all(&mut self.waiting);
-                    match self.waiting.pop_front() {
-                        Some(pending) => pending,
-                        None => break,
+                _ = self.abandon.changed(), if watch_abandon => {
+                    if *self.abandon.borrow() {
+                        self.machine.abandon();
                     }
                 }
-                None => break,
-            };
-            if now >= next.deadline || next.attempts >= max_attempts {
-                next.expire();
-                continue;
             }
-            let len = next.encoded.len();
-            if stream.chunk.is_empty() {
-                stream.chunk_started = now;
-                // Room for a whole chunk at once (the buffer is reused
-                // when the previous chunks are written).
-                stream.chunk.reserve(len.max(chunk_capacity));
-            } else if stream.chunk.capacity() - stream.chunk.len() < len {
-                stream.chunk_full = true;
-                self.waiting.push_front(next);
-                break;
-            }
-            let mut pending = next;
-            pending.attempts += 1;
-            stream.chunk.extend_from_slice(&pending.encoded);
-            stream.in_flight.push_back(pending);
-            stream.unsent += 1;
         }
     }
 
-    /// Bytes a chunk's buffer is made for.
-    fn chunk_capacity(&self) -> usize {
-        self.config.chunk_bytes.min(1 << 20)
+    /// Hands the machine every record queued in the inbox.
+    fn take_incoming(&mut self) {
+        if !self.incoming_open {
+            return;
+        }
+        self.incoming_open = self.inbox.take_all(&mut self.taken);
+        for entry in self.taken.drain(..) {
+            self.machine.push(entry);
+        }
+        if !self.incoming_open {
+            self.machine.close();
+        }
     }
 
-    fn linger_over(&self, stream: &Stream, now: Instant) -> bool {
-        !stream.chunk_has_room(self.config.chunk_bytes)
-            || self.config.linger.is_zero()
-            || !stream.accepting
-            || stream.chunk_started + self.config.linger <= now
-    }
-
-    fn send_chunk(&mut self, permit: Option<mpsc::OwnedPermit<Result<Bytes, std::io::Error>>>) {
-        let Some(stream) = self.stream.as_mut() else {
+    fn on_permit(&mut self, id: Option<u64>, permit: Option<BodyPermit>) {
+        let Some(id) = id else { return };
+        let Some(io) = self.streams.get_mut(&id) else {
             return;
         };
         match permit {
             Some(permit) => {
-                permit.send(Ok(stream.chunk.split().freeze()));
-                stream.chunk_full = false;
-                stream.unsent = 0;
-                stream.last_activity = Instant::now();
+                io.permit = Some(permit);
+                self.machine.on_event(id, Event::Writable, Instant::now());
             }
             // The request is over; its reader reports how.
-            None => {
-                stream.body = None;
-                stream.accepting = false;
-            }
+            None => io.body = None,
         }
     }
 
-    /// Ends the request body when the stream must stop (rotation, idle,
-    /// 408, closing) and nothing is left to write on it, so that the server
-    /// finishes its reports and ends the response.
-    fn end_body_when_done(&mut self, now: Instant) {
-        let closing = !self.incoming_open && self.waiting.is_empty() && self.retries.is_empty();
-        let Some(stream) = self.stream.as_mut() else {
-            return;
-        };
-        if stream.body.is_none() || !stream.chunk.is_empty() {
-            return;
-        }
-        let idle = stream.in_flight.is_empty()
-            && self.waiting.is_empty()
-            && now >= stream.last_activity + self.config.idle_timeout;
-        let old = now >= stream.opened_at + self.config.max_stream_age;
-        if idle || old || closing || !stream.accepting {
-            debug!(
-                stream = stream.id,
-                idle, old, closing, "ending the request body"
-            );
-            stream.body = None;
-            stream.accepting = false;
-        }
-    }
-
-    /// The next time the lane has something to do by itself, if any.
-    fn next_wake(&self, now: Instant) -> Option<Instant> {
-        let mut wake: Option<Instant> = None;
-        let mut at = |time: Instant| wake = Some(wake.map_or(time, |w| w.min(time)));
-        if let Some(((due, _), _)) = self.retries.first_key_value() {
-            at(*due);
-        }
-        if let Some(reopen) = self.reopen_at.filter(|_| !self.waiting.is_empty()) {
-            at(reopen);
-        }
-        if let Some(stream) = &self.stream {
-            if !stream.chunk.is_empty() && !self.config.linger.is_zero() {
-                at(stream.chunk_started + self.config.linger);
-            }
-            if stream.body.is_some() {
-                at(stream.last_activity + self.config.idle_timeout);
-                at(stream.opened_at + self.config.max_stream_age);
-            }
-        }
-        wake.map(|w| w.max(now))
-    }
-
-    async fn open_stream(&mut self, now: Instant) {
-        let headers = match self.client.credential_headers().await {
-            Ok(headers) => headers,
-            Err(e) => {
-                // No stream without credentials: the waiting records wait
-                // out a backoff, or fail when the error is final.
-                warn!(error = %e, "could not get credentials for a stream");
-                let delay = self.next_open_delay(e.retry_after());
-                self.reopen_at = Some(now + delay);
-                for pending in std::mem::take(&mut self.waiting) {
-                    if e.is_retriable() {
-                        self.retry(pending, e.replicate(), Some(delay));
-                    } else {
-                        pending.fail(e.replicate());
+    async fn carry_out(&mut self) {
+        while let Some(action) = self.machine.next_action() {
+            match action {
+                Action::Resolve { ticket, outcome } => ticket.resolve(outcome),
+                Action::Write { stream, chunk } => {
+                    if let Some(io) = self.streams.get_mut(&stream) {
+                        match io.permit.take() {
+                            Some(permit) => {
+                                permit.send(Ok(chunk));
+                            }
+                            None => {
+                                if let Some(body) = &io.body {
+                                    let _ = body.try_send(Ok(chunk));
+                                }
+                            }
+                        }
                     }
                 }
-                return;
+                Action::Open { stream, reconnect } => self.open(stream, reconnect),
+                Action::EndBody { stream } => {
+                    if let Some(io) = self.streams.get_mut(&stream) {
+                        debug!(stream, "ending the request body");
+                        io.body = None;
+                        io.permit = None;
+                    }
+                }
+                Action::Abort { stream } => {
+                    debug!(stream, "request given up");
+                    self.streams.remove(&stream);
+                }
+                Action::RefreshCredentials => self.client.credentials_rejected().await,
             }
-        };
-        let (body_tx, body_rx) = mpsc::channel(BODY_QUEUE);
-        let mut body_rx = body_rx;
+        }
+        self.record_counters();
+    }
+
+    fn record_counters(&mut self) {
+        let Counters {
+            retried,
+            streams_opened,
+            reconnects,
+            late_reports,
+            unmatched_reports,
+        } = self.machine.take_counters();
+        self.stats.add_retried(retried);
+        self.stats.add_streams(streams_opened, reconnects);
+        self.stats.add_late_reports(late_reports);
+        if unmatched_reports > 0 {
+            warn!(unmatched_reports, "delivery reports without a record; ignored");
+        }
+    }
+
+    fn open(&mut self, stream: u64, reconnect: bool) {
+        let (body_tx, mut body_rx) = mpsc::channel(BODY_QUEUE);
         let body = reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| {
             body_rx.poll_recv(cx)
         }));
-        let request = self
-            .client
-            .http()
-            .post(&self.url)
-            .headers(headers)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        self.next_stream_id += 1;
-        let id = self.next_stream_id;
-        self.stats.stream_opened(self.reconnecting);
-        debug!(stream = id, reconnect = self.reconnecting, "stream opening");
-        self.reconnecting = false;
-        tokio::spawn(read_stream(request, id, self.events_tx.clone()).in_current_span());
-        self.stream = Some(Stream {
-            id,
-            body: Some(body_tx),
-            in_flight: VecDeque::new(),
-            unsent: 0,
-            chunk: BytesMut::with_capacity(self.chunk_capacity()),
-            chunk_full: false,
-            chunk_started: now,
-            opened_at: now,
-            last_activity: now,
-            accepting: true,
-        });
-    }
-
-    fn next_open_delay(&mut self, retry_after: Option<Duration>) -> Duration {
-        let backoff = self
-            .open_backoff
-            .get_or_insert_with(|| self.backoff.build());
-        let delay = backoff.next().unwrap_or(self.config.backoff_max);
-        retry_after.map_or(delay, |r| r.max(delay))
-    }
-
-    async fn on_event(&mut self, event: Event) {
-        let current = self.stream.as_ref().map(|s| s.id);
-        match event {
-            Event::Opened { stream } if Some(stream) == current => {
-                debug!(stream, "stream open");
-                self.open_backoff = None;
-                self.refreshed_credentials = false;
-            }
-            Event::Reports { stream, reports } if Some(stream) == current => {
-                for report in reports {
-                    self.on_report(report);
-                }
-            }
-            Event::Rejected { stream, error } if Some(stream) == current => {
-                self.on_rejected(error).await;
-            }
-            Event::Ended { stream, failure } if Some(stream) == current => {
-                self.on_ended(failure);
-            }
-            _ => warn!("event for a stream that is no longer current"),
-        }
-    }
-
-    fn on_report(&mut self, report: ReportWire) {
-        let Some(stream) = self.stream.as_mut() else {
-            return;
-        };
-        let Some(pending) = stream.in_flight.pop_front() else {
-            warn!(
-                stream = stream.id,
-                "a delivery report without a record; ignored"
-            );
-            return;
-        };
-        stream.unsent = stream.unsent.min(stream.in_flight.len());
-        let error = match report.into_result() {
-            Ok(report) => return pending.deliver(report),
-            Err(error) => error,
-        };
-        let code = error.error_code();
-        match error.retry_class() {
-            RetryClass::Terminal => pending.fail(error),
-            RetryClass::OutcomeUnknown
-                if self.config.on_outcome_unknown == OnOutcomeUnknown::Fail =>
-            {
-                pending.fail(error)
-            }
-            RetryClass::OutcomeUnknown => {
-                let mut pending = pending;
-                pending.possibly_duplicated = true;
-                self.retry(pending, error, None);
-            }
-            RetryClass::Retriable if code == Some(408) => {
-                // The stream outlived the server's limit: finish it and send
-                // the record again on a new one, without waiting.
-                debug!(stream = stream.id, "stream expired (408)");
-                stream.accepting = false;
-                self.reconnecting = true;
-                self.retry(pending, error, Some(Duration::ZERO));
-            }
-            RetryClass::Retriable => self.retry(pending, error, None),
-        }
-    }
-
-    async fn on_rejected(&mut self, error: ApiError) {
-        let Some(stream) = self.stream.take() else {
-            return;
-        };
-        let now = Instant::now();
-        self.reconnecting = true;
-        let failure = Failure::Api(error);
-        warn!(stream = stream.id, error = %failure.error(), "stream refused");
-        let unauthorized = matches!(&failure, Failure::Api(api) if api.status == 401);
-        if unauthorized && !self.refreshed_credentials {
-            // A token may have been revoked or expired early: fetch a new
-            // one once before failing the records.
-            self.refreshed_credentials = true;
-            self.client.credentials_rejected().await;
-            self.requeue_unsent(stream.in_flight);
-            return;
-        }
-        if failure.class().is_retriable() {
-            let delay = self.next_open_delay(failure.retry_after());
-            self.reopen_at = Some(now + delay);
-            for pending in stream.in_flight {
-                self.retry(pending, failure.error(), Some(delay));
-            }
-        } else {
-            for pending in stream.in_flight {
-                pending.fail(failure.error());
-            }
-        }
-    }
-
-    fn on_ended(&mut self, failure: Option<Failure>) {
-        let Some(mut stream) = self.stream.take() else {
-            return;
-        };
-        let abnormal = failure.is_some() || !stream.in_flight.is_empty();
-        self.reconnecting |= abnormal;
-        if let Some(failure) = &failure {
-            warn!(stream = stream.id, error = %failure.error(), "stream ended");
-        } else {
-            debug!(stream = stream.id, "stream closed");
-        }
-        // Records never handed to the connection were not sent.
-        let unsent = stream
-            .in_flight
-            .split_off(stream.in_flight.len() - stream.unsent);
-        self.requeue_unsent(unsent);
-        if stream.in_flight.is_empty() {
-            return;
-        }
-        let failure = failure.unwrap_or(Failure::Connection {
-            message: "the server ended the response".into(),
-            sent: true,
-        });
-        let not_sent = matches!(failure, Failure::Connection { sent: false, .. });
-        let delay = self.next_open_delay(None);
-        self.reopen_at = Some(Instant::now() + delay);
-        for mut pending in stream.in_flight {
-            if not_sent {
-                self.retry(pending, failure.error(), Some(delay));
-            } else if self.config.on_outcome_unknown == OnOutcomeUnknown::Fail {
-                pending.fail(failure.error());
-            } else {
-                pending.possibly_duplicated = true;
-                self.retry(pending, failure.error(), Some(Duration::ZERO));
-            }
-        }
-    }
-
-    /// Puts records that were never written back at the front of the queue,
-    /// not counting the attempt.
-    fn requeue_unsent(&mut self, records: VecDeque<Pending>) {
-        for mut pending in records.into_iter().rev() {
-            pending.attempts = pending.attempts.saturating_sub(1);
-            self.waiting.push_front(pending);
-        }
-    }
-
-    /// Schedules a record to be sent again, or fails it when its attempts or
-    /// time are used up. `delay` replaces the record's own backoff.
-    fn retry(&mut self, mut pending: Pending, error: Error, delay: Option<Duration>) {
-        let now = Instant::now();
-        let retry_after = error.retry_after();
-        pending.failed_retriably(error);
-        if pending.attempts >= self.config.max_attempts || now >= pending.deadline {
-            pending.expire();
-            return;
-        }
-        let delay = delay.unwrap_or_else(|| {
-            let backoff = pending.backoff(|| self.backoff.build());
-            let delay = backoff.next().unwrap_or(self.config.backoff_max);
-            retry_after.map_or(delay, |r| r.max(delay))
-        });
-        let due = now + delay;
-        if due >= pending.deadline {
-            pending.expire();
-            return;
-        }
-        self.stats.retried();
-        debug!(
-            attempts = pending.attempts,
-            delay_ms = delay.as_millis() as u64,
-            "retry scheduled"
+        debug!(stream, reconnect, "stream opening");
+        let reader = tokio::spawn(
+            read_stream(
+                self.client.clone(),
+                self.url.clone(),
+                body,
+                stream,
+                self.events_tx.clone(),
+            )
+            .in_current_span(),
         );
-        self.retry_seq += 1;
-        self.retries.insert((due, self.retry_seq), pending);
+        self.streams.insert(
+            stream,
+            StreamIo {
+                body: Some(body_tx),
+                permit: None,
+                reader,
+            },
+        );
     }
 }
 
 /// Sends the request and turns its response into events for the lane.
-async fn read_stream(request: reqwest::RequestBuilder, stream: u64, events: mpsc::Sender<Event>) {
+async fn read_stream(
+    client: Client,
+    url: String,
+    body: reqwest::Body,
+    stream: u64,
+    events: mpsc::Sender<(u64, Event)>,
+) {
+    let send = |event: Event| {
+        let events = events.clone();
+        async move { events.send((stream, event)).await.is_ok() }
+    };
+    let headers = match client.credential_headers().await {
+        Ok(headers) => headers,
+        Err(error) => {
+            warn!(%error, "could not get credentials for a stream");
+            send(Event::Refused(error)).await;
+            return;
+        }
+    };
+    let request = client
+        .http()
+        .post(&url)
+        .headers(headers)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body);
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => {
-            let failure = Failure::Connection {
-                message: e.to_string(),
-                sent: !e.is_connect(),
-            };
-            let _ = events
-                .send(Event::Ended {
-                    stream,
-                    failure: Some(failure),
-                })
-                .await;
+            let reached = !e.is_connect();
+            send(Event::Ended {
+                error: Some(Error::Transport(e)),
+                reached,
+            })
+            .await;
             return;
         }
     };
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let retry_after = response::retry_after(response.headers());
-        let body = response.bytes().await.unwrap_or_default();
+        let body = read_bounded(response, MAX_ERROR_BODY).await;
         let error = response::api_error_from_body(status.as_u16(), &body, retry_after);
-        let _ = events.send(Event::Rejected { stream, error }).await;
+        warn!(stream, error = %error, "stream refused");
+        send(Event::Refused(Error::Api(error))).await;
         return;
     }
-    if events.send(Event::Opened { stream }).await.is_err() {
+    if !send(Event::Opened).await {
         return;
     }
     let mut decoder = ReportDecoder::default();
     let mut body = response.bytes_stream();
-    let failure = loop {
+    let error = loop {
         match body.next().await {
             Some(Ok(chunk)) => {
                 // About as many as the piece can hold, so that the vector
@@ -706,35 +359,46 @@ async fn read_stream(request: reqwest::RequestBuilder, stream: u64, events: mpsc
                 let mut reports = Vec::with_capacity(chunk.len() / 128 + 1);
                 let decoded = decoder.push(&chunk, &mut reports);
                 // Reports decoded before an undecodable one still count.
-                if !reports.is_empty()
-                    && events
-                        .send(Event::Reports { stream, reports })
-                        .await
-                        .is_err()
-                {
-                    return;
+                if !reports.is_empty() {
+                    let outcomes = reports.into_iter().map(|r| r.into_result()).collect();
+                    if !send(Event::Reports(outcomes)).await {
+                        return;
+                    }
                 }
                 if let Err(e) = decoded {
-                    break Some(Failure::Connection {
-                        message: format!("undecodable delivery report: {e}"),
-                        sent: true,
-                    });
+                    break Some(Error::Interrupted(format!("undecodable delivery report: {e}")));
                 }
             }
-            Some(Err(e)) => {
-                break Some(Failure::Connection {
-                    message: e.to_string(),
-                    sent: true,
-                });
-            }
+            Some(Err(e)) => break Some(Error::Transport(e)),
             None if decoder.has_partial() => {
-                break Some(Failure::Connection {
-                    message: "the response ended inside a delivery report".into(),
-                    sent: true,
-                });
+                break Some(Error::Interrupted(
+                    "the response ended inside a delivery report".into(),
+                ));
             }
             None => break None,
         }
     };
-    let _ = events.send(Event::Ended { stream, failure }).await;
+    match &error {
+        Some(error) => warn!(stream, %error, "stream ended"),
+        None => debug!(stream, "stream closed"),
+    }
+    send(Event::Ended {
+        error,
+        reached: true,
+    })
+    .await;
+}
+
+/// The start of a response's body, at most `limit` bytes.
+async fn read_bounded(response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = response.bytes_stream();
+    let mut out = Vec::new();
+    while let Some(Ok(piece)) = body.next().await {
+        let room = limit - out.len();
+        out.extend_from_slice(&piece[..piece.len().min(room)]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    out
 }

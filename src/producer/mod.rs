@@ -12,6 +12,7 @@ mod delivery;
 pub(crate) mod encode;
 mod inbox;
 mod lane;
+mod machine;
 mod outcome;
 mod stats;
 
@@ -33,8 +34,10 @@ use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Produces records over streaming connections.
@@ -87,6 +90,9 @@ struct Shared {
     next_lane: AtomicUsize,
     closed: AtomicBool,
     hasher: std::hash::RandomState,
+    /// Set when `close_timeout` gives up waiting: lanes then resolve what
+    /// they hold at once.
+    abandon: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -118,6 +124,7 @@ impl Producer {
                 next_lane: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 hasher: std::hash::RandomState::new(),
+                abandon: watch::Sender::new(false),
             }),
         })
     }
@@ -206,11 +213,15 @@ impl Producer {
         }
         record.validate(shared.client.max_record_bytes())?;
         let encoded = encode::encode(record);
+        let now = Instant::now();
         let prepared = Prepared {
             index: self.route(record),
             bytes: encoded.len().min(shared.config.max_in_flight_bytes) as u32,
             encoded,
-            deadline: Instant::now() + shared.config.delivery_timeout,
+            // The configuration caps the timeout far below any overflow.
+            deadline: now
+                .checked_add(shared.config.delivery_timeout)
+                .unwrap_or(now),
         };
         let lane = lanes.lane(prepared.index, shared);
         Ok(match lane.shared.try_take(prepared.bytes)? {
@@ -226,7 +237,18 @@ impl Producer {
         prepared: Prepared,
     ) -> Result<DeliveryFuture, Error> {
         let lane = lanes.lane(prepared.index, &self.shared);
-        lane.shared.take(prepared.bytes).await?;
+        // The delivery timeout runs from the call, the wait for room
+        // included.
+        match tokio::time::timeout_at(prepared.deadline, lane.shared.take(prepared.bytes)).await {
+            Ok(taken) => taken?,
+            Err(_) => {
+                return Err(Error::DeliveryTimeout {
+                    attempts: 0,
+                    last_error: None,
+                    may_have_been_written: false,
+                });
+            }
+        }
         Ok(hand_over(lane, prepared))
     }
 
@@ -280,27 +302,73 @@ impl Producer {
         }
     }
 
+    /// Waits at most `timeout` for every record handed over so far to be
+    /// resolved. Returns how many are still unresolved then (0 when all
+    /// were); those go on as before.
+    pub async fn flush_timeout(&self, timeout: Duration) -> u64 {
+        let _ = tokio::time::timeout(timeout, self.flush()).await;
+        self.shared.stats.snapshot().in_flight
+    }
+
     /// Stops accepting records, ends every stream gracefully and waits until
     /// each record already handed over is delivered or failed. Records sent
-    /// after `close` fail with [`Error::Closed`].
+    /// after `close` fail with [`Error::Closed`]. Every concurrent call
+    /// waits the same way.
     pub async fn close(&self) {
+        self.stop_lanes();
+        self.lanes_stopped().await;
+    }
+
+    /// [`close`](Self::close), waiting at most `timeout`. Records still
+    /// unresolved then are resolved at once: those never written fail with
+    /// [`Error::Closed`], those that may have been written with an error of
+    /// unknown outcome ([`Error::Interrupted`]). Returns how many were
+    /// resolved that way.
+    pub async fn close_timeout(&self, timeout: Duration) -> u64 {
+        self.stop_lanes();
+        if tokio::time::timeout(timeout, self.lanes_stopped())
+            .await
+            .is_ok()
+        {
+            return 0;
+        }
+        let unresolved = self.shared.stats.snapshot().in_flight;
+        self.shared.abandon.send_replace(true);
+        self.lanes_stopped().await;
+        unresolved
+    }
+
+    /// Accepts no more records and lets every lane finish and stop.
+    fn stop_lanes(&self) {
         self.shared.closed.store(true, Ordering::Release);
         let topics: Vec<Arc<TopicLanes>> = {
-            let mut table = self.shared.lanes.write().expect("lane table");
+            let mut table = self
+                .shared
+                .lanes
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             table.drain().map(|(_, lanes)| lanes).collect()
         };
-        let mut tasks = Vec::new();
         for lane in topics
             .iter()
             .flat_map(|t| t.slots.iter().filter_map(OnceLock::get))
         {
             // The lane finishes what it holds, ends its stream and stops.
             lane.inbox.close();
-            tasks.extend(lane.task.lock().expect("lane task").take());
         }
-        drop(topics);
-        for task in tasks {
-            let _ = task.await;
+    }
+
+    /// Completes once every lane has stopped.
+    async fn lanes_stopped(&self) {
+        let stats = &self.shared.stats;
+        loop {
+            let stopped = stats.lane_stopped.notified();
+            tokio::pin!(stopped);
+            stopped.as_mut().enable();
+            if stats.lanes() == 0 {
+                return;
+            }
+            stopped.await;
         }
     }
 
@@ -377,6 +445,7 @@ impl TopicLanes {
                 index,
                 shared.config.clone(),
                 shared.stats.clone(),
+                shared.abandon.subscribe(),
             )
         })
     }
@@ -399,12 +468,8 @@ enum Admit {
 
 /// Hands a record whose room is taken to its lane.
 fn hand_over(lane: &LaneHandle, prepared: Prepared) -> DeliveryFuture {
-    let (pending, delivery) = Pending::new(
-        prepared.encoded,
-        prepared.deadline,
-        prepared.bytes,
-        Arc::clone(&lane.shared),
-    );
+    let (pending, delivery) = Pending::new(prepared.bytes, Arc::clone(&lane.shared));
+    let pending = machine::Entry::new(pending, prepared.encoded, prepared.deadline);
     // If the lane is gone the record resolves as closed when it is dropped.
     let _ = lane.inbox.push(pending);
     delivery
@@ -435,7 +500,7 @@ impl<S: Stream<Item = Record>> SendAll<'_, S> {
         let lanes = match lanes {
             Ok(lanes) => lanes,
             Err(error) => {
-                let delivery = producer.refused(error.replicate());
+                let delivery = producer.refused(error.clone());
                 return self.window.push_back(delivery);
             }
         };

@@ -25,6 +25,9 @@ pub struct ProducerStats {
     /// Streams opened again after one ended abnormally (cut, 408, failure
     /// to open).
     pub reconnects: u64,
+    /// Delivery reports that arrived after their record had already been
+    /// resolved (its delivery timeout passed); they were discarded.
+    pub late_reports: u64,
 }
 
 #[derive(Debug, Default)]
@@ -36,8 +39,13 @@ pub(crate) struct Stats {
     possibly_duplicated: AtomicU64,
     streams_opened: AtomicU64,
     reconnects: AtomicU64,
+    late_reports: AtomicU64,
     /// Woken whenever a record is resolved while a `flush` waits.
     pub(crate) resolved: Notify,
+    /// Lanes running.
+    lanes: AtomicUsize,
+    /// Woken whenever a lane stops.
+    pub(crate) lane_stopped: Notify,
     /// How many `flush` calls are waiting: resolutions wake `resolved` only
     /// then, so that the common case takes no lock per record.
     flushing: AtomicUsize,
@@ -72,13 +80,30 @@ impl Stats {
     pub(crate) fn flush_ended(&self) {
         self.flushing.fetch_sub(1, SeqCst);
     }
-    pub(crate) fn retried(&self) {
-        self.retried.fetch_add(1, Relaxed);
+    pub(crate) fn lane_started(&self) {
+        self.lanes.fetch_add(1, SeqCst);
     }
-    pub(crate) fn stream_opened(&self, after_failure: bool) {
-        self.streams_opened.fetch_add(1, Relaxed);
-        if after_failure {
-            self.reconnects.fetch_add(1, Relaxed);
+    pub(crate) fn lane_ended(&self) {
+        self.lanes.fetch_sub(1, SeqCst);
+        self.lane_stopped.notify_waiters();
+    }
+    pub(crate) fn lanes(&self) -> usize {
+        self.lanes.load(SeqCst)
+    }
+    pub(crate) fn add_retried(&self, count: u64) {
+        if count > 0 {
+            self.retried.fetch_add(count, Relaxed);
+        }
+    }
+    pub(crate) fn add_streams(&self, opened: u64, reconnects: u64) {
+        if opened > 0 {
+            self.streams_opened.fetch_add(opened, Relaxed);
+            self.reconnects.fetch_add(reconnects, Relaxed);
+        }
+    }
+    pub(crate) fn add_late_reports(&self, count: u64) {
+        if count > 0 {
+            self.late_reports.fetch_add(count, Relaxed);
         }
     }
 
@@ -97,6 +122,7 @@ impl Stats {
             possibly_duplicated: self.possibly_duplicated.load(Relaxed),
             streams_opened: self.streams_opened.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
+            late_reports: self.late_reports.load(Relaxed),
         }
     }
 }

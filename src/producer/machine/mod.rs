@@ -1,0 +1,756 @@
+//! A lane's decisions, without I/O: what to write on which request, when to
+//! open, end and give up a request, and what becomes of every record.
+//!
+//! The machine is driven by its inputs (records handed over, events of its
+//! requests, the current time) and answers with [`Action`]s and the next
+//! time it must be woken. It never reads a clock or sleeps, so the same
+//! inputs always give the same actions: a simulated clock and server can
+//! drive it through any schedule of faults (see the simulation tests).
+
+mod entry;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use entry::{Entry, Ticket};
+
+use crate::error::Error;
+use crate::report::DeliveryReport;
+use crate::retry_class::RetryClass;
+use crate::retry_policy::{Decision, Failure, MAX_RETRY_AFTER, RetryPolicy};
+use backon::ExponentialBackoff;
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+use stream::{Slot, Stream};
+use tokio::time::Instant;
+
+/// A record's outcome.
+pub(crate) type Outcome = Result<DeliveryReport, Error>;
+
+/// How long a request whose records are all resolved and whose body has
+/// ended may take to end its response before it is dropped.
+const END_GRACE: Duration = Duration::from_secs(1);
+/// The same, when records are waiting for the next request.
+const END_GRACE_BUSY: Duration = Duration::from_millis(100);
+/// Bytes of the lane's own block records are copied into when handed over.
+const ARENA_BLOCK: usize = 64 * 1024;
+
+/// What a lane's machine needs of the producer's configuration.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) chunk_bytes: usize,
+    /// Bytes a chunk's buffer is made for.
+    pub(crate) chunk_capacity: usize,
+    pub(crate) linger: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_stream_age: Duration,
+    pub(crate) strict_order: bool,
+    pub(crate) policy: RetryPolicy,
+}
+
+/// What happened to one of the lane's requests.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// The server answered 200: the stream is open.
+    Opened,
+    /// The request body can take one more chunk.
+    Writable,
+    /// The next reports of the stream, in order.
+    Reports(Vec<Outcome>),
+    /// The request was refused as a whole (an HTTP status other than 200,
+    /// or no credentials to send it with): no record on it was written.
+    Refused(Error),
+    /// The response ended: cleanly (`error` is `None`) or not. `reached`
+    /// is false when the request never reached the server (the
+    /// connection could not be made), so nothing on it was written.
+    Ended { error: Option<Error>, reached: bool },
+}
+
+/// What the machine asks its driver to do.
+pub(crate) enum Action<T> {
+    /// Send a new request for `stream` (fetching credentials first).
+    Open { stream: u64, reconnect: bool },
+    /// Write these bytes on the stream's body.
+    Write { stream: u64, chunk: Bytes },
+    /// End the stream's request body.
+    EndBody { stream: u64 },
+    /// Drop the stream's request and response; no more events for it.
+    Abort { stream: u64 },
+    /// The server refused the credentials: drop any cached ones.
+    RefreshCredentials,
+    /// The record's outcome.
+    Resolve { ticket: T, outcome: Outcome },
+}
+
+impl<T> std::fmt::Debug for Action<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Open { stream, reconnect } => write!(f, "Open({stream}, {reconnect})"),
+            Action::Write { stream, chunk } => write!(f, "Write({stream}, {})", chunk.len()),
+            Action::EndBody { stream } => write!(f, "EndBody({stream})"),
+            Action::Abort { stream } => write!(f, "Abort({stream})"),
+            Action::RefreshCredentials => write!(f, "RefreshCredentials"),
+            Action::Resolve { outcome, .. } => write!(f, "Resolve({:?})", outcome.is_ok()),
+        }
+    }
+}
+
+/// Counts the driver reports to the producer's statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) retried: u64,
+    pub(crate) streams_opened: u64,
+    pub(crate) reconnects: u64,
+    /// Reports that came after their record was resolved.
+    pub(crate) late_reports: u64,
+    /// Reports with no record to match.
+    pub(crate) unmatched_reports: u64,
+}
+
+/// One lane's state.
+pub(crate) struct Machine<T> {
+    settings: Settings,
+    rng: fastrand::Rng,
+    /// Records ready to be written, in the order they go.
+    waiting: VecDeque<Entry<T>>,
+    /// Records waiting out a backoff, by due time then order of failure.
+    retries: BTreeMap<(Instant, u64), Entry<T>>,
+    retry_seq: u64,
+    /// Open requests, oldest first; only the newest may take records.
+    streams: VecDeque<Stream<T>>,
+    next_stream: u64,
+    /// No request is opened before this.
+    reopen_at: Option<Instant>,
+    open_backoff: Option<ExponentialBackoff>,
+    /// The last request ended abnormally: the next one is a reconnect.
+    reconnecting: bool,
+    /// Credentials were renewed after a 401 and no request has opened
+    /// since.
+    refreshed: bool,
+    /// No more records will be handed over.
+    closing: bool,
+    /// At or before the earliest deadline of any record held.
+    deadline_floor: Option<Instant>,
+    /// The last time the lane held anything.
+    last_busy: Instant,
+    arena: BytesMut,
+    actions: VecDeque<Action<T>>,
+    counters: Counters,
+}
+
+impl<T: Ticket> Machine<T> {
+    /// A lane with nothing in it at `now`; `seed` seeds every random choice
+    /// it makes (backoff jitter).
+    pub(crate) fn new(settings: Settings, seed: u64, now: Instant) -> Machine<T> {
+        Machine {
+            settings,
+            rng: fastrand::Rng::with_seed(seed),
+            waiting: VecDeque::new(),
+            retries: BTreeMap::new(),
+            retry_seq: 0,
+            streams: VecDeque::new(),
+            next_stream: 0,
+            reopen_at: None,
+            open_backoff: None,
+            reconnecting: false,
+            refreshed: false,
+            closing: false,
+            deadline_floor: None,
+            last_busy: now,
+            arena: BytesMut::new(),
+            actions: VecDeque::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// A record handed over. Its bytes move to the lane's own memory.
+    pub(crate) fn push(&mut self, mut entry: Entry<T>) {
+        entry.move_into(&mut self.arena, ARENA_BLOCK);
+        self.lower_floor(entry.deadline);
+        self.waiting.push_back(entry);
+    }
+
+    /// No more records will be handed over: finish what is held and stop.
+    pub(crate) fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Records held: waiting, backing off or on a request.
+    pub(crate) fn held(&self) -> usize {
+        self.waiting.len() + self.retries.len() + self.streams.iter().map(|s| s.live).sum::<usize>()
+    }
+
+    /// Closed, nothing held and no request left: the lane can stop.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.closing && self.held() == 0 && self.streams.is_empty()
+    }
+
+    /// Nothing held and no request for the idle timeout: the lane may stop
+    /// and be started again when a record comes.
+    pub(crate) fn is_idle_over(&self, now: Instant) -> bool {
+        self.held() == 0
+            && self.streams.is_empty()
+            && self
+                .last_busy
+                .checked_add(self.settings.idle_timeout)
+                .is_some_and(|at| at <= now)
+    }
+
+    /// The next action to carry out, if any.
+    pub(crate) fn next_action(&mut self) -> Option<Action<T>> {
+        self.actions.pop_front()
+    }
+
+    /// Counters since the last call.
+    pub(crate) fn take_counters(&mut self) -> Counters {
+        std::mem::take(&mut self.counters)
+    }
+
+    /// The stream whose body the driver should get room in, if any.
+    pub(crate) fn wants_writable(&self) -> Option<u64> {
+        self.streams
+            .iter()
+            .find(|s| s.body_open && !s.writable)
+            .map(|s| s.id)
+    }
+
+    /// Whether a stream with this id is still current.
+    pub(crate) fn has_stream(&self, id: u64) -> bool {
+        self.streams.iter().any(|s| s.id == id)
+    }
+
+    /// An event of one of the lane's requests. Events of a stream already
+    /// given up are ignored.
+    pub(crate) fn on_event(&mut self, id: u64, event: Event, now: Instant) {
+        let Some(index) = self.streams.iter().position(|s| s.id == id) else {
+            return;
+        };
+        match event {
+            Event::Opened => {
+                let stream = &mut self.streams[index];
+                stream.opened = true;
+                self.refreshed = false;
+            }
+            Event::Writable => self.streams[index].writable = true,
+            Event::Reports(reports) => {
+                for report in reports {
+                    self.on_report(index, report, now);
+                }
+            }
+            Event::Refused(error) => {
+                let stream = self.streams.remove(index).expect("a stream at index");
+                self.on_refused(stream, error, now);
+            }
+            Event::Ended { error, reached } => {
+                let stream = self.streams.remove(index).expect("a stream at index");
+                self.on_ended(stream, error, reached, now);
+            }
+        }
+    }
+
+    /// Does everything due at `now`: backoffs that are over, deadlines that
+    /// passed, requests to end, open or give up, records to write.
+    pub(crate) fn poll(&mut self, now: Instant) {
+        self.promote_due_retries(now);
+        if self.deadline_floor.is_some_and(|floor| floor <= now) {
+            self.expire(now);
+        }
+        self.tend_streams(now);
+        self.open_if_needed(now);
+        self.write(now);
+        if self.held() > 0 || !self.streams.is_empty() {
+            self.last_busy = now;
+        }
+    }
+
+    /// Resolves every record now, without waiting for any report: those
+    /// never written as not sent, the others as of unknown outcome; and
+    /// drops every request.
+    pub(crate) fn abandon(&mut self) {
+        self.closing = true;
+        let mut entries: Vec<Entry<T>> = std::mem::take(&mut self.waiting).into();
+        entries.extend(std::mem::take(&mut self.retries).into_values());
+        for mut stream in std::mem::take(&mut self.streams) {
+            for entry in stream.take_unsent() {
+                entries.push(entry);
+            }
+            for mut entry in stream.take_live() {
+                entry.maybe_written = true;
+                entries.push(entry);
+            }
+            self.actions.push_back(Action::Abort { stream: stream.id });
+        }
+        for entry in entries {
+            let outcome = Err(if entry.maybe_written {
+                Error::Interrupted(
+                    "the producer was closed before the record's delivery report arrived".into(),
+                )
+            } else {
+                Error::Closed
+            });
+            self.resolve(entry, outcome);
+        }
+        self.deadline_floor = None;
+    }
+
+    /// The next time the machine must be polled even if nothing else
+    /// happens. A time in the past means now.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let mut wake: Option<Instant> = None;
+        let mut at = |time: Option<Instant>| {
+            if let Some(time) = time {
+                wake = Some(wake.map_or(time, |w| w.min(time)));
+            }
+        };
+        at(self.retries.first_key_value().map(|((due, _), _)| *due));
+        at(self.deadline_floor);
+        if self.streams.is_empty() && !self.waiting.is_empty() {
+            at(self.reopen_at);
+        }
+        let settings = &self.settings;
+        for stream in &self.streams {
+            if stream.writable && !stream.chunk.is_empty() {
+                at(stream.chunk_started.checked_add(settings.linger));
+            }
+            if stream.accepting {
+                at(stream.opened_at.checked_add(settings.max_stream_age));
+                if stream.live == 0 && self.waiting.is_empty() {
+                    at(stream.last_activity.checked_add(settings.idle_timeout));
+                }
+            }
+            if let Some(drained) = stream.drained_at {
+                at(drained.checked_add(self.end_grace()));
+            }
+        }
+        if self.held() == 0 && self.streams.is_empty() && !self.closing {
+            at(self.last_busy.checked_add(settings.idle_timeout));
+        }
+        wake
+    }
+
+    fn end_grace(&self) -> Duration {
+        if self.waiting.is_empty() {
+            END_GRACE
+        } else {
+            END_GRACE_BUSY
+        }
+    }
+
+    fn lower_floor(&mut self, deadline: Instant) {
+        self.deadline_floor = Some(self.deadline_floor.map_or(deadline, |f| f.min(deadline)));
+    }
+
+    fn resolve(&mut self, entry: Entry<T>, outcome: Outcome) {
+        self.actions.push_back(Action::Resolve {
+            ticket: entry.ticket,
+            outcome,
+        });
+    }
+
+    fn deliver(&mut self, entry: Entry<T>, mut report: DeliveryReport) {
+        report.attempts = entry.attempts;
+        report.possibly_duplicated = entry.maybe_written;
+        self.resolve(entry, Ok(report));
+    }
+
+    /// Fails a record whose time or attempts are used up.
+    fn expire(&mut self, now: Instant) {
+        let mut floor: Option<Instant> = None;
+        let mut keep = |deadline: Instant| {
+            floor = Some(floor.map_or(deadline, |f| f.min(deadline)));
+        };
+        let mut expired = Vec::new();
+        let waiting = std::mem::take(&mut self.waiting);
+        for entry in waiting {
+            if entry.deadline <= now {
+                expired.push((entry, false));
+            } else {
+                keep(entry.deadline);
+                self.waiting.push_back(entry);
+            }
+        }
+        let due: Vec<(Instant, u64)> = self
+            .retries
+            .iter()
+            .filter(|(_, e)| e.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(entry) = self.retries.remove(&key) {
+                expired.push((entry, false));
+            }
+        }
+        for entry in self.retries.values() {
+            keep(entry.deadline);
+        }
+        let mut requeue = Vec::new();
+        for stream in &mut self.streams {
+            // Records still in the chunk were never sent: the chunk is
+            // taken apart if one of them expired, so that none is sent
+            // after it was reported as not written.
+            let sent = stream.slots.len() - stream.unsent;
+            let unsent_expired = stream.slots.iter().skip(sent).any(
+                |slot| matches!(slot, Slot::Live(e) if e.deadline <= now),
+            );
+            if unsent_expired {
+                for entry in stream.take_unsent() {
+                    if entry.deadline <= now {
+                        expired.push((entry, false));
+                    } else {
+                        requeue.push(entry);
+                    }
+                }
+            }
+            let mut stalled = false;
+            for slot in stream.slots.iter_mut() {
+                let due = matches!(slot, Slot::Live(e) if e.deadline <= now);
+                if due {
+                    if let Slot::Live(entry) = std::mem::replace(slot, Slot::Gone) {
+                        stream.live -= 1;
+                        stalled = true;
+                        expired.push((entry, true));
+                    }
+                } else if let Slot::Live(entry) = slot {
+                    keep(entry.deadline);
+                }
+            }
+            if stalled {
+                // Its oldest record's report is overdue: nothing more goes
+                // on it.
+                stream.accepting = false;
+                requeue.extend(stream.take_unsent());
+            }
+        }
+        for entry in &requeue {
+            keep(entry.deadline);
+        }
+        self.deadline_floor = floor;
+        for entry in requeue.into_iter().rev() {
+            self.waiting.push_front(entry);
+        }
+        for (mut entry, in_flight) in expired {
+            let last_error = entry.take_last_error();
+            let error = Error::DeliveryTimeout {
+                attempts: entry.attempts,
+                last_error: last_error.map(Box::new),
+                may_have_been_written: in_flight || entry.maybe_written,
+            };
+            self.resolve(entry, Err(error));
+        }
+    }
+
+    /// Moves retries whose backoff is over to the front of the line, in
+    /// the order they failed.
+    fn promote_due_retries(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push(entry.remove());
+        }
+        for entry in due.into_iter().rev() {
+            self.waiting.push_front(entry);
+        }
+    }
+
+    /// Ends bodies that must end and gives up requests that have nothing
+    /// more to tell.
+    fn tend_streams(&mut self, now: Instant) {
+        let settings = &self.settings;
+        let closing = self.closing && self.waiting.is_empty() && self.retries.is_empty();
+        let waiting = !self.waiting.is_empty();
+        let grace = self.end_grace();
+        let mut index = 0;
+        while index < self.streams.len() {
+            let stream = &mut self.streams[index];
+            if stream.accepting {
+                let idle = stream.live == 0
+                    && !waiting
+                    && stream
+                        .last_activity
+                        .checked_add(settings.idle_timeout)
+                        .is_some_and(|at| at <= now);
+                let old = stream
+                    .opened_at
+                    .checked_add(settings.max_stream_age)
+                    .is_some_and(|at| at <= now);
+                if idle || old || closing {
+                    stream.accepting = false;
+                }
+            }
+            if !stream.accepting && stream.body_open && stream.chunk.is_empty() {
+                stream.body_open = false;
+                stream.writable = false;
+                self.actions.push_back(Action::EndBody { stream: stream.id });
+            }
+            if !stream.body_open && stream.live == 0 {
+                let overdue = stream.slots.iter().any(|s| matches!(s, Slot::Gone));
+                let drained = *stream.drained_at.get_or_insert(now);
+                let grace_over = drained.checked_add(grace).is_none_or(|at| at <= now);
+                if overdue || grace_over {
+                    let id = stream.id;
+                    self.streams.remove(index);
+                    self.actions.push_back(Action::Abort { stream: id });
+                    continue;
+                }
+            }
+            index += 1;
+        }
+    }
+
+    fn open_if_needed(&mut self, now: Instant) {
+        if !self.streams.is_empty()
+            || self.waiting.is_empty()
+            || self.reopen_at.is_some_and(|at| at > now)
+        {
+            return;
+        }
+        self.next_stream += 1;
+        let id = self.next_stream;
+        let reconnect = std::mem::take(&mut self.reconnecting);
+        self.counters.streams_opened += 1;
+        if reconnect {
+            self.counters.reconnects += 1;
+        }
+        self.streams
+            .push_back(Stream::new(id, now, self.settings.chunk_capacity));
+        self.actions.push_back(Action::Open {
+            stream: id,
+            reconnect,
+        });
+    }
+
+    /// Fills the newest stream's chunk with waiting records and hands it to
+    /// the body when the body has room and the linger is over.
+    fn write(&mut self, now: Instant) {
+        let settings = &self.settings;
+        let retries_pending = !self.retries.is_empty();
+        let Some(stream) = self.streams.back_mut() else {
+            return;
+        };
+        loop {
+            while stream.accepting && stream.chunk_has_room(settings.chunk_bytes) {
+                if settings.strict_order && (stream.live > 0 || retries_pending) {
+                    break;
+                }
+                let Some(entry) = self.waiting.pop_front() else {
+                    break;
+                };
+                let len = entry.encoded.len();
+                if stream.chunk.is_empty() {
+                    stream.chunk_started = now;
+                    // Room for a whole chunk (the buffer is reused once the
+                    // previous chunks are written).
+                    stream.chunk.reserve(len.max(settings.chunk_capacity));
+                } else if stream.chunk.capacity() - stream.chunk.len() < len {
+                    stream.chunk_full = true;
+                    self.waiting.push_front(entry);
+                    break;
+                }
+                stream.chunk.extend_from_slice(&entry.encoded);
+                stream.slots.push_back(Slot::Live(entry));
+                stream.live += 1;
+                stream.unsent += 1;
+            }
+            let linger_over = !stream.chunk_has_room(settings.chunk_bytes)
+                || settings.linger.is_zero()
+                || !stream.accepting
+                || stream
+                    .chunk_started
+                    .checked_add(settings.linger)
+                    .is_some_and(|at| at <= now);
+            if !(stream.writable && !stream.chunk.is_empty() && linger_over) {
+                return;
+            }
+            let chunk = stream.chunk.split().freeze();
+            let sent = stream.slots.len() - stream.unsent;
+            for slot in stream.slots.iter_mut().skip(sent) {
+                if let Slot::Live(entry) = slot {
+                    entry.attempts = entry.attempts.saturating_add(1);
+                    entry.ticket.set_maybe_written(true);
+                }
+            }
+            stream.unsent = 0;
+            stream.chunk_full = false;
+            stream.writable = false;
+            stream.last_activity = now;
+            self.actions.push_back(Action::Write {
+                stream: stream.id,
+                chunk,
+            });
+        }
+    }
+
+    fn on_report(&mut self, index: usize, report: Outcome, now: Instant) {
+        let stream = &mut self.streams[index];
+        // Reports can only be for records sent.
+        if stream.slots.len() == stream.unsent {
+            self.counters.unmatched_reports += 1;
+            return;
+        }
+        let entry = match stream.slots.pop_front() {
+            Some(Slot::Live(entry)) => entry,
+            Some(Slot::Gone) => {
+                self.counters.late_reports += 1;
+                return;
+            }
+            None => {
+                self.counters.unmatched_reports += 1;
+                return;
+            }
+        };
+        stream.live -= 1;
+        stream.last_activity = now;
+        let error = match report {
+            Ok(report) => {
+                self.open_backoff = None;
+                return self.deliver(entry, report);
+            }
+            Err(error) => error,
+        };
+        let mut delay = None;
+        if error.error_code() == Some(408) {
+            // The stream outlived the server's limit: finish it and send
+            // the record again on a new one, without waiting.
+            stream.accepting = false;
+            let unsent = stream.take_unsent();
+            self.requeue(unsent);
+            self.reconnecting = true;
+            delay = Some(Duration::ZERO);
+        }
+        let class = error.retry_class();
+        self.after_failure(entry, error, class, true, delay, now);
+    }
+
+    fn on_refused(&mut self, mut stream: Stream<T>, error: Error, now: Instant) {
+        self.reconnecting = true;
+        let unsent = stream.take_unsent();
+        let mut sent = stream.take_live();
+        let unauthorized = error.status() == Some(401);
+        if unauthorized && !self.refreshed {
+            // A token may have been revoked or expired early: get new
+            // credentials once and send the records again.
+            self.refreshed = true;
+            self.actions.push_back(Action::RefreshCredentials);
+            for entry in &mut sent {
+                entry.attempts = entry.attempts.saturating_sub(1);
+            }
+            sent.extend(unsent);
+            self.requeue(sent);
+            return;
+        }
+        // Records still in the chunk were not sent at all.
+        self.requeue(unsent);
+        let class = error.retry_class();
+        let delay = if class.is_retriable() {
+            let delay = self.open_delay(error.retry_after());
+            self.reopen_at = now.checked_add(delay);
+            Some(delay)
+        } else {
+            None
+        };
+        for entry in sent {
+            // Nothing on a refused request was written.
+            self.after_failure(entry, error.clone(), not_written(class), true, delay, now);
+        }
+    }
+
+    fn on_ended(&mut self, mut stream: Stream<T>, error: Option<Error>, reached: bool, now: Instant) {
+        let unsent = stream.take_unsent();
+        self.requeue(unsent);
+        let sent = stream.take_live();
+        if error.is_none() && sent.is_empty() {
+            return;
+        }
+        self.reconnecting = true;
+        let delay = self.open_delay(None);
+        self.reopen_at = now.checked_add(delay);
+        let error = error.unwrap_or_else(|| {
+            Error::Interrupted("the server ended the response before reporting every record".into())
+        });
+        let (class, delay) = if reached {
+            (RetryClass::OutcomeUnknown, Some(Duration::ZERO))
+        } else {
+            (RetryClass::Retriable, Some(delay))
+        };
+        for entry in sent {
+            self.after_failure(entry, error.clone(), class, true, delay, now);
+        }
+    }
+
+    /// Puts records never sent back at the front of the line, in order.
+    fn requeue(&mut self, entries: Vec<Entry<T>>) {
+        for entry in entries.into_iter().rev() {
+            self.waiting.push_front(entry);
+        }
+    }
+
+    /// The delay before the next request after one failed or was refused.
+    fn open_delay(&mut self, retry_after: Option<Duration>) -> Duration {
+        let policy = self.settings.policy;
+        let rng = &mut self.rng;
+        let backoff = self.open_backoff.get_or_insert_with(|| policy.backoff(rng));
+        let delay = backoff.next().unwrap_or(policy.backoff_max);
+        delay.max(retry_after.map_or(Duration::ZERO, |r| r.min(MAX_RETRY_AFTER)))
+    }
+
+    /// Asks the retry policy what becomes of a record after a failure.
+    fn after_failure(
+        &mut self,
+        mut entry: Entry<T>,
+        error: Error,
+        class: RetryClass,
+        attempted: bool,
+        delay: Option<Duration>,
+        now: Instant,
+    ) {
+        let failure = Failure {
+            class,
+            attempted,
+            attempts: entry.attempts,
+            retry_after: error.retry_after(),
+            delay,
+            now,
+            deadline: entry.deadline,
+        };
+        let policy = self.settings.policy;
+        let decision = policy.decide(&failure, entry.backoff(), &mut self.rng);
+        if class == RetryClass::OutcomeUnknown {
+            entry.maybe_written = true;
+        }
+        entry.ticket.set_maybe_written(entry.maybe_written);
+        match decision {
+            Decision::Fail => self.resolve(entry, Err(error)),
+            Decision::Expire => {
+                let error = Error::DeliveryTimeout {
+                    attempts: entry.attempts,
+                    may_have_been_written: entry.maybe_written,
+                    last_error: Some(Box::new(error)),
+                };
+                self.resolve(entry, Err(error));
+            }
+            Decision::RetryAt { at, .. } => {
+                entry.failed(error);
+                self.counters.retried += 1;
+                self.retry_seq += 1;
+                self.lower_floor(entry.deadline);
+                self.retries.insert((at, self.retry_seq), entry);
+            }
+            Decision::Requeue => {
+                entry.failed(error);
+                self.waiting.push_front(entry);
+            }
+        }
+    }
+}
+
+/// The class of a failure of a request refused as a whole: whatever the
+/// error says about records in general, none on it was written.
+fn not_written(class: RetryClass) -> RetryClass {
+    match class {
+        RetryClass::OutcomeUnknown => RetryClass::Retriable,
+        other => other,
+    }
+}

@@ -1,0 +1,104 @@
+//! One request of a lane, as the lane's state machine sees it: the records
+//! written on it in order, the chunk being filled, and its clocks.
+
+use super::entry::Entry;
+use bytes::BytesMut;
+use std::collections::VecDeque;
+use tokio::time::Instant;
+
+/// A place in a stream's order of reports.
+pub(super) enum Slot<T> {
+    /// A record waiting for its report.
+    Live(Entry<T>),
+    /// A record resolved before its report came (its deadline passed); its
+    /// report, if it comes, is matched here and discarded.
+    Gone,
+}
+
+pub(super) struct Stream<T> {
+    pub(super) id: u64,
+    /// Records in the order they were written, oldest first; the newest
+    /// `unsent` are still in `chunk`.
+    pub(super) slots: VecDeque<Slot<T>>,
+    pub(super) live: usize,
+    pub(super) unsent: usize,
+    pub(super) chunk: BytesMut,
+    /// The next record did not fit in what is left of the chunk's buffer.
+    pub(super) chunk_full: bool,
+    pub(super) chunk_started: Instant,
+    pub(super) opened_at: Instant,
+    pub(super) last_activity: Instant,
+    /// The body can take one more chunk.
+    pub(super) writable: bool,
+    /// More records may be written (false after 408, rotation, idle,
+    /// closing, or a record that expired on it).
+    pub(super) accepting: bool,
+    /// The request body is still open.
+    pub(super) body_open: bool,
+    /// When the body ended with nothing left to report: the response should
+    /// end by itself soon after.
+    pub(super) drained_at: Option<Instant>,
+    /// The server answered 200.
+    pub(super) opened: bool,
+}
+
+impl<T> Stream<T> {
+    pub(super) fn new(id: u64, now: Instant, chunk_capacity: usize) -> Stream<T> {
+        Stream {
+            id,
+            slots: VecDeque::new(),
+            live: 0,
+            unsent: 0,
+            chunk: BytesMut::with_capacity(chunk_capacity),
+            chunk_full: false,
+            chunk_started: now,
+            opened_at: now,
+            last_activity: now,
+            writable: false,
+            accepting: true,
+            body_open: true,
+            drained_at: None,
+            opened: false,
+        }
+    }
+
+    pub(super) fn chunk_has_room(&self, chunk_bytes: usize) -> bool {
+        !self.chunk_full && self.chunk.len() < chunk_bytes
+    }
+
+    /// Records written and not yet resolved, or still in the chunk.
+    pub(super) fn holds_records(&self) -> bool {
+        self.live > 0
+    }
+
+    /// Takes the records still in the chunk out of the stream, oldest
+    /// first: they were never sent.
+    pub(super) fn take_unsent(&mut self) -> Vec<Entry<T>> {
+        let from = self.slots.len() - self.unsent;
+        let taken: Vec<Entry<T>> = self
+            .slots
+            .drain(from..)
+            .filter_map(|slot| match slot {
+                Slot::Live(entry) => Some(entry),
+                Slot::Gone => None,
+            })
+            .collect();
+        self.live -= taken.len();
+        self.unsent = 0;
+        self.chunk.clear();
+        taken
+    }
+
+    /// Takes every live record, oldest first.
+    pub(super) fn take_live(&mut self) -> Vec<Entry<T>> {
+        self.live = 0;
+        self.unsent = 0;
+        self.slots
+            .drain(..)
+            .filter_map(|slot| match slot {
+                Slot::Live(entry) => Some(entry),
+                Slot::Gone => None,
+            })
+            .collect()
+    }
+}
