@@ -59,6 +59,16 @@ impl Inbox {
         self.ready.notify_one();
     }
 
+    /// Closes the inbox if nothing is queued; returns whether it did.
+    pub(crate) fn close_if_empty(&self) -> bool {
+        let mut state = self.lock();
+        if !state.records.is_empty() {
+            return false;
+        }
+        state.closed = true;
+        true
+    }
+
     /// Moves every queued record to the back of `into`. Returns whether
     /// more may come (false once closed and emptied).
     pub(crate) fn take_all(&self, into: &mut VecDeque<Entry<Pending>>) -> bool {

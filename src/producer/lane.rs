@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -33,13 +33,15 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 type BodySender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 type BodyPermit = mpsc::OwnedPermit<Result<Bytes, std::io::Error>>;
 
+/// Where the producer keeps a lane while it runs.
+pub(crate) type LaneSlot = Mutex<Option<Arc<LaneHandle>>>;
+
 /// What the rest of the producer holds of a lane.
 pub(crate) struct LaneHandle {
     /// Records whose room is taken go here; closing it makes the lane
     /// finish what was sent and stop.
     pub(crate) inbox: Arc<Inbox>,
     pub(crate) shared: Arc<LaneShared>,
-    pub(crate) task: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// A producer dropped without `close` still lets its lanes finish.
@@ -56,6 +58,7 @@ pub(crate) fn spawn(
     config: Arc<ProducerConfig>,
     stats: Arc<Stats>,
     abandon: watch::Receiver<bool>,
+    slot: Weak<LaneSlot>,
 ) -> LaneHandle {
     let inbox = Arc::new(Inbox::default());
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -81,14 +84,11 @@ pub(crate) fn spawn(
         events_tx,
         events,
         streams: HashMap::new(),
+        slot,
     };
     let span = info_span!("kafka_rest_lane", topic = %topic, lane = index);
-    let task = tokio::spawn(driver.run().instrument(span));
-    LaneHandle {
-        inbox,
-        shared,
-        task: Mutex::new(Some(task)),
-    }
+    tokio::spawn(driver.run().instrument(span));
+    LaneHandle { inbox, shared }
 }
 
 /// The I/O side of one of the lane's requests.
@@ -124,6 +124,8 @@ struct Driver {
     events_tx: mpsc::Sender<(u64, Event)>,
     events: mpsc::Receiver<(u64, Event)>,
     streams: HashMap<u64, StreamIo>,
+    /// Emptied when the lane stops after being idle.
+    slot: Weak<LaneSlot>,
 }
 
 /// A lane that stops, however it stops, makes callers waiting for room fail.
@@ -149,6 +151,15 @@ impl Driver {
             if self.machine.is_finished() {
                 debug!("lane finished");
                 return;
+            }
+            let now = Instant::now();
+            if self.machine.is_idle_over(now) {
+                if self.retire() {
+                    debug!("idle lane stopped");
+                    return;
+                }
+                // A caller is handing a record over: stay.
+                self.machine.touch(now);
             }
 
             let wake = self.machine.next_wake();
@@ -189,6 +200,24 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Leaves the lane's slot if nobody else holds the lane and nothing is
+    /// queued, so that the next record starts a new lane.
+    fn retire(&mut self) -> bool {
+        let Some(slot) = self.slot.upgrade() else {
+            // The producer is gone; the inbox is closed.
+            return false;
+        };
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let ours = slot
+            .as_ref()
+            .is_some_and(|lane| Arc::ptr_eq(&lane.inbox, &self.inbox) && Arc::strong_count(lane) == 1);
+        if !ours || !self.inbox.close_if_empty() {
+            return false;
+        }
+        *slot = None;
+        true
     }
 
     /// Hands the machine every record queued in the inbox.

@@ -27,14 +27,14 @@ use crate::report::DeliveryReport;
 use bytes::Bytes;
 use delivery::Pending;
 use futures_util::Stream;
-use lane::LaneHandle;
+use lane::{LaneHandle, LaneSlot};
 use stats::Stats;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -197,7 +197,7 @@ impl Producer {
             Arc::new(TopicLanes {
                 topic: topic.to_owned(),
                 slots: (0..shared.config.connections)
-                    .map(|_| OnceLock::new())
+                    .map(|_| Arc::new(Mutex::new(None)))
                     .collect(),
             })
         });
@@ -223,9 +223,9 @@ impl Producer {
                 .checked_add(shared.config.delivery_timeout)
                 .unwrap_or(now),
         };
-        let lane = lanes.lane(prepared.index, shared);
+        let lane = lanes.lane(prepared.index, shared)?;
         Ok(match lane.shared.try_take(prepared.bytes)? {
-            true => Admit::Now(hand_over(lane, prepared)),
+            true => Admit::Now(hand_over(&lane, prepared)),
             false => Admit::Later(prepared),
         })
     }
@@ -236,7 +236,7 @@ impl Producer {
         lanes: &TopicLanes,
         prepared: Prepared,
     ) -> Result<DeliveryFuture, Error> {
-        let lane = lanes.lane(prepared.index, &self.shared);
+        let lane = lanes.lane(prepared.index, &self.shared)?;
         // The delivery timeout runs from the call, the wait for room
         // included.
         match tokio::time::timeout_at(prepared.deadline, lane.shared.take(prepared.bytes)).await {
@@ -249,7 +249,7 @@ impl Producer {
                 });
             }
         }
-        Ok(hand_over(lane, prepared))
+        Ok(hand_over(&lane, prepared))
     }
 
     /// The outcome of a record refused before it was handed over.
@@ -349,12 +349,11 @@ impl Producer {
                 .unwrap_or_else(PoisonError::into_inner);
             table.drain().map(|(_, lanes)| lanes).collect()
         };
-        for lane in topics
-            .iter()
-            .flat_map(|t| t.slots.iter().filter_map(OnceLock::get))
-        {
+        for slot in topics.iter().flat_map(|t| t.slots.iter()) {
             // The lane finishes what it holds, ends its stream and stops.
-            lane.inbox.close();
+            if let Some(lane) = &*slot.lock().unwrap_or_else(PoisonError::into_inner) {
+                lane.inbox.close();
+            }
         }
     }
 
@@ -430,24 +429,37 @@ impl Hasher for TopicHasher {
 }
 
 /// The lanes of one topic: one slot per connection, each started when first
-/// used.
+/// used and emptied when its lane stops after being idle.
 struct TopicLanes {
     topic: String,
-    slots: Box<[OnceLock<LaneHandle>]>,
+    slots: Box<[Arc<LaneSlot>]>,
 }
 
 impl TopicLanes {
-    fn lane(&self, index: usize, shared: &Shared) -> &LaneHandle {
-        self.slots[index].get_or_init(|| {
-            lane::spawn(
-                shared.client.clone(),
-                &self.topic,
-                index,
-                shared.config.clone(),
-                shared.stats.clone(),
-                shared.abandon.subscribe(),
-            )
-        })
+    /// The lane of a slot, started if there is none.
+    fn lane(&self, index: usize, shared: &Shared) -> Result<Arc<LaneHandle>, Error> {
+        let mut slot = self.slots[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(lane) = &*slot {
+            return Ok(Arc::clone(lane));
+        }
+        // Checked under the slot's lock, which `close` takes after setting
+        // the flag: no lane starts that `close` would miss.
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let lane = Arc::new(lane::spawn(
+            shared.client.clone(),
+            &self.topic,
+            index,
+            shared.config.clone(),
+            shared.stats.clone(),
+            shared.abandon.subscribe(),
+            Arc::downgrade(&self.slots[index]),
+        ));
+        *slot = Some(Arc::clone(&lane));
+        Ok(lane)
     }
 }
 

@@ -8,6 +8,8 @@
 //! drive it through any schedule of faults (see the simulation tests).
 
 mod entry;
+#[cfg(test)]
+mod simulation;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -181,6 +183,48 @@ impl<T: Ticket> Machine<T> {
         self.waiting.len() + self.retries.len() + self.streams.iter().map(|s| s.live).sum::<usize>()
     }
 
+    /// Bytes of records held, and of the buffers holding them.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> usize {
+        let records = |entries: &mut dyn Iterator<Item = &Entry<T>>| {
+            entries.map(|e| e.encoded.len()).sum::<usize>()
+        };
+        let mut bytes = records(&mut self.waiting.iter()) + records(&mut self.retries.values());
+        for stream in &self.streams {
+            bytes += stream.chunk.capacity();
+            bytes += records(&mut stream.slots.iter().filter_map(|s| match s {
+                Slot::Live(e) => Some(e),
+                Slot::Gone => None,
+            }));
+        }
+        bytes
+    }
+
+    /// The state, for a failing test's report.
+    #[cfg(test)]
+    pub(crate) fn describe(&self) -> String {
+        let streams: Vec<String> = self
+            .streams
+            .iter()
+            .map(|s| {
+                format!(
+                    "#{} live {} unsent {} chunk {} writable {} accepting {} body {} drained {:?} opened {}",
+                    s.id, s.live, s.unsent, s.chunk.len(), s.writable, s.accepting, s.body_open,
+                    s.drained_at, s.opened
+                )
+            })
+            .collect();
+        format!(
+            "waiting {} retries {} reopen {:?} floor {:?} closing {} wake {:?} streams {streams:?}",
+            self.waiting.len(),
+            self.retries.len(),
+            self.reopen_at,
+            self.deadline_floor,
+            self.closing,
+            self.next_wake()
+        )
+    }
+
     /// Closed, nothing held and no request left: the lane can stop.
     pub(crate) fn is_finished(&self) -> bool {
         self.closing && self.held() == 0 && self.streams.is_empty()
@@ -195,6 +239,11 @@ impl<T: Ticket> Machine<T> {
                 .last_busy
                 .checked_add(self.settings.idle_timeout)
                 .is_some_and(|at| at <= now)
+    }
+
+    /// Starts the idle timeout again (the lane could not stop).
+    pub(crate) fn touch(&mut self, now: Instant) {
+        self.last_busy = now;
     }
 
     /// The next action to carry out, if any.
@@ -213,11 +262,6 @@ impl<T: Ticket> Machine<T> {
             .iter()
             .find(|s| s.body_open && !s.writable)
             .map(|s| s.id)
-    }
-
-    /// Whether a stream with this id is still current.
-    pub(crate) fn has_stream(&self, id: u64) -> bool {
-        self.streams.iter().any(|s| s.id == id)
     }
 
     /// An event of one of the lane's requests. Events of a stream already

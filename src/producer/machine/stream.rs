@@ -66,11 +66,6 @@ impl<T> Stream<T> {
         !self.chunk_full && self.chunk.len() < chunk_bytes
     }
 
-    /// Records written and not yet resolved, or still in the chunk.
-    pub(super) fn holds_records(&self) -> bool {
-        self.live > 0
-    }
-
     /// Takes the records still in the chunk out of the stream, oldest
     /// first: they were never sent.
     pub(super) fn take_unsent(&mut self) -> Vec<Entry<T>> {

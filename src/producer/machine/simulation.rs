@@ -1,0 +1,932 @@
+//! A simulated clock and server for a lane's [`Machine`]: no sockets, no
+//! sleeping. A seed decides everything: the schedule of records and faults,
+//! the server's answers and the machine's own jitter, so a failing seed
+//! reproduces exactly. Invariants are checked after every step.
+
+use super::{Action, Entry, Event, Machine, Outcome, Settings, Ticket};
+use crate::error::{ApiError, Error};
+use crate::report::DeliveryReport;
+use crate::retry_class::RetryClass;
+use crate::retry_policy::{Guarantee, MAX_RETRY_AFTER, RetryPolicy};
+use crate::token::TokenError;
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Bytes of a record in the simulation: its id, zero-padded.
+const RECORD_BYTES: usize = 16;
+const MS: Duration = Duration::from_millis(1);
+
+/// How a record ended, as its ticket saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Told {
+    Delivered { duplicate: bool },
+    /// A failure that says the record was not written.
+    NotWritten,
+    /// A failure that says the record may have been written.
+    Unknown,
+}
+
+#[derive(Debug)]
+struct RecordState {
+    handed_at: Duration,
+    deadline: Duration,
+    told: Option<(Duration, Told)>,
+    /// The error, for reports.
+    error: Option<String>,
+}
+
+#[derive(Default)]
+struct Ledger {
+    records: Vec<RecordState>,
+    now: Duration,
+    violations: Vec<String>,
+}
+
+/// The simulation's ticket: it writes the outcome into the ledger.
+pub(super) struct SimTicket {
+    id: usize,
+    ledger: Rc<RefCell<Ledger>>,
+    maybe_written: bool,
+    resolved: bool,
+}
+
+impl Ticket for SimTicket {
+    fn set_maybe_written(&mut self, maybe: bool) {
+        self.maybe_written = maybe;
+    }
+}
+
+impl SimTicket {
+    fn resolve(mut self, outcome: &Outcome) {
+        self.resolved = true;
+        let told = match outcome {
+            Ok(report) => Told::Delivered {
+                duplicate: report.possibly_duplicated,
+            },
+            Err(e) if e.retry_class() == RetryClass::OutcomeUnknown => Told::Unknown,
+            Err(_) => Told::NotWritten,
+        };
+        let error = outcome.as_ref().err().map(|e| e.to_string());
+        self.tell(told, error);
+    }
+
+    fn tell(&self, told: Told, error: Option<String>) {
+        let mut ledger = self.ledger.borrow_mut();
+        let now = ledger.now;
+        let record = &mut ledger.records[self.id];
+        if let Some((at, before)) = record.told {
+            let message = format!(
+                "record {} resolved twice: {before:?} at {at:?}, {told:?} at {now:?}",
+                self.id
+            );
+            ledger.violations.push(message);
+            return;
+        }
+        record.told = Some((now, told));
+        record.error = error;
+    }
+}
+
+/// Dropped unresolved (the lane stopped): the outcome a real ticket gives.
+impl Drop for SimTicket {
+    fn drop(&mut self) {
+        if !self.resolved {
+            let told = if self.maybe_written {
+                Told::Unknown
+            } else {
+                Told::NotWritten
+            };
+            self.tell(told, Some("dropped unresolved".into()));
+        }
+    }
+}
+
+/// What the server does at a time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Mode {
+    Healthy,
+    /// Connections refused; open ones cut.
+    Down,
+    /// Requests answered with this HTTP status (and Retry-After seconds).
+    Refusing { status: u16, retry_after: Option<u64> },
+    /// No credentials to be had: the token endpoint fails.
+    TokenFailing { retriable: bool },
+    /// Reports come late, by up to this long.
+    SlowReports(Duration),
+    /// Streams accepted now never report and never end, until the mode
+    /// ends (the server then resets them).
+    Silent,
+    /// Streams accepted now stop reading their body.
+    NotReading,
+    /// Records are refused in band with this code, at this rate in 100.
+    InBand { code: i32, percent: u64 },
+    /// Connections are cut after a few records, at this rate in 100.
+    Cutting { percent: u64 },
+}
+
+impl Mode {
+    fn healthy(self) -> bool {
+        matches!(self, Mode::Healthy)
+    }
+}
+
+/// Something the schedule makes happen.
+#[derive(Clone, Debug)]
+pub(super) enum Scheduled {
+    Record { deadline: Duration },
+    Mode(Mode),
+    Close,
+    Abandon,
+    /// The runtime shuts down: the machine is dropped.
+    Shutdown,
+}
+
+/// Things the server does later.
+#[derive(Debug)]
+enum ServerEvent {
+    Deliver(u64, Event),
+}
+
+struct SimStream {
+    mode_at_open: Mode,
+    /// Records received, waiting for their reports.
+    pending: usize,
+    last_report_at: Duration,
+    body_ended: bool,
+    /// The connection is gone; nothing more comes from it.
+    dead: bool,
+    cut_after: Option<usize>,
+}
+
+/// The settings and schedule of one run.
+pub(super) struct Plan {
+    pub(super) seed: u64,
+    pub(super) settings: Settings,
+    schedule: Vec<(Duration, Scheduled)>,
+    max_held: usize,
+}
+
+/// Settings drawn for a seed: durations from milliseconds to hours.
+pub(super) fn plan(seed: u64, events: usize) -> Plan {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let log_uniform = |rng: &mut fastrand::Rng, low: Duration, high: Duration| {
+        let (low, high) = (low.as_secs_f64().ln(), high.as_secs_f64().ln());
+        Duration::from_secs_f64((low + (high - low) * rng.f64()).exp())
+    };
+    let backoff_min = log_uniform(&mut rng, MS, Duration::from_millis(500));
+    let backoff_max = backoff_min.max(log_uniform(&mut rng, 10 * MS, Duration::from_secs(20)));
+    let settings = Settings {
+        chunk_bytes: RECORD_BYTES * rng.usize(1..8),
+        chunk_capacity: RECORD_BYTES * 8,
+        linger: if rng.bool() {
+            Duration::ZERO
+        } else {
+            log_uniform(&mut rng, MS, Duration::from_millis(200))
+        },
+        idle_timeout: log_uniform(&mut rng, 10 * MS, Duration::from_secs(60)),
+        max_stream_age: log_uniform(&mut rng, 10 * MS, Duration::from_secs(3600)),
+        strict_order: rng.u8(..) < 40,
+        policy: RetryPolicy {
+            max_attempts: rng.u32(1..12),
+            backoff_min,
+            backoff_max,
+            guarantee: if rng.u8(..) < 50 {
+                Guarantee::AtMostOnce
+            } else {
+                Guarantee::AtLeastOnce
+            },
+        },
+    };
+    let mut schedule = Vec::new();
+    let mut t = Duration::ZERO;
+    let timeout = log_uniform(&mut rng, 50 * MS, Duration::from_secs(1800));
+    let mut records = 0;
+    while schedule.len() < events {
+        t += log_uniform(&mut rng, Duration::from_micros(100), Duration::from_secs(30));
+        let event = match rng.u8(..100) {
+            0..60 => {
+                records += 1;
+                // Most records share the lane's timeout; some do not.
+                let deadline = if rng.u8(..10) == 0 {
+                    log_uniform(&mut rng, MS, Duration::from_secs(3600))
+                } else {
+                    timeout
+                };
+                Scheduled::Record { deadline }
+            }
+            60..80 => Scheduled::Mode(Mode::Healthy),
+            _ => {
+                let mode = match rng.u8(..9) {
+                    0 => Mode::Down,
+                    1 => Mode::Refusing {
+                        status: [401, 429, 500, 503, 404][rng.usize(..5)],
+                        retry_after: match rng.u8(..4) {
+                            0 => None,
+                            1 => Some(u64::MAX),
+                            _ => Some(rng.u64(0..120)),
+                        },
+                    },
+                    2 => Mode::TokenFailing {
+                        retriable: rng.u8(..4) > 0,
+                    },
+                    3 => Mode::SlowReports(log_uniform(&mut rng, MS, Duration::from_secs(600))),
+                    4 => Mode::Silent,
+                    5 => Mode::NotReading,
+                    6 => Mode::InBand {
+                        code: [429, 42901, 408, 500, 50003, 50302, 40403, 40002][rng.usize(..8)],
+                        percent: rng.u64(1..100),
+                    },
+                    _ => Mode::Cutting {
+                        percent: rng.u64(1..100),
+                    },
+                };
+                // Outages from milliseconds to hours.
+                let length = log_uniform(&mut rng, MS, Duration::from_secs(4 * 3600));
+                schedule.push((t, Scheduled::Mode(mode)));
+                t += length;
+                Scheduled::Mode(Mode::Healthy)
+            }
+        };
+        schedule.push((t, event));
+    }
+    let _ = records;
+    let end = match rng.u8(..10) {
+        0 => Scheduled::Abandon,
+        1 => Scheduled::Shutdown,
+        _ => Scheduled::Close,
+    };
+    t += log_uniform(&mut rng, MS, Duration::from_secs(60));
+    schedule.push((t, end));
+    Plan {
+        seed,
+        settings,
+        schedule,
+        max_held: rng.usize(1..64),
+    }
+}
+
+/// A plan written by hand: these settings, these events at these times.
+pub(super) fn scripted(
+    settings: Settings,
+    max_held: usize,
+    events: Vec<(Duration, Scheduled)>,
+) -> Plan {
+    Plan {
+        seed: 1,
+        settings,
+        schedule: events,
+        max_held,
+    }
+}
+
+/// What a run saw.
+#[derive(Debug, Default)]
+pub(super) struct Summary {
+    pub(super) steps: usize,
+    pub(super) records: usize,
+    pub(super) delivered: usize,
+    /// Each record's outcome, when, and its error.
+    pub(super) told: Vec<(Duration, Told, Option<String>)>,
+    pub(super) stored: Vec<u32>,
+}
+
+struct Sim {
+    plan_seed: u64,
+    base: Instant,
+    now: Duration,
+    rng: fastrand::Rng,
+    machine: Option<Machine<SimTicket>>,
+    ledger: Rc<RefCell<Ledger>>,
+    /// Times the server stored each record.
+    stored: Vec<u32>,
+    events: BinaryHeap<Reverse<(Duration, u64, usize)>>,
+    event_store: HashMap<usize, ServerEvent>,
+    event_seq: u64,
+    streams: HashMap<u64, SimStream>,
+    mode: Mode,
+    /// The server has been healthy since then, and has asked nobody to
+    /// wait past it.
+    healthy_since: Option<Duration>,
+    /// Records handed over and not yet resolved, by deadline.
+    unresolved: BTreeSet<(Duration, usize)>,
+    backoff_cap: Duration,
+    max_held: usize,
+    /// Records waiting for room, as callers would.
+    queued: Vec<Duration>,
+    steps: usize,
+    /// The schedule gave up on the records (close with a timeout, or
+    /// shutdown): they may end without delivery.
+    ended: bool,
+    /// The lane stopped when idle; the next record starts one.
+    retired: bool,
+    settings: Settings,
+    trace: bool,
+}
+
+/// Runs one plan; returns what it saw or the first broken invariant.
+pub(super) fn run(plan: Plan) -> Result<Summary, String> {
+    let Plan {
+        seed,
+        settings,
+        schedule,
+        max_held,
+    } = plan;
+    let base = Instant::now();
+    let backoff_cap = settings.policy.backoff_max;
+    let mut sim = Sim {
+        plan_seed: seed,
+        base,
+        now: Duration::ZERO,
+        rng: fastrand::Rng::with_seed(seed ^ 0x5eed),
+        machine: Some(Machine::new(settings.clone(), seed, base)),
+        ledger: Rc::default(),
+        stored: Vec::new(),
+        events: BinaryHeap::new(),
+        event_store: HashMap::new(),
+        event_seq: 0,
+        streams: HashMap::new(),
+        mode: Mode::Healthy,
+        healthy_since: Some(Duration::ZERO),
+        unresolved: BTreeSet::new(),
+        backoff_cap,
+        max_held,
+        queued: Vec::new(),
+        steps: 0,
+        ended: false,
+        retired: false,
+        settings: settings.clone(),
+        trace: std::env::var_os("SIM_TRACE").is_some(),
+    };
+    let mut schedule = schedule.into_iter().peekable();
+    let mut ended = false;
+    loop {
+        let next_scheduled = schedule.peek().map(|(t, _)| *t);
+        let next_server = sim.events.peek().map(|Reverse((t, _, _))| *t);
+        let next_wake = sim
+            .machine
+            .as_ref()
+            .and_then(|m| m.next_wake())
+            .map(|at| at.saturating_duration_since(base));
+        let Some(next) = [next_scheduled, next_server, next_wake]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            break;
+        };
+        sim.now = sim.now.max(next);
+        sim.ledger.borrow_mut().now = sim.now;
+        sim.steps += 1;
+        if sim.steps > 1_999_995 {
+            if let Some(m) = sim.machine.as_ref() {
+                eprintln!("{}", m.describe());
+            }
+        }
+        if sim.steps > 2_000_000 {
+            return Err(sim.fail("the lane never settles (a loop without progress)"));
+        }
+        if next_scheduled == Some(next) {
+            let (_, event) = schedule.next().expect("peeked");
+            if sim.trace {
+                eprintln!("{:?} schedule: {event:?}", sim.now);
+            }
+            match event {
+                Scheduled::Record { deadline } => sim.hand_over(deadline),
+                Scheduled::Mode(mode) => sim.set_mode(mode),
+                Scheduled::Close => {
+                    ended = true;
+                    sim.queued.clear();
+                    if let Some(m) = sim.machine.as_mut() {
+                        m.close();
+                    }
+                }
+                Scheduled::Abandon => {
+                    ended = true;
+                    sim.ended = true;
+                    sim.queued.clear();
+                    if let Some(m) = sim.machine.as_mut() {
+                        m.abandon();
+                    }
+                }
+                Scheduled::Shutdown => {
+                    ended = true;
+                    sim.ended = true;
+                    sim.queued.clear();
+                    sim.machine = None;
+                    sim.check_ledger_after_drop();
+                }
+            }
+        } else if next_server == Some(next) {
+            let Reverse((_, _, key)) = sim.events.pop().expect("peeked");
+            let ServerEvent::Deliver(id, event) =
+                sim.event_store.remove(&key).expect("stored event");
+            if sim.trace {
+                eprintln!("{:?} stream {id}: {event:?}", sim.now);
+            }
+            if let Some(machine) = sim.machine.as_mut() {
+                let at = base + sim.now;
+                machine.on_event(id, event, at);
+            }
+        }
+        sim.step()?;
+        if ended && (sim.retired || sim.machine.as_ref().is_none_or(|m| m.is_finished())) {
+            break;
+        }
+    }
+    sim.finish()
+}
+
+impl Sim {
+    fn fail(&self, what: &str) -> String {
+        format!(
+            "seed {}: step {} at {:?}: {what}",
+            self.plan_seed, self.steps, self.now
+        )
+    }
+
+    fn schedule(&mut self, after: Duration, stream: u64, event: Event) {
+        self.event_seq += 1;
+        let key = self.event_seq as usize;
+        self.event_store
+            .insert(key, ServerEvent::Deliver(stream, event));
+        self.events
+            .push(Reverse((self.now + after, self.event_seq, key)));
+    }
+
+    fn latency(&mut self) -> Duration {
+        Duration::from_micros(self.rng.u64(50..20_000))
+    }
+
+    /// A record from a caller: handed over at once when the lane has room,
+    /// otherwise when room frees (as `send` waits).
+    fn hand_over(&mut self, timeout: Duration) {
+        if self.retired {
+            self.retired = false;
+            let at = self.base + self.now;
+            let seed = self.rng.u64(..);
+            self.machine = Some(Machine::new(self.settings.clone(), seed, at));
+        }
+        if self.machine.is_none() {
+            return;
+        }
+        self.queued.push(timeout);
+        self.admit_queued();
+    }
+
+    fn admit_queued(&mut self) {
+        while !self.queued.is_empty() && self.unresolved.len() < self.max_held {
+            let timeout = self.queued.remove(0);
+            let Some(machine) = self.machine.as_mut() else {
+                return;
+            };
+            let mut ledger = self.ledger.borrow_mut();
+            let id = ledger.records.len();
+            let deadline = self.now + timeout;
+            ledger.records.push(RecordState {
+                handed_at: self.now,
+                deadline,
+                told: None,
+                error: None,
+            });
+            drop(ledger);
+            self.stored.push(0);
+            self.unresolved.insert((deadline, id));
+            let ticket = SimTicket {
+                id,
+                ledger: Rc::clone(&self.ledger),
+                maybe_written: false,
+                resolved: false,
+            };
+            let encoded = Bytes::from(format!("{id:016}"));
+            machine.push(Entry::new(ticket, encoded, self.base + deadline));
+        }
+    }
+
+    fn set_mode(&mut self, mode: Mode) {
+        let before = self.mode;
+        self.mode = mode;
+        // A server that recovers resets what was stuck, and one that goes
+        // down cuts what was open.
+        let reset = matches!(before, Mode::Silent | Mode::NotReading) || mode == Mode::Down;
+        if reset {
+            let ids: Vec<u64> = self.streams.keys().copied().collect();
+            for id in ids {
+                self.cut(id);
+            }
+        }
+        if mode.healthy() {
+            // Only healthy from the end of any wait the server asked for.
+            let wait = match before {
+                Mode::Refusing {
+                    retry_after: Some(seconds),
+                    ..
+                } => Duration::from_secs(seconds.min(MAX_RETRY_AFTER.as_secs())),
+                _ => Duration::ZERO,
+            };
+            if !before.healthy() {
+                self.healthy_since = Some(self.now + wait);
+                // Streams opened while it was failing go with the fault.
+                let ids: Vec<u64> = self
+                    .streams
+                    .iter()
+                    .filter(|(_, s)| !s.mode_at_open.healthy())
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ids {
+                    self.cut(id);
+                }
+            }
+        } else {
+            self.healthy_since = None;
+        }
+    }
+
+    fn cut(&mut self, id: u64) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.dead {
+            return;
+        }
+        stream.dead = true;
+        let after = self.latency();
+        self.schedule(
+            after,
+            id,
+            Event::Ended {
+                error: Some(Error::Interrupted("connection reset".into())),
+                reached: true,
+            },
+        );
+    }
+
+    /// Runs the machine and carries out its actions, then checks the
+    /// invariants.
+    fn step(&mut self) -> Result<(), String> {
+        let at = self.base + self.now;
+        if self.machine.as_ref().is_some_and(|m| m.is_idle_over(at)) {
+            // The idle lane stops; the next record starts a new one.
+            self.machine = None;
+            self.retired = true;
+        }
+        // As the driver: records that got room are handed over and the
+        // machine polled again, until nothing changes.
+        let mut polls = 0;
+        loop {
+            let before = (self.unresolved.len(), self.ledger.borrow().records.len());
+            self.admit_queued();
+            let after = (self.unresolved.len(), self.ledger.borrow().records.len());
+            if polls > 0 && before == after {
+                break;
+            }
+            polls += 1;
+            if let Some(machine) = self.machine.as_mut() {
+                machine.poll(at);
+            }
+            self.carry_out()?;
+        }
+        self.check_step()
+    }
+
+    fn carry_out(&mut self) -> Result<(), String> {
+        loop {
+            let Some(action) = self.machine.as_mut().and_then(|m| m.next_action()) else {
+                break;
+            };
+            if self.trace {
+                eprintln!("{:?}   {action:?}", self.now);
+            }
+            match action {
+                Action::Resolve { ticket, outcome } => {
+                    let id = ticket.id;
+                    let deadline = self.ledger.borrow().records[id].deadline;
+                    self.unresolved.remove(&(deadline, id));
+                    ticket.resolve(&outcome);
+                    self.check_resolution(id)?;
+                }
+                Action::Open { stream, .. } => self.open(stream),
+                Action::Write { stream, chunk } => self.receive(stream, &chunk),
+                Action::EndBody { stream } => {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.body_ended = true;
+                        if s.pending == 0 && !s.dead && s.mode_at_open != Mode::Silent {
+                            s.dead = true;
+                            let after = s.last_report_at.saturating_sub(self.now) + MS;
+                            self.schedule(
+                                after,
+                                stream,
+                                Event::Ended {
+                                    error: None,
+                                    reached: true,
+                                },
+                            );
+                        }
+                    }
+                }
+                Action::Abort { stream } => {
+                    if let Some(s) = self.streams.get_mut(&stream) {
+                        s.dead = true;
+                    }
+                }
+                Action::RefreshCredentials => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, id: u64) {
+        let latency = self.latency();
+        let mode = self.mode;
+        self.streams.insert(
+            id,
+            SimStream {
+                mode_at_open: mode,
+                pending: 0,
+                last_report_at: self.now,
+                body_ended: false,
+                dead: false,
+                cut_after: match mode {
+                    Mode::Cutting { percent } if self.rng.u64(..100) < percent => {
+                        Some(self.rng.usize(0..8))
+                    }
+                    _ => None,
+                },
+            },
+        );
+        let refuse = |sim: &mut Sim, event: Event| {
+            sim.streams.get_mut(&id).expect("just added").dead = true;
+            sim.schedule(latency, id, event);
+        };
+        match mode {
+            Mode::Down => refuse(
+                self,
+                Event::Ended {
+                    error: Some(Error::Interrupted("connection refused".into())),
+                    reached: false,
+                },
+            ),
+            Mode::Refusing {
+                status,
+                retry_after,
+            } => refuse(
+                self,
+                Event::Refused(Error::Api(ApiError {
+                    status,
+                    error_code: Some(i32::from(status)),
+                    message: "refused".into(),
+                    retry_after: retry_after.map(Duration::from_secs),
+                    in_band: false,
+                })),
+            ),
+            Mode::TokenFailing { retriable } => refuse(
+                self,
+                Event::Refused(Error::Token(
+                    TokenError::new("token endpoint failed").with_retriable(retriable),
+                )),
+            ),
+            _ => {
+                self.schedule(latency, id, Event::Opened);
+                self.schedule(latency / 2, id, Event::Writable);
+            }
+        }
+    }
+
+    /// The server reads a chunk: each record is stored or refused, and its
+    /// report scheduled.
+    fn receive(&mut self, id: u64, chunk: &[u8]) {
+        let Some(stream) = self.streams.get(&id) else {
+            return;
+        };
+        if stream.dead {
+            return;
+        }
+        let mode = stream.mode_at_open;
+        let ids: Vec<usize> = chunk
+            .chunks(RECORD_BYTES)
+            .map(|r| std::str::from_utf8(r).unwrap().parse().unwrap())
+            .collect();
+        let mut reports = Vec::new();
+        for record in ids {
+            let stream = self.streams.get_mut(&id).expect("present");
+            if let Some(left) = stream.cut_after.as_mut() {
+                if *left == 0 {
+                    // Cut while reading: stored or not, nobody knows.
+                    if self.rng.bool() {
+                        self.stored[record] += 1;
+                    }
+                    self.cut(id);
+                    break;
+                }
+                *left -= 1;
+            }
+            let outcome = match (mode, self.mode) {
+                (_, Mode::Down) => {
+                    self.cut(id);
+                    break;
+                }
+                (Mode::InBand { code, percent }, _) if self.rng.u64(..100) < percent => {
+                    let class = RetryClass::for_error_code(code);
+                    if class == RetryClass::OutcomeUnknown && self.rng.bool() {
+                        self.stored[record] += 1;
+                    }
+                    Err(Error::Api(ApiError {
+                        status: 200,
+                        error_code: Some(code),
+                        message: "in band".into(),
+                        retry_after: None,
+                        in_band: true,
+                    }))
+                }
+                _ => {
+                    self.stored[record] += 1;
+                    Ok(report(record))
+                }
+            };
+            reports.push(outcome);
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.dead || mode == Mode::Silent {
+            return;
+        }
+        let extra = match mode {
+            Mode::SlowReports(up_to) => up_to.mul_f64(self.rng.f64()),
+            _ => Duration::ZERO,
+        };
+        let latency = Duration::from_micros(self.rng.u64(50..20_000)) + extra;
+        let stream = self.streams.get_mut(&id).expect("present");
+        let at = (self.now + latency).max(stream.last_report_at);
+        stream.last_report_at = at;
+        let count = reports.len();
+        stream.pending += count;
+        let after = at - self.now;
+        let readable = mode != Mode::NotReading;
+        for outcome in reports {
+            self.schedule(after, id, Event::Reports(vec![outcome]));
+        }
+        // Reports are counted off as they are scheduled; the stream ends
+        // after its last one once the body has ended.
+        let stream = self.streams.get_mut(&id).expect("present");
+        stream.pending -= count;
+        if stream.body_ended && !stream.dead {
+            stream.dead = true;
+            self.schedule(
+                after + MS,
+                id,
+                Event::Ended {
+                    error: None,
+                    reached: true,
+                },
+            );
+        }
+        if readable {
+            let room = Duration::from_micros(self.rng.u64(10..2_000));
+            self.schedule(room, id, Event::Writable);
+        }
+    }
+
+    /// A record just resolved: its outcome must be true and on time.
+    fn check_resolution(&self, id: usize) -> Result<(), String> {
+        let ledger = self.ledger.borrow();
+        if let Some(v) = ledger.violations.first() {
+            return Err(self.fail(v));
+        }
+        let record = &ledger.records[id];
+        let (at, told) = record.told.expect("just resolved");
+        let stored = self.stored[id];
+        let truthful = match told {
+            Told::Delivered { duplicate } => stored >= 1 && (stored == 1 || duplicate),
+            Told::NotWritten => stored == 0,
+            Told::Unknown => true,
+        };
+        if !truthful {
+            return Err(self.fail(&format!(
+                "record {id} told {told:?} ({:?}) but stored {stored} times",
+                record.error
+            )));
+        }
+        if at > record.deadline + MS {
+            return Err(self.fail(&format!(
+                "record {id} resolved at {at:?}, after its deadline {:?}",
+                record.deadline
+            )));
+        }
+        // Handed over to a server healthy for long enough, and healthy
+        // throughout: it must be delivered.
+        if let Some(since) = self.healthy_since.filter(|_| !self.ended) {
+            let settled = since + 2 * self.backoff_cap + 100 * MS;
+            if record.handed_at >= settled
+                && record.deadline >= record.handed_at + Duration::from_secs(1)
+                && !matches!(told, Told::Delivered { .. })
+            {
+                return Err(self.fail(&format!(
+                    "record {id} handed over at {:?} to a server healthy since {since:?} \
+                     was told {told:?}: {:?}",
+                    record.handed_at, record.error
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_step(&self) -> Result<(), String> {
+        if let Some(v) = self.ledger.borrow().violations.first() {
+            return Err(self.fail(v));
+        }
+        if let Some(&(deadline, id)) = self.unresolved.first() {
+            if self.now > deadline + MS {
+                return Err(self.fail(&format!(
+                    "record {id} unresolved past its deadline {deadline:?}"
+                )));
+            }
+        }
+        let Some(machine) = self.machine.as_ref() else {
+            return Ok(());
+        };
+        if machine.held() > self.max_held {
+            return Err(self.fail(&format!(
+                "the lane holds {} records, above its bound of {}",
+                machine.held(),
+                self.max_held
+            )));
+        }
+        let bytes = machine.held_bytes();
+        // Held records, plus at most one chunk and one block of the lane's
+        // own memory.
+        let bound = self.max_held * RECORD_BYTES + 2 * machine.settings.chunk_capacity;
+        if bytes > bound {
+            return Err(self.fail(&format!("the lane holds {bytes} bytes, above {bound}")));
+        }
+        // Liveness: a lane holding records has something that will wake it.
+        if machine.held() > 0 && machine.next_wake().is_none() && self.events.is_empty() {
+            return Err(self.fail("the lane holds records and nothing will wake it"));
+        }
+        Ok(())
+    }
+
+    fn check_ledger_after_drop(&mut self) {
+        self.unresolved.clear();
+    }
+
+    fn finish(self) -> Result<Summary, String> {
+        let ledger = self.ledger.borrow();
+        if let Some(v) = ledger.violations.first() {
+            return Err(self.fail(v));
+        }
+        let mut delivered = 0;
+        for (id, record) in ledger.records.iter().enumerate() {
+            let Some((_, told)) = record.told else {
+                return Err(self.fail(&format!("record {id} never resolved")));
+            };
+            let stored = self.stored[id];
+            let truthful = match told {
+                Told::Delivered { duplicate } => {
+                    delivered += 1;
+                    stored >= 1 && (stored == 1 || duplicate)
+                }
+                Told::NotWritten => stored == 0,
+                Told::Unknown => true,
+            };
+            if !truthful {
+                return Err(self.fail(&format!(
+                    "record {id} told {told:?} ({:?}) but stored {stored} times in the end",
+                    record.error
+                )));
+            }
+        }
+        Ok(Summary {
+            steps: self.steps,
+            records: ledger.records.len(),
+            delivered,
+            told: ledger
+                .records
+                .iter()
+                .map(|r| {
+                    let (at, told) = r.told.expect("checked above");
+                    (at, told, r.error.clone())
+                })
+                .collect(),
+            stored: self.stored.clone(),
+        })
+    }
+}
+
+fn report(id: usize) -> DeliveryReport {
+    DeliveryReport {
+        cluster_id: String::new(),
+        topic: String::new(),
+        partition: 0,
+        offset: id as i64,
+        timestamp: None,
+        key: None,
+        value: None,
+        attempts: 1,
+        possibly_duplicated: false,
+    }
+}
