@@ -56,6 +56,19 @@ pub enum Error {
         /// Whether an attempt may have written the record.
         may_have_been_written: bool,
     },
+    /// The last attempt failed with `last_error`, but an earlier attempt's
+    /// outcome is unknown (a 5xx error code, or a connection lost before
+    /// its report): the record may have been written by that one.
+    #[error(
+        "the record may have been written by an earlier attempt whose outcome is unknown \
+         ({attempts} attempts); last error: {last_error}"
+    )]
+    MaybeWritten {
+        /// Attempts made.
+        attempts: u32,
+        /// The error of the last attempt.
+        last_error: Box<Error>,
+    },
     /// The producer was closed before the record could be sent.
     #[error("the producer is closed; the record was not sent")]
     Closed,
@@ -72,6 +85,7 @@ impl Error {
     /// For [`Error::DeliveryTimeout`], the status of the last attempt.
     pub fn status(&self) -> Option<u16> {
         match self {
+            Error::MaybeWritten { last_error, .. } => last_error.status(),
             Error::Api(api) => Some(api.status),
             Error::Transport(e) => e.status().map(|s| s.as_u16()),
             Error::DeliveryTimeout {
@@ -87,6 +101,7 @@ impl Error {
     /// last attempt.
     pub fn error_code(&self) -> Option<i32> {
         match self {
+            Error::MaybeWritten { last_error, .. } => last_error.error_code(),
             Error::Api(api) => api.error_code,
             Error::DeliveryTimeout {
                 last_error: Some(last),
@@ -128,7 +143,8 @@ impl Error {
             Error::DeliveryTimeout {
                 may_have_been_written: true,
                 ..
-            } => RetryClass::OutcomeUnknown,
+            }
+            | Error::MaybeWritten { .. } => RetryClass::OutcomeUnknown,
             Error::Decode { .. }
             | Error::InvalidInput(_)
             | Error::Config(_)
@@ -169,6 +185,13 @@ impl Error {
                 attempts: *attempts,
                 last_error: last_error.as_ref().map(|e| Box::new(e.replicate())),
                 may_have_been_written: *may_have_been_written,
+            },
+            Error::MaybeWritten {
+                attempts,
+                last_error,
+            } => Error::MaybeWritten {
+                attempts: *attempts,
+                last_error: Box::new(last_error.replicate()),
             },
             Error::Closed => Error::Closed,
         }

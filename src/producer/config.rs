@@ -54,6 +54,8 @@ pub struct ProducerConfig {
     pub(crate) connections: usize,
     pub(crate) max_in_flight_records: usize,
     pub(crate) max_in_flight_bytes: usize,
+    pub(crate) max_buffered_records: usize,
+    pub(crate) max_buffered_bytes: usize,
     pub(crate) linger: Duration,
     pub(crate) chunk_bytes: usize,
     pub(crate) delivery_timeout: Duration,
@@ -73,6 +75,8 @@ impl Default for ProducerConfig {
             connections: 1,
             max_in_flight_records: 10_000,
             max_in_flight_bytes: 32 * 1024 * 1024,
+            max_buffered_records: 100_000,
+            max_buffered_bytes: 64 * 1024 * 1024,
             linger: Duration::ZERO,
             chunk_bytes: 64 * 1024,
             delivery_timeout: Duration::from_secs(120),
@@ -109,6 +113,26 @@ impl ProducerConfig {
     pub fn with_max_in_flight_bytes(mut self, bytes: usize) -> Self {
         self.max_in_flight_bytes = bytes;
         self
+    }
+
+    /// Records held by the whole producer (every topic and connection)
+    /// and not yet resolved; `send` waits when the bound is reached. Each
+    /// connection's own bound is a share of it. Default 100 000.
+    pub fn with_max_buffered_records(mut self, records: usize) -> Self {
+        self.max_buffered_records = records;
+        self
+    }
+
+    /// Encoded bytes of the records held by the whole producer and not yet
+    /// resolved. Default 64 MiB.
+    pub fn with_max_buffered_bytes(mut self, bytes: usize) -> Self {
+        self.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// The room one record can take at most: all of the smaller bound.
+    pub(crate) fn max_record_room(&self) -> usize {
+        self.max_in_flight_bytes.min(self.max_buffered_bytes)
     }
 
     /// How long to wait for more records before writing a chunk that is not
@@ -210,6 +234,14 @@ impl ProducerConfig {
             "max_in_flight_bytes must be at least 1"
         } else if self.max_in_flight_bytes > u32::MAX as usize {
             "max_in_flight_bytes must be at most 4 GiB"
+        } else if self.max_buffered_records == 0 {
+            "max_buffered_records must be at least 1"
+        } else if self.max_buffered_records > tokio::sync::Semaphore::MAX_PERMITS {
+            "max_buffered_records is above what a semaphore can count"
+        } else if self.max_buffered_bytes == 0 {
+            "max_buffered_bytes must be at least 1"
+        } else if self.max_buffered_bytes > u32::MAX as usize {
+            "max_buffered_bytes must be at most 4 GiB"
         } else if self.max_attempts == 0 {
             "max_attempts must be at least 1"
         } else if self.chunk_bytes == 0 {

@@ -9,9 +9,9 @@ use crate::report::DeliveryReport;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Resolves to a record's delivery report, or to the error that ended its
 /// attempts. Every record handed to the producer resolves exactly once.
@@ -50,88 +50,141 @@ pub(crate) struct Pending {
     lane: Arc<LaneShared>,
 }
 
+/// Room for records: a bound on their count and on their bytes.
+pub(crate) struct Room {
+    records: Semaphore,
+    bytes: Semaphore,
+}
+
+impl Room {
+    pub(crate) fn new(records: usize, bytes: usize) -> Room {
+        Room {
+            records: Semaphore::new(records),
+            bytes: Semaphore::new(bytes),
+        }
+    }
+
+    /// Room for one record of `bytes` bytes, if there is some now.
+    fn try_take(&self, bytes: u32) -> Result<Option<Taken<'_>>, Error> {
+        use tokio::sync::TryAcquireError::{Closed, NoPermits};
+        let record = match self.records.try_acquire() {
+            Ok(permit) => permit,
+            Err(NoPermits) => return Ok(None),
+            Err(Closed) => return Err(Error::Closed),
+        };
+        match self.bytes.try_acquire_many(bytes) {
+            Ok(bytes) => Ok(Some((record, bytes))),
+            Err(NoPermits) => Ok(None),
+            Err(Closed) => Err(Error::Closed),
+        }
+    }
+
+    /// Room for one record of `bytes` bytes, waiting until there is some.
+    async fn take(&self, bytes: u32) -> Result<Taken<'_>, Error> {
+        if let Some(taken) = self.try_take(bytes)? {
+            return Ok(taken);
+        }
+        let record = self.records.acquire().await.map_err(|_| Error::Closed)?;
+        let bytes = self
+            .bytes
+            .acquire_many(bytes)
+            .await
+            .map_err(|_| Error::Closed)?;
+        Ok((record, bytes))
+    }
+
+    fn add(&self, records: usize, bytes: usize) {
+        if records > 0 {
+            self.records.add_permits(records);
+        }
+        if bytes > 0 {
+            self.bytes.add_permits(bytes);
+        }
+    }
+}
+
+type Taken<'a> = (SemaphorePermit<'a>, SemaphorePermit<'a>);
+
 /// What a lane shares with the records it holds and with the callers
-/// waiting for room: the bounds on records and bytes, and the permits
-/// given back by resolved records since the lane last returned them.
+/// waiting for room: its own bounds, the producer's bounds over every lane,
+/// and the room given back by resolved records since the lane last
+/// returned it.
 pub(crate) struct LaneShared {
-    pub(crate) records: Semaphore,
-    pub(crate) bytes: Semaphore,
+    lane: Room,
+    producer: Arc<Room>,
     freed_records: AtomicUsize,
     freed_bytes: AtomicUsize,
+    /// The lane has stopped: records dropped now give their room back
+    /// themselves.
+    closed: AtomicBool,
     pub(crate) stats: Arc<Stats>,
 }
 
 impl LaneShared {
-    pub(crate) fn new(records: usize, bytes: usize, stats: Arc<Stats>) -> LaneShared {
+    pub(crate) fn new(
+        records: usize,
+        bytes: usize,
+        producer: Arc<Room>,
+        stats: Arc<Stats>,
+    ) -> LaneShared {
         LaneShared {
-            records: Semaphore::new(records),
-            bytes: Semaphore::new(bytes),
+            lane: Room::new(records, bytes),
+            producer,
             freed_records: AtomicUsize::new(0),
             freed_bytes: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             stats,
         }
     }
 
-    /// Takes room for a record of `bytes` bytes, waiting when the lane is
-    /// full. The permits are given back in batches by
-    /// [`give_back`](Self::give_back) once the record is dropped; a caller
-    /// that stops waiting takes nothing.
+    /// Takes room for a record of `bytes` bytes in the lane and in the
+    /// producer, waiting while either is full. The room is given back in
+    /// batches by [`give_back`](Self::give_back) once the record is
+    /// dropped; a caller that stops waiting takes nothing.
     pub(crate) async fn take(&self, bytes: u32) -> Result<(), Error> {
-        use tokio::sync::TryAcquireError::{Closed, NoPermits};
-        let record = match self.records.try_acquire() {
-            Ok(permit) => permit,
-            Err(NoPermits) => self.records.acquire().await.map_err(|_| Error::Closed)?,
-            Err(Closed) => return Err(Error::Closed),
-        };
-        let bytes = match self.bytes.try_acquire_many(bytes) {
-            Ok(permit) => permit,
-            Err(NoPermits) => self
-                .bytes
-                .acquire_many(bytes)
-                .await
-                .map_err(|_| Error::Closed)?,
-            Err(Closed) => return Err(Error::Closed),
-        };
-        record.forget();
-        bytes.forget();
+        // The lane's room first: a caller waiting for the producer's room
+        // then holds room only in its own lane.
+        let lane = self.lane.take(bytes).await?;
+        let producer = self.producer.take(bytes).await?;
+        forget(lane);
+        forget(producer);
         Ok(())
     }
 
     /// Takes room for a record of `bytes` bytes if there is some now.
     pub(crate) fn try_take(&self, bytes: u32) -> Result<bool, Error> {
-        use tokio::sync::TryAcquireError::{Closed, NoPermits};
-        let record = match self.records.try_acquire() {
-            Ok(permit) => permit,
-            Err(NoPermits) => return Ok(false),
-            Err(Closed) => return Err(Error::Closed),
+        let Some(lane) = self.lane.try_take(bytes)? else {
+            return Ok(false);
         };
-        let bytes = match self.bytes.try_acquire_many(bytes) {
-            Ok(permit) => permit,
-            Err(NoPermits) => return Ok(false),
-            Err(Closed) => return Err(Error::Closed),
+        let Some(producer) = self.producer.try_take(bytes)? else {
+            return Ok(false);
         };
-        record.forget();
-        bytes.forget();
+        forget(lane);
+        forget(producer);
         Ok(true)
     }
 
-    /// Returns the permits of the records resolved since the last call.
+    /// Returns the room of the records resolved since the last call.
     pub(crate) fn give_back(&self) {
         let records = self.freed_records.swap(0, Ordering::AcqRel);
-        if records > 0 {
-            self.records.add_permits(records);
-        }
         let bytes = self.freed_bytes.swap(0, Ordering::AcqRel);
-        if bytes > 0 {
-            self.bytes.add_permits(bytes);
-        }
+        self.lane.add(records, bytes);
+        self.producer.add(records, bytes);
     }
 
-    /// Makes every wait for room fail: the lane has stopped.
+    /// Makes every wait for room in this lane fail: the lane has stopped.
     pub(crate) fn close(&self) {
-        self.records.close();
-        self.bytes.close();
+        self.closed.store(true, Ordering::Release);
+        self.lane.records.close();
+        self.lane.bytes.close();
+        // Whatever its records still hold goes back now.
+        self.give_back();
     }
+}
+
+fn forget((record, bytes): Taken<'_>) {
+    record.forget();
+    bytes.forget();
 }
 
 impl Pending {
@@ -188,5 +241,8 @@ impl Drop for Pending {
         self.lane
             .freed_bytes
             .fetch_add(self.bytes as usize, Ordering::AcqRel);
+        if self.lane.closed.load(Ordering::Acquire) {
+            self.lane.give_back();
+        }
     }
 }

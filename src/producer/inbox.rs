@@ -92,7 +92,7 @@ impl Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::producer::delivery::LaneShared;
+    use crate::producer::delivery::{LaneShared, Room};
     use crate::producer::stats::Stats;
     use bytes::Bytes;
     use std::sync::Arc;
@@ -105,7 +105,13 @@ mod tests {
 
     #[tokio::test]
     async fn records_come_out_in_order_until_closed() {
-        let lane = Arc::new(LaneShared::new(10, 100, Arc::new(Stats::default())));
+        let producer = Arc::new(Room::new(10, 100));
+        let lane = Arc::new(LaneShared::new(
+            10,
+            100,
+            producer,
+            Arc::new(Stats::default()),
+        ));
         let inbox = Inbox::default();
         let mut taken = VecDeque::new();
         assert!(inbox.take_all(&mut taken));

@@ -5,7 +5,7 @@
 
 use super::config::ProducerConfig;
 use super::decode::ReportDecoder;
-use super::delivery::{LaneShared, Pending};
+use super::delivery::{LaneShared, Pending, Room};
 use super::inbox::Inbox;
 use super::machine::{Action, Counters, Entry, Event, Machine};
 use super::stats::Stats;
@@ -59,12 +59,14 @@ pub(crate) fn spawn(
     stats: Arc<Stats>,
     abandon: watch::Receiver<bool>,
     slot: Weak<LaneSlot>,
+    room: Arc<Room>,
 ) -> LaneHandle {
     let inbox = Arc::new(Inbox::default());
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(LaneShared::new(
         config.max_in_flight_records,
         config.max_in_flight_bytes,
+        room,
         stats.clone(),
     ));
     let now = Instant::now();
@@ -148,6 +150,8 @@ impl Driver {
             self.take_incoming();
             self.machine.poll(Instant::now());
             self.carry_out().await;
+            // Room freed by the records just resolved.
+            self.shared.give_back();
             if self.machine.is_finished() {
                 debug!("lane finished");
                 return;
@@ -210,9 +214,9 @@ impl Driver {
             return false;
         };
         let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        let ours = slot
-            .as_ref()
-            .is_some_and(|lane| Arc::ptr_eq(&lane.inbox, &self.inbox) && Arc::strong_count(lane) == 1);
+        let ours = slot.as_ref().is_some_and(|lane| {
+            Arc::ptr_eq(&lane.inbox, &self.inbox) && Arc::strong_count(lane) == 1
+        });
         if !ours || !self.inbox.close_if_empty() {
             return false;
         }
@@ -297,7 +301,10 @@ impl Driver {
         self.stats.add_streams(streams_opened, reconnects);
         self.stats.add_late_reports(late_reports);
         if unmatched_reports > 0 {
-            warn!(unmatched_reports, "delivery reports without a record; ignored");
+            warn!(
+                unmatched_reports,
+                "delivery reports without a record; ignored"
+            );
         }
     }
 
@@ -395,7 +402,9 @@ async fn read_stream(
                     }
                 }
                 if let Err(e) = decoded {
-                    break Some(Error::Interrupted(format!("undecodable delivery report: {e}")));
+                    break Some(Error::Interrupted(format!(
+                        "undecodable delivery report: {e}"
+                    )));
                 }
             }
             Some(Err(e)) => break Some(Error::Transport(e)),

@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::record::{Payload, Record, validate_topic};
 use crate::report::DeliveryReport;
 use bytes::Bytes;
-use delivery::Pending;
+use delivery::{Pending, Room};
 use futures_util::Stream;
 use lane::{LaneHandle, LaneSlot};
 use stats::Stats;
@@ -93,6 +93,8 @@ struct Shared {
     /// Set when `close_timeout` gives up waiting: lanes then resolve what
     /// they hold at once.
     abandon: watch::Sender<bool>,
+    /// The bounds over every lane.
+    room: Arc<Room>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -118,13 +120,17 @@ impl Producer {
         Ok(Producer {
             shared: Arc::new(Shared {
                 client,
-                config: Arc::new(config),
                 stats: Arc::new(Stats::default()),
                 lanes: RwLock::new(HashMap::default()),
                 next_lane: AtomicUsize::new(0),
                 closed: AtomicBool::new(false),
                 hasher: std::hash::RandomState::new(),
                 abandon: watch::Sender::new(false),
+                room: Arc::new(Room::new(
+                    config.max_buffered_records,
+                    config.max_buffered_bytes,
+                )),
+                config: Arc::new(config),
             }),
         })
     }
@@ -216,7 +222,8 @@ impl Producer {
         let now = Instant::now();
         let prepared = Prepared {
             index: self.route(record),
-            bytes: encoded.len().min(shared.config.max_in_flight_bytes) as u32,
+            // A record larger than a bound takes all of it.
+            bytes: encoded.len().min(shared.config.max_record_room()) as u32,
             encoded,
             // The configuration caps the timeout far below any overflow.
             deadline: now
@@ -457,6 +464,7 @@ impl TopicLanes {
             shared.stats.clone(),
             shared.abandon.subscribe(),
             Arc::downgrade(&self.slots[index]),
+            Arc::clone(&shared.room),
         ));
         *slot = Some(Arc::clone(&lane));
         Ok(lane)

@@ -50,9 +50,9 @@ impl<T> Entry<T> {
     /// share with other records, so that a record waiting out a backoff
     /// does not keep its neighbours' memory.
     pub(crate) fn failed(&mut self, error: Error) {
-        let retry = self.retry.get_or_insert_with(|| {
-            Box::new(RetryState::default())
-        });
+        let retry = self
+            .retry
+            .get_or_insert_with(|| Box::new(RetryState::default()));
         if retry.last_error.is_none() {
             self.encoded = Bytes::copy_from_slice(&self.encoded);
         }

@@ -434,9 +434,11 @@ impl<T: Ticket> Machine<T> {
             // taken apart if one of them expired, so that none is sent
             // after it was reported as not written.
             let sent = stream.slots.len() - stream.unsent;
-            let unsent_expired = stream.slots.iter().skip(sent).any(
-                |slot| matches!(slot, Slot::Live(e) if e.deadline <= now),
-            );
+            let unsent_expired = stream
+                .slots
+                .iter()
+                .skip(sent)
+                .any(|slot| matches!(slot, Slot::Live(e) if e.deadline <= now));
             if unsent_expired {
                 for entry in stream.take_unsent() {
                     if entry.deadline <= now {
@@ -527,7 +529,8 @@ impl<T: Ticket> Machine<T> {
             if !stream.accepting && stream.body_open && stream.chunk.is_empty() {
                 stream.body_open = false;
                 stream.writable = false;
-                self.actions.push_back(Action::EndBody { stream: stream.id });
+                self.actions
+                    .push_back(Action::EndBody { stream: stream.id });
             }
             if !stream.body_open && stream.live == 0 {
                 let overdue = stream.slots.iter().any(|s| matches!(s, Slot::Gone));
@@ -598,8 +601,10 @@ impl<T: Ticket> Machine<T> {
                 stream.live += 1;
                 stream.unsent += 1;
             }
+            // A strict chunk holds one record: waiting for more is pointless.
             let linger_over = !stream.chunk_has_room(settings.chunk_bytes)
                 || settings.linger.is_zero()
+                || settings.strict_order
                 || !stream.accepting
                 || stream
                     .chunk_started
@@ -701,7 +706,13 @@ impl<T: Ticket> Machine<T> {
         }
     }
 
-    fn on_ended(&mut self, mut stream: Stream<T>, error: Option<Error>, reached: bool, now: Instant) {
+    fn on_ended(
+        &mut self,
+        mut stream: Stream<T>,
+        error: Option<Error>,
+        reached: bool,
+        now: Instant,
+    ) {
         let unsent = stream.take_unsent();
         self.requeue(unsent);
         let sent = stream.take_live();
@@ -766,6 +777,15 @@ impl<T: Ticket> Machine<T> {
         }
         entry.ticket.set_maybe_written(entry.maybe_written);
         match decision {
+            Decision::Fail if entry.maybe_written && class != RetryClass::OutcomeUnknown => {
+                // An earlier attempt may have written it: never say it was
+                // not.
+                let error = Error::MaybeWritten {
+                    attempts: entry.attempts,
+                    last_error: Box::new(error),
+                };
+                self.resolve(entry, Err(error));
+            }
             Decision::Fail => self.resolve(entry, Err(error)),
             Decision::Expire => {
                 let error = Error::DeliveryTimeout {

@@ -24,7 +24,9 @@ const MS: Duration = Duration::from_millis(1);
 /// How a record ended, as its ticket saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Told {
-    Delivered { duplicate: bool },
+    Delivered {
+        duplicate: bool,
+    },
     /// A failure that says the record was not written.
     NotWritten,
     /// A failure that says the record may have been written.
@@ -34,6 +36,8 @@ pub(super) enum Told {
 #[derive(Debug)]
 struct RecordState {
     handed_at: Duration,
+    /// Records held ahead of it when it was handed over.
+    ahead: usize,
     deadline: Duration,
     told: Option<(Duration, Told)>,
     /// The error, for reports.
@@ -113,9 +117,14 @@ pub(super) enum Mode {
     /// Connections refused; open ones cut.
     Down,
     /// Requests answered with this HTTP status (and Retry-After seconds).
-    Refusing { status: u16, retry_after: Option<u64> },
+    Refusing {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     /// No credentials to be had: the token endpoint fails.
-    TokenFailing { retriable: bool },
+    TokenFailing {
+        retriable: bool,
+    },
     /// Reports come late, by up to this long.
     SlowReports(Duration),
     /// Streams accepted now never report and never end, until the mode
@@ -124,9 +133,14 @@ pub(super) enum Mode {
     /// Streams accepted now stop reading their body.
     NotReading,
     /// Records are refused in band with this code, at this rate in 100.
-    InBand { code: i32, percent: u64 },
+    InBand {
+        code: i32,
+        percent: u64,
+    },
     /// Connections are cut after a few records, at this rate in 100.
-    Cutting { percent: u64 },
+    Cutting {
+        percent: u64,
+    },
 }
 
 impl Mode {
@@ -138,7 +152,9 @@ impl Mode {
 /// Something the schedule makes happen.
 #[derive(Clone, Debug)]
 pub(super) enum Scheduled {
-    Record { deadline: Duration },
+    Record {
+        deadline: Duration,
+    },
     Mode(Mode),
     Close,
     Abandon,
@@ -207,7 +223,11 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
     let timeout = log_uniform(&mut rng, 50 * MS, Duration::from_secs(1800));
     let mut records = 0;
     while schedule.len() < events {
-        t += log_uniform(&mut rng, Duration::from_micros(100), Duration::from_secs(30));
+        t += log_uniform(
+            &mut rng,
+            Duration::from_micros(100),
+            Duration::from_secs(30),
+        );
         let event = match rng.u8(..100) {
             0..60 => {
                 records += 1;
@@ -326,6 +346,7 @@ struct Sim {
     retired: bool,
     settings: Settings,
     trace: bool,
+    strict: bool,
 }
 
 /// Runs one plan; returns what it saw or the first broken invariant.
@@ -361,6 +382,7 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         retired: false,
         settings: settings.clone(),
         trace: std::env::var_os("SIM_TRACE").is_some(),
+        strict: settings.strict_order,
     };
     let mut schedule = schedule.into_iter().peekable();
     let mut ended = false;
@@ -487,8 +509,10 @@ impl Sim {
             let mut ledger = self.ledger.borrow_mut();
             let id = ledger.records.len();
             let deadline = self.now + timeout;
+            let ahead = self.unresolved.len();
             ledger.records.push(RecordState {
                 handed_at: self.now,
+                ahead,
                 deadline,
                 told: None,
                 error: None,
@@ -821,8 +845,12 @@ impl Sim {
         // throughout: it must be delivered.
         if let Some(since) = self.healthy_since.filter(|_| !self.ended) {
             let settled = since + 2 * self.backoff_cap + 100 * MS;
+            // Time enough to be sent after those ahead of it, one round
+            // trip each when strict.
+            let per_record = if self.strict { 50 * MS } else { MS };
+            let needed = Duration::from_secs(1) + per_record * record.ahead as u32;
             if record.handed_at >= settled
-                && record.deadline >= record.handed_at + Duration::from_secs(1)
+                && record.deadline >= record.handed_at + needed
                 && !matches!(told, Told::Delivered { .. })
             {
                 return Err(self.fail(&format!(

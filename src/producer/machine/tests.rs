@@ -1,8 +1,8 @@
 //! The lane's machine under simulation: random schedules of faults with the
 //! invariants checked after every step, and the schedules of known holes.
 
-use super::simulation::{self, Mode, Scheduled, Told};
 use super::Settings;
+use super::simulation::{self, Mode, Scheduled, Told};
 use crate::retry_policy::{Guarantee, RetryPolicy};
 use std::time::Duration;
 
@@ -45,4 +45,189 @@ fn random_schedules_keep_every_invariant() {
         started.elapsed()
     );
     assert!(steps >= count as usize * 200, "{steps} steps");
+}
+
+/// The producer's default settings.
+fn defaults(guarantee: Guarantee) -> Settings {
+    Settings {
+        chunk_bytes: 64 * 1024,
+        chunk_capacity: 64 * 1024,
+        linger: Duration::ZERO,
+        idle_timeout: Duration::from_secs(25),
+        max_stream_age: Duration::from_secs(23 * 3600),
+        strict_order: false,
+        policy: RetryPolicy {
+            max_attempts: 10,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            guarantee,
+        },
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+/// Records every `every` seconds from `from` to `to`, each with `timeout`.
+fn records(from: f64, to: f64, every: f64, timeout: f64) -> Vec<(Duration, Scheduled)> {
+    let mut out = Vec::new();
+    let mut t = from;
+    while t < to {
+        out.push((
+            secs(t),
+            Scheduled::Record {
+                deadline: secs(timeout),
+            },
+        ));
+        t += every;
+    }
+    out
+}
+
+fn run(settings: Settings, mut events: Vec<(Duration, Scheduled)>) -> simulation::Summary {
+    events.sort_by_key(|(t, _)| *t);
+    match simulation::run(simulation::scripted(settings, 10_000, events)) {
+        Ok(summary) => summary,
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+/// Outcomes of the records handed over from `from` seconds on.
+fn told_after(
+    summary: &simulation::Summary,
+    events: &[(Duration, Scheduled)],
+    from: f64,
+) -> Vec<Told> {
+    let handed: Vec<Duration> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Scheduled::Record { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+    summary
+        .told
+        .iter()
+        .zip(handed)
+        .filter(|(_, at)| *at >= secs(from))
+        .map(|((_, told, _), _)| *told)
+        .collect()
+}
+
+#[test]
+fn after_a_45_second_outage_later_records_are_delivered_and_close_ends() {
+    let mut events = records(0.0, 120.0, 0.5, 120.0);
+    events.push((secs(1.0), Scheduled::Mode(Mode::Down)));
+    events.push((secs(46.0), Scheduled::Mode(Mode::Healthy)));
+    events.push((secs(121.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events.clone());
+    let after = told_after(&summary, &events, 46.0 + 20.0);
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|t| matches!(t, Told::Delivered { .. })),
+        "{after:?}"
+    );
+    // And the records of the outage each got an outcome (the run checks
+    // that every record resolved, by its deadline).
+    assert_eq!(summary.told.len(), 240);
+}
+
+#[test]
+fn a_token_provider_that_fails_once_does_not_stop_the_lane() {
+    let mut events = records(0.01, 30.0, 0.25, 20.0);
+    events.push((
+        secs(0.0),
+        Scheduled::Mode(Mode::TokenFailing { retriable: true }),
+    ));
+    events.push((secs(0.2), Scheduled::Mode(Mode::Healthy)));
+    events.push((secs(31.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events.clone());
+    let first = told_after(&summary, &events, 0.0);
+    assert!(matches!(first[0], Told::Delivered { .. }), "{first:?}");
+    let after = told_after(&summary, &events, 21.0);
+    assert!(
+        after.iter().all(|t| matches!(t, Told::Delivered { .. })),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_cut_with_at_most_once_does_not_stop_the_lane() {
+    let mut events = records(0.01, 40.0, 0.25, 20.0);
+    events.push((secs(0.0), Scheduled::Mode(Mode::Cutting { percent: 100 })));
+    events.push((secs(5.0), Scheduled::Mode(Mode::Healthy)));
+    events.push((secs(41.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtMostOnce), events.clone());
+    let before = told_after(&summary, &events, 0.0);
+    assert!(before.contains(&Told::Unknown), "{before:?}");
+    let after = told_after(&summary, &events, 26.0);
+    assert!(
+        after.iter().all(|t| matches!(t, Told::Delivered { .. })),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_503_with_an_absurd_retry_after_does_not_panic_or_stop_the_lane() {
+    let mut events = records(0.0, 700.0, 1.0, 900.0);
+    events.push((
+        secs(0.5),
+        Scheduled::Mode(Mode::Refusing {
+            status: 503,
+            retry_after: Some(u64::MAX),
+        }),
+    ));
+    events.push((secs(1.0), Scheduled::Mode(Mode::Healthy)));
+    events.push((secs(701.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events.clone());
+    // The wait asked for is capped at ten minutes.
+    let after = told_after(&summary, &events, 1.0 + 600.0 + 20.0);
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|t| matches!(t, Told::Delivered { .. })),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn records_written_to_a_server_that_never_reports_expire_as_outcome_unknown() {
+    let mut events = records(0.0, 10.0, 0.5, 5.0);
+    events.insert(0, (Duration::ZERO, Scheduled::Mode(Mode::Silent)));
+    events.push((secs(11.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events);
+    for (i, (at, told, error)) in summary.told.iter().enumerate() {
+        // Written, never reported: resolved at its deadline, not as "not
+        // written" (the server stored it).
+        assert_eq!(*told, Told::Unknown, "record {i}: {error:?}");
+        assert!(*at <= secs(i as f64 * 0.5 + 5.0) + Duration::from_millis(1));
+        assert_eq!(summary.stored[i], 1);
+    }
+}
+
+#[test]
+fn a_record_written_by_an_earlier_attempt_is_never_told_not_written() {
+    let mut events = records(0.0, 5.0, 0.1, 60.0);
+    events.insert(
+        0,
+        (
+            Duration::ZERO,
+            Scheduled::Mode(Mode::InBand {
+                code: 50003,
+                percent: 100,
+            }),
+        ),
+    );
+    events.push((
+        secs(5.0),
+        Scheduled::Mode(Mode::InBand {
+            code: 40403,
+            percent: 100,
+        }),
+    ));
+    events.push((secs(70.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events);
+    for (i, (_, told, error)) in summary.told.iter().enumerate() {
+        if summary.stored[i] > 0 {
+            assert_ne!(*told, Told::NotWritten, "record {i}: {error:?}");
+        }
+    }
 }
