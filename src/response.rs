@@ -49,13 +49,13 @@ pub(crate) async fn into_report(
         Err(E::ErrorResponse(value)) => {
             let status = value.status().as_u16();
             let retry_after = retry_after(value.headers());
-            let body: serde_json::Value = reencode(&value.into_inner())?;
+            let body: serde_json::Value = reencode(&value.into_inner(), status)?;
             Err(Error::Api(api_error(status, &body, retry_after)))
         }
         Err(E::UnexpectedResponse(response)) => {
             let status = response.status().as_u16();
             let retry_after = retry_after(response.headers());
-            let text = response.text().await.map_err(Error::Transport)?;
+            let text = response.text().await.map_err(Error::transport)?;
             Err(from_body(status, text.as_bytes(), retry_after))
         }
         Err(E::InvalidResponsePayload(bytes, source)) => match meta.status {
@@ -66,13 +66,16 @@ pub(crate) async fn into_report(
                 &bytes,
                 retry_after(&meta.headers),
             )),
-            _ => Err(Error::Decode {
-                raw: truncate(&bytes),
+            // A success status (the post hook notes every response): the
+            // record may have been written.
+            status => Err(Error::decode(
+                truncate(&bytes),
+                status.map(|s| s.as_u16()),
                 source,
-            }),
+            )),
         },
         Err(E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e)) => {
-            Err(Error::Transport(e))
+            Err(Error::transport(e))
         }
         Err(E::InvalidRequest(message) | E::Custom(message)) => Err(Error::Config(message)),
     }
@@ -121,15 +124,20 @@ fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration
     }
 }
 
-fn reencode<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> Result<T, Error> {
+/// An error body of an answer with `status`, as another type.
+fn reencode<T: serde::de::DeserializeOwned>(
+    value: &impl serde::Serialize,
+    status: u16,
+) -> Result<T, Error> {
     // Through the JSON text: cheaper than through a `serde_json::Value`.
-    let json = serde_json::to_vec(value).map_err(|source| Error::Decode {
-        raw: String::new(),
-        source,
-    })?;
-    serde_json::from_slice(&json).map_err(|source| Error::Decode {
-        raw: String::from_utf8_lossy(&json).into_owned(),
-        source,
+    let json = serde_json::to_vec(value)
+        .map_err(|source| Error::decode(String::new(), Some(status), source))?;
+    serde_json::from_slice(&json).map_err(|source| {
+        Error::decode(
+            String::from_utf8_lossy(&json).into_owned(),
+            Some(status),
+            source,
+        )
     })
 }
 

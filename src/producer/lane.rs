@@ -447,9 +447,9 @@ impl Lane {
                 self.reopen_at = Some(now + delay);
                 for pending in std::mem::take(&mut self.waiting) {
                     if e.is_retriable() {
-                        self.retry(pending, e.replicate(), Some(delay));
+                        self.retry(pending, e.clone(), Some(delay));
                     } else {
-                        pending.fail(e.replicate());
+                        pending.fail(e.clone());
                     }
                 }
                 return;

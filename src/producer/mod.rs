@@ -435,7 +435,7 @@ impl<S: Stream<Item = Record>> SendAll<'_, S> {
         let lanes = match lanes {
             Ok(lanes) => lanes,
             Err(error) => {
-                let delivery = producer.refused(error.replicate());
+                let delivery = producer.refused(error.clone());
                 return self.window.push_back(delivery);
             }
         };
