@@ -100,7 +100,8 @@ impl Error {
         }
     }
 
-    /// The server's `Retry-After`, if it sent one.
+    /// The server's `Retry-After`, if it sent one, at most
+    /// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Api(api) => api.retry_after,
@@ -184,7 +185,8 @@ pub struct ApiError {
     /// The server's message, or the body's text when it was not JSON (the
     /// HTML page of a 429, for instance).
     pub message: String,
-    /// The `Retry-After` delay, when the response had one.
+    /// The `Retry-After` delay, when the response had one, at most
+    /// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER).
     pub retry_after: Option<Duration>,
     /// True when the error came in a delivery report rather than as the
     /// status of the whole request.
