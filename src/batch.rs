@@ -40,11 +40,10 @@ impl Client {
     ///   `in_band` set and the server's `error_code` (e.g. 40403).
     /// * When a whole request fails (HTTP 401, 404, 422 with 42208, 429, 5xx,
     ///   a connection failure), each of its records holds an error with the
-    ///   same status, code and message. Since [`Error`] cannot be cloned, a
-    ///   transport failure is kept as [`Error::Transport`] by the request's
-    ///   first record only; the others hold [`Error::Interrupted`] with its
-    ///   message.
-    /// * A record the answer says nothing about holds [`Error::Decode`].
+    ///   same error (a clone of it, a transport failure included).
+    /// * A record the answer says nothing about holds [`Error::Decode`] with
+    ///   status 207; its outcome is unknown, since the server took the
+    ///   request.
     ///
     /// Nothing is retried.
     ///
@@ -126,13 +125,7 @@ impl Client {
         match result {
             Ok(value) => match serde_json::to_value(value.into_inner()) {
                 Ok(json) => outcomes(&json, count),
-                Err(source) => per_record(
-                    Error::Decode {
-                        raw: String::new(),
-                        source,
-                    },
-                    count,
-                ),
+                Err(source) => per_record(Error::decode(String::new(), Some(207), source), count),
             },
             Err(error) => per_record(request_error(error, meta).await, count),
         }
@@ -167,7 +160,7 @@ impl Client {
             )
             .send()
             .await
-            .map_err(Error::Transport)?;
+            .map_err(Error::transport)?;
         if response.status() != reqwest::StatusCode::MULTI_STATUS {
             return Err(
                 request_error(E::UnexpectedResponse(response), ResponseMeta::default()).await,
@@ -177,7 +170,7 @@ impl Client {
             status: Some(response.status()),
             headers: response.headers().clone(),
         };
-        let bytes = response.bytes().await.map_err(Error::Transport)?;
+        let bytes = response.bytes().await.map_err(Error::transport)?;
         match serde_json::from_slice(&bytes) {
             Ok(json) => Ok(json),
             Err(source) => Err(request_error(E::InvalidResponsePayload(bytes, source), meta).await),
@@ -277,11 +270,13 @@ fn success(entry: &Value) -> Outcome {
     fields
         .entry("error_code")
         .or_insert_with(|| Value::from(200));
-    let wire: ReportWire =
-        serde_json::from_value(Value::Object(fields)).map_err(|source| Error::Decode {
-            raw: response::truncate(entry.to_string().as_bytes()),
+    let wire: ReportWire = serde_json::from_value(Value::Object(fields)).map_err(|source| {
+        Error::decode(
+            response::truncate(entry.to_string().as_bytes()),
+            Some(207),
             source,
-        })?;
+        )
+    })?;
     wire.into_result()
 }
 
@@ -318,19 +313,21 @@ async fn request_error(error: progenitor_client::Error<types::Error>, meta: Resp
 
 /// One error for each of `count` records from one error of their request.
 fn per_record(error: Error, count: usize) -> Vec<Outcome> {
-    let copies: Vec<Outcome> = (1..count).map(|_| Err(error.replicate())).collect();
+    let copies: Vec<Outcome> = (1..count).map(|_| Err(error.clone())).collect();
     std::iter::once(Err(error))
         .chain(copies)
         .take(count)
         .collect()
 }
 
-/// A decode error about `raw`.
+/// A decode error about `raw`, part of a 207 answer: the server took the
+/// request, so the record may have been written.
 fn decode_error(raw: &Value, message: &str) -> Error {
-    Error::Decode {
-        raw: response::truncate(raw.to_string().as_bytes()),
-        source: serde::de::Error::custom(message),
-    }
+    Error::decode(
+        response::truncate(raw.to_string().as_bytes()),
+        Some(207),
+        serde::de::Error::custom(message),
+    )
 }
 
 #[cfg(test)]

@@ -2,13 +2,18 @@
 
 use crate::retry_class::RetryClass;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything that can go wrong producing a record.
 ///
 /// Use [`Error::is_retriable`] to decide whether to send the record again and
 /// [`Error::retry_class`] to know whether it may already have been written.
-#[derive(Debug, thiserror::Error)]
+///
+/// Errors are cheap to clone: sources that cannot be cloned themselves are
+/// shared behind an [`Arc`], so a clone keeps the variant, the class and the
+/// whole source chain.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The server answered with an error, either for the whole request (an
@@ -19,15 +24,18 @@ pub enum Error {
     /// The request could not be sent or its answer not received: DNS, TCP,
     /// TLS, a timeout, or a connection closed early.
     #[error("could not reach the Kafka REST endpoint: {0}")]
-    Transport(#[source] reqwest::Error),
-    /// The server's answer could not be decoded.
+    Transport(#[source] Arc<reqwest::Error>),
+    /// The server's answer could not be decoded. After a success status the
+    /// request may have been carried out: see [`Error::retry_class`].
     #[error("could not decode the server's answer ({source}); body: {raw:?}")]
     Decode {
         /// The body as received (lossy UTF-8, truncated to 4 KiB).
         raw: String,
+        /// The HTTP status of the answer, when one was received.
+        status: Option<u16>,
         /// What the decoder objected to.
         #[source]
-        source: serde_json::Error,
+        source: Arc<serde_json::Error>,
     },
     /// The record or the call was rejected before any request was sent.
     #[error("{0}")]
@@ -88,6 +96,7 @@ impl Error {
             Error::MaybeWritten { last_error, .. } => last_error.status(),
             Error::Api(api) => Some(api.status),
             Error::Transport(e) => e.status().map(|s| s.as_u16()),
+            Error::Decode { status, .. } => *status,
             Error::DeliveryTimeout {
                 last_error: Some(last),
                 ..
@@ -111,7 +120,8 @@ impl Error {
         }
     }
 
-    /// The server's `Retry-After`, if it sent one.
+    /// The server's `Retry-After`, if it sent one, at most
+    /// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Api(api) => api.retry_after,
@@ -125,9 +135,13 @@ impl Error {
     ///   stream started; report codes 408, 429, 42901; connection failures
     ///   before the request was sent.
     /// * Outcome unknown: report codes 500, 50003, 50302 (and other 5xxxx but
-    ///   50002); a connection lost after the request was sent.
+    ///   50002); a connection lost after the request was sent; an answer with
+    ///   a success status (2xx) that could not be decoded, or a delivery
+    ///   report with `error_code` 200 but no partition or offset: the server
+    ///   accepted the request, so the record may have been written.
     /// * Terminal: everything else (bad input, 401/40101, 403/40301, 404,
-    ///   40402, 40403, 413, 415, 422, 50002, decode errors, configuration).
+    ///   40402, 40403, 413, 415, 422, 50002, error answers that could not be
+    ///   decoded, configuration).
     ///
     /// A token error ([`Error::Token`]) is retriable when the token endpoint
     /// could not be reached or answered 408, 429 or 5xx, terminal otherwise.
@@ -145,6 +159,10 @@ impl Error {
                 ..
             }
             | Error::MaybeWritten { .. } => RetryClass::OutcomeUnknown,
+            Error::Decode {
+                status: Some(status),
+                ..
+            } if (200..300).contains(status) => RetryClass::OutcomeUnknown,
             Error::Decode { .. }
             | Error::InvalidInput(_)
             | Error::Config(_)
@@ -163,48 +181,22 @@ impl Error {
         self.retry_class().is_retriable()
     }
 
-    /// An equal error for another record failed by the same cause. Errors
-    /// that hold a non-cloneable source keep its message.
-    pub(crate) fn replicate(&self) -> Error {
-        match self {
-            Error::Api(api) => Error::Api(api.clone()),
-            Error::Token(token) => Error::Token(token.clone()),
-            Error::InvalidInput(input) => Error::InvalidInput(input.clone()),
-            Error::Config(message) => Error::Config(message.clone()),
-            Error::Interrupted(message) => Error::Interrupted(message.clone()),
-            Error::Transport(e) => Error::Interrupted(e.to_string()),
-            Error::Decode { raw, source } => Error::Decode {
-                raw: raw.clone(),
-                source: serde::de::Error::custom(source),
-            },
-            Error::DeliveryTimeout {
-                attempts,
-                last_error,
-                may_have_been_written,
-            } => Error::DeliveryTimeout {
-                attempts: *attempts,
-                last_error: last_error.as_ref().map(|e| Box::new(e.replicate())),
-                may_have_been_written: *may_have_been_written,
-            },
-            Error::MaybeWritten {
-                attempts,
-                last_error,
-            } => Error::MaybeWritten {
-                attempts: *attempts,
-                last_error: Box::new(last_error.replicate()),
-            },
-            Error::Closed => Error::Closed,
+    /// A transport failure.
+    pub(crate) fn transport(error: reqwest::Error) -> Error {
+        Error::Transport(Arc::new(error))
+    }
+
+    /// An answer that could not be decoded; `status` is its HTTP status.
+    pub(crate) fn decode(raw: String, status: Option<u16>, source: serde_json::Error) -> Error {
+        Error::Decode {
+            raw,
+            status,
+            source: Arc::new(source),
         }
     }
 
     pub(crate) fn invalid(input: InvalidInput) -> Error {
         Error::InvalidInput(input)
-    }
-}
-
-impl Clone for Error {
-    fn clone(&self) -> Error {
-        self.replicate()
     }
 }
 
@@ -218,7 +210,8 @@ pub struct ApiError {
     /// The server's message, or the body's text when it was not JSON (the
     /// HTML page of a 429, for instance).
     pub message: String,
-    /// The `Retry-After` delay, when the response had one.
+    /// The `Retry-After` delay, when the response had one, at most
+    /// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER).
     pub retry_after: Option<Duration>,
     /// True when the error came in a delivery report rather than as the
     /// status of the whole request.
@@ -321,5 +314,51 @@ mod tests {
         assert!(text.contains("40101"), "{text}");
         assert!(text.contains("API key"), "{text}");
         assert!(!e.is_retriable());
+    }
+
+    #[tokio::test]
+    async fn a_cloned_connection_refusal_stays_a_retriable_transport_error() {
+        // A port that was just free and is closed again: the connection is refused.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let refused = crate::ClientBuilder::new()
+            .without_proxy()
+            .http_client()
+            .unwrap()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(refused.is_connect(), "{refused:?}");
+        let original = Error::transport(refused);
+        let clone = original.clone();
+        assert!(matches!(clone, Error::Transport(_)), "{clone:?}");
+        assert_eq!(clone.retry_class(), RetryClass::Retriable);
+        assert_eq!(clone.retry_class(), original.retry_class());
+        let text = clone.to_string();
+        assert_eq!(text, original.to_string());
+        assert!(text.starts_with("could not reach"), "{text}");
+        let mut chain = text;
+        let mut source = std::error::Error::source(&clone);
+        while let Some(cause) = source {
+            chain.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        assert!(chain.to_lowercase().contains("refused"), "{chain}");
+    }
+
+    #[test]
+    fn an_undecodable_answer_is_outcome_unknown_only_after_a_success_status() {
+        let source = || serde::de::Error::custom("not a report");
+        let after = |status| Error::decode("x".into(), status, source()).retry_class();
+        assert_eq!(after(Some(200)), RetryClass::OutcomeUnknown);
+        assert_eq!(after(Some(207)), RetryClass::OutcomeUnknown);
+        assert_eq!(after(Some(500)), RetryClass::Terminal);
+        assert_eq!(after(None), RetryClass::Terminal);
+        let e = Error::decode("x".into(), Some(200), source());
+        assert_eq!(e.status(), Some(200));
+        assert_eq!(e.clone().retry_class(), RetryClass::OutcomeUnknown);
     }
 }

@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod generated;
 mod hooks;
+mod limits;
 mod oauth;
 mod producer;
 mod record;
@@ -31,6 +32,10 @@ pub use config::{
     ENV_OAUTH_CLIENT_ID, ENV_OAUTH_CLIENT_SECRET, ENV_OAUTH_SCOPE, ENV_OAUTH_TOKEN_URL, ENV_PROXY,
 };
 pub use error::{ApiError, Error, InvalidInput};
+pub use limits::{
+    MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES,
+    MAX_IN_FLIGHT_RECORDS, MAX_RECORD_BYTES_LIMIT, MAX_RETRY_AFTER, MAX_TOKEN_LIFETIME,
+};
 pub use oauth::{ClientAuth, ClientCredentials};
 pub use producer::{
     DeliveryFuture, OnOutcomeUnknown, Producer, ProducerConfig, ProducerStats, Routing,

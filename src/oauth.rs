@@ -14,6 +14,7 @@
 //!   error answer `{"error":…,"error_description":…}` becomes a
 //!   [`TokenError`] naming the endpoint, the status and those two fields.
 
+use crate::limits::MAX_TOKEN_LIFETIME;
 use crate::token::{AccessToken, TokenError, TokenFuture, TokenProvider};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -404,14 +405,21 @@ fn chain(error: reqwest::Error) -> String {
 }
 
 /// `expires_in` as a number of seconds, or a string holding one (as some
-/// providers send it).
+/// providers send it), at most [`MAX_TOKEN_LIFETIME`]: a larger number,
+/// infinity included, is that long. A negative or non-numeric one is
+/// ignored (the lifetime is unknown).
 fn expires_in(value: Option<&serde_json::Value>) -> Option<Duration> {
-    let seconds = match value? {
+    let seconds: f64 = match value? {
         serde_json::Value::Number(n) => n.as_f64()?,
         serde_json::Value::String(s) => s.trim().parse().ok()?,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    if seconds.is_nan() || seconds < 0.0 {
+        return None;
+    }
+    // Fails only for values too large for a Duration.
+    let lifetime = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX);
+    Some(lifetime.min(MAX_TOKEN_LIFETIME))
 }
 
 /// What to check for the common OAuth errors.
@@ -517,6 +525,41 @@ mod tests {
         );
         assert_eq!(expires_in(Some(&json!(-1))), None);
         assert_eq!(expires_in(None), None);
+    }
+
+    #[test]
+    fn absurd_expires_in_is_capped_without_panicking() {
+        use serde_json::json;
+        for value in [
+            json!(1e20),
+            json!(u64::MAX),
+            json!(f64::MAX),
+            json!(86401),
+            json!("1e20"),
+            json!("inf"),
+            json!("infinity"),
+            json!("1e400"),
+        ] {
+            assert_eq!(
+                expires_in(Some(&value)),
+                Some(MAX_TOKEN_LIFETIME),
+                "{value}"
+            );
+        }
+        for value in [
+            json!(-1e20),
+            json!("-inf"),
+            json!("NaN"),
+            json!("-0.5"),
+            json!(true),
+        ] {
+            assert_eq!(expires_in(Some(&value)), None, "{value}");
+        }
+        assert_eq!(
+            expires_in(Some(&json!(0.25))),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(expires_in(Some(&json!(-0.0))), Some(Duration::ZERO));
     }
 
     #[test]

@@ -587,12 +587,15 @@ impl ReportWire {
                 attempts: 1,
                 possibly_duplicated: false,
             }),
-            _ => Err(Error::Decode {
-                raw: format!("{self:?}"),
-                source: serde::de::Error::custom(
+            // The server says the record was written but not where: it may
+            // be in the log.
+            _ => Err(Error::decode(
+                format!("{self:?}"),
+                Some(200),
+                serde::de::Error::custom(
                     "a successful delivery report without partition_id and offset",
                 ),
-            }),
+            )),
         }
     }
 }

@@ -10,6 +10,7 @@
 use crate::error::{ApiError, Error};
 use crate::generated::types;
 use crate::hooks::ResponseMeta;
+use crate::limits::MAX_RETRY_AFTER;
 use crate::report::{DeliveryReport, ReportWire};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use std::time::Duration;
@@ -49,13 +50,13 @@ pub(crate) async fn into_report(
         Err(E::ErrorResponse(value)) => {
             let status = value.status().as_u16();
             let retry_after = retry_after(value.headers());
-            let body: serde_json::Value = reencode(&value.into_inner())?;
+            let body: serde_json::Value = reencode(&value.into_inner(), status)?;
             Err(Error::Api(api_error(status, &body, retry_after)))
         }
         Err(E::UnexpectedResponse(response)) => {
             let status = response.status().as_u16();
             let retry_after = retry_after(response.headers());
-            let text = response.text().await.map_err(Error::Transport)?;
+            let text = response.text().await.map_err(Error::transport)?;
             Err(from_body(status, text.as_bytes(), retry_after))
         }
         Err(E::InvalidResponsePayload(bytes, source)) => match meta.status {
@@ -66,13 +67,16 @@ pub(crate) async fn into_report(
                 &bytes,
                 retry_after(&meta.headers),
             )),
-            _ => Err(Error::Decode {
-                raw: truncate(&bytes),
+            // A success status (the post hook notes every response): the
+            // record may have been written.
+            status => Err(Error::decode(
+                truncate(&bytes),
+                status.map(|s| s.as_u16()),
                 source,
-            }),
+            )),
         },
         Err(E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e)) => {
-            Err(Error::Transport(e))
+            Err(Error::transport(e))
         }
         Err(E::InvalidRequest(message) | E::Custom(message)) => Err(Error::Config(message)),
     }
@@ -121,27 +125,38 @@ fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration
     }
 }
 
-fn reencode<T: serde::de::DeserializeOwned>(value: &impl serde::Serialize) -> Result<T, Error> {
+/// An error body of an answer with `status`, as another type.
+fn reencode<T: serde::de::DeserializeOwned>(
+    value: &impl serde::Serialize,
+    status: u16,
+) -> Result<T, Error> {
     // Through the JSON text: cheaper than through a `serde_json::Value`.
-    let json = serde_json::to_vec(value).map_err(|source| Error::Decode {
-        raw: String::new(),
-        source,
-    })?;
-    serde_json::from_slice(&json).map_err(|source| Error::Decode {
-        raw: String::from_utf8_lossy(&json).into_owned(),
-        source,
+    let json = serde_json::to_vec(value)
+        .map_err(|source| Error::decode(String::new(), Some(status), source))?;
+    serde_json::from_slice(&json).map_err(|source| {
+        Error::decode(
+            String::from_utf8_lossy(&json).into_owned(),
+            Some(status),
+            source,
+        )
     })
 }
 
-/// `Retry-After` as seconds or as an HTTP date.
+/// `Retry-After` as seconds or as an HTTP date, at most
+/// [`MAX_RETRY_AFTER`]: a later time is waited for that long (and deadlines
+/// computed from the delay cannot overflow). A date in the past is no delay.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let text = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
-    let delay = when.signed_duration_since(chrono::Utc::now());
-    Some(delay.to_std().unwrap_or(Duration::ZERO))
+    let delay = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        // Too many digits for a u64 is still a number of seconds: a long one.
+        text.parse::<u64>()
+            .map_or(MAX_RETRY_AFTER, Duration::from_secs)
+    } else {
+        let when = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+        let delay = when.signed_duration_since(chrono::Utc::now());
+        delay.to_std().unwrap_or(Duration::ZERO)
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
 }
 
 /// The body as text for an error message, cut to 4 KiB.
@@ -167,5 +182,31 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("-5"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn absurd_retry_after_is_capped() {
+        let mut headers = HeaderMap::new();
+        for value in [
+            "601",
+            "18446744073709551615",
+            "99999999999999999999999999999999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "Thu, 31 Dec 2150 23:59:59 +0000",
+        ] {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static(value));
+            assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER), "{value}");
+        }
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("600"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(600)));
+        // A deadline from the largest delay cannot overflow.
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("18446744073709551615"),
+        );
+        let delay = retry_after(&headers).unwrap();
+        assert!(tokio::time::Instant::now().checked_add(delay).is_some());
     }
 }

@@ -3,14 +3,11 @@
 //! a random source it is handed. The streaming producer's lanes and
 //! `Client::produce`'s opt-in retries both ask it.
 
+pub(crate) use crate::limits::MAX_RETRY_AFTER;
 use crate::retry_class::RetryClass;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// The longest `Retry-After` honoured: a server asking for more is waited
-/// for this long at most (and never past the record's delivery timeout).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
 
 /// The delivery guarantee the caller chose for records whose outcome is
 /// unknown.

@@ -7,6 +7,7 @@
 //! many requests are waiting for a token: the others wait for that fetch and
 //! share its outcome, success or failure.
 
+use crate::limits::MAX_TOKEN_LIFETIME;
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
@@ -77,15 +78,18 @@ impl AccessToken {
         }
     }
 
-    /// The token is valid for `lifetime` from now (OAuth's `expires_in`).
+    /// The token is valid for `lifetime` from now (OAuth's `expires_in`), at
+    /// most [`MAX_TOKEN_LIFETIME`]: a longer lifetime is cut to it, so the
+    /// token is refreshed at least daily.
     pub fn with_lifetime(mut self, lifetime: Duration) -> AccessToken {
         self.received = Instant::now();
-        self.lifetime = Some(lifetime);
+        self.lifetime = Some(lifetime.min(MAX_TOKEN_LIFETIME));
         self
     }
 
-    /// The token is valid until `expiry` (a JWT's `exp`, say). A time in the
-    /// past makes a token that is already expired.
+    /// The token is valid until `expiry` (a JWT's `exp`, say), at most
+    /// [`MAX_TOKEN_LIFETIME`] from now. A time in the past makes a token
+    /// that is already expired.
     pub fn with_expiry(self, expiry: SystemTime) -> AccessToken {
         let lifetime = expiry
             .duration_since(SystemTime::now())
@@ -93,7 +97,8 @@ impl AccessToken {
         self.with_lifetime(lifetime)
     }
 
-    /// How long the token was valid for when it was received, if known.
+    /// How long the token was valid for when it was received, if known
+    /// (at most [`MAX_TOKEN_LIFETIME`]).
     pub fn lifetime(&self) -> Option<Duration> {
         self.lifetime
     }
@@ -248,16 +253,15 @@ impl Cached {
             )
         })?;
         header.set_sensitive(true);
-        let (refresh_at, expires_at) = match token.lifetime {
-            Some(lifetime) => {
-                let expires_at = token.received + lifetime;
-                (
-                    Some(expires_at - refresh_margin(lifetime)),
-                    Some(expires_at),
-                )
-            }
-            None => (None, None),
-        };
+        // A deadline past what the clock can represent: the token is used
+        // until the server refuses it, as one of unknown lifetime.
+        let expires_at = token
+            .lifetime
+            .and_then(|lifetime| token.received.checked_add(lifetime));
+        let refresh_at = expires_at.zip(token.lifetime).map(|(at, lifetime)| {
+            at.checked_sub(refresh_margin(lifetime))
+                .unwrap_or(token.received)
+        });
         Ok(Cached {
             header,
             refresh_at,
@@ -341,9 +345,9 @@ impl TokenCache {
             }
             // A refresh failed a moment ago: keep using the token while it lasts.
             if let Some(current) = usable
-                && state
-                    .last_failure
-                    .is_some_and(|at| now < at + RETRY_FAILED_REFRESH_AFTER)
+                && state.last_failure.is_some_and(|at| {
+                    now.saturating_duration_since(at) < RETRY_FAILED_REFRESH_AFTER
+                })
             {
                 return Ok(current.header.clone());
             }
@@ -516,6 +520,39 @@ mod tests {
         cache.invalidate(None);
         assert_eq!(cache.authorization().await.unwrap(), "Bearer token-3");
         assert_eq!(provider.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn absurd_lifetimes_are_capped_without_panicking() {
+        let token = AccessToken::new("t").with_lifetime(Duration::MAX);
+        assert_eq!(token.lifetime(), Some(MAX_TOKEN_LIFETIME));
+        let cached = Cached::from_token(&token).unwrap();
+        let now = Instant::now();
+        assert!(cached.fresh(now) && cached.usable(now));
+        let expires_at = cached.expires_at.unwrap();
+        assert!(expires_at <= token.received + MAX_TOKEN_LIFETIME);
+        assert!(expires_at > now + MAX_TOKEN_LIFETIME - Duration::from_secs(60));
+
+        let far = SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_secs(1 << 40))
+            .unwrap();
+        let token = AccessToken::new("t").with_expiry(far);
+        assert_eq!(token.lifetime(), Some(MAX_TOKEN_LIFETIME));
+
+        // A lifetime past the clock's range (not reachable through the
+        // setters) leaves the token without deadlines instead of panicking.
+        let unbounded = AccessToken {
+            lifetime: Some(Duration::MAX),
+            ..AccessToken::new("t")
+        };
+        let cached = Cached::from_token(&unbounded).unwrap();
+        assert_eq!((cached.refresh_at, cached.expires_at), (None, None));
+
+        // The cache hands out such a token and keeps it.
+        let (provider, cache) = cache(Some(Duration::MAX), false);
+        assert_eq!(cache.authorization().await.unwrap(), "Bearer token-1");
+        assert_eq!(cache.authorization().await.unwrap(), "Bearer token-1");
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]

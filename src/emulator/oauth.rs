@@ -208,7 +208,7 @@ impl OAuthServer {
             "client_id": client_id,
             "identity_pool_id": client.pool_id,
             "iat": now,
-            "exp": now + self.lifetime.as_secs(),
+            "exp": now.saturating_add(self.lifetime.as_secs()),
             "jti": format!("{n}-{:016x}", self.seed.hash_one((n, "jti"))),
         });
         let signature: Vec<u8> = (0..4u8)
@@ -226,7 +226,7 @@ impl OAuthServer {
                 client_id: client_id.to_owned(),
                 principal: client.principal.clone(),
                 pool_id: client.pool_id.clone(),
-                expires_at: Instant::now() + self.lifetime,
+                expires_at: deadline(self.lifetime),
                 revoked: false,
             },
         );
@@ -366,6 +366,15 @@ impl OAuthServer {
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
+}
+
+/// When a token issued now for `lifetime` expires; a lifetime too long to
+/// represent lasts as long as the emulator does.
+fn deadline(lifetime: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(lifetime)
+        .or_else(|| now.checked_add(Duration::from_secs(u64::from(u32::MAX))))
+        .unwrap_or(now)
 }
 
 /// The id and secret of an HTTP Basic header, form-decoded; `None` when the

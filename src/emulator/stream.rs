@@ -285,7 +285,10 @@ impl Stream {
                     }
                 }
             }
-            let idle_at = self.plan.idle_timeout.map(|d| Instant::now() + d);
+            let idle_at = self
+                .plan
+                .idle_timeout
+                .and_then(|d| Instant::now().checked_add(d));
             let wake = tokio::select! {
                 biased;
                 frame = body.frame() => Wake::Frame(frame),
@@ -466,7 +469,8 @@ impl Stream {
     /// Answers a record of an expired stream with a 408.
     fn expire(&mut self) -> Handled {
         if self.closing_at.is_none() {
-            self.closing_at = Some(Instant::now() + self.close_delay);
+            // A delay too long to represent: the stream stays open.
+            self.closing_at = Instant::now().checked_add(self.close_delay);
         }
         Stats::bump(&self.shared.faults.stats.expired_408);
         self.failure(

@@ -366,7 +366,7 @@ async fn read_stream(
         Err(e) => {
             let reached = !e.is_connect();
             send(Event::Ended {
-                error: Some(Error::Transport(e)),
+                error: Some(Error::transport(e)),
                 reached,
             })
             .await;
@@ -407,7 +407,7 @@ async fn read_stream(
                     )));
                 }
             }
-            Some(Err(e)) => break Some(Error::Transport(e)),
+            Some(Err(e)) => break Some(Error::transport(e)),
             None if decoder.has_partial() => {
                 break Some(Error::Interrupted(
                     "the response ended inside a delivery report".into(),

@@ -1,0 +1,47 @@
+//! Caps on durations and sizes that come from outside: the server's
+//! `Retry-After`, a token's lifetime, and the settings of a client or a
+//! producer. Values past them are either cut down to the cap (what a server
+//! or token endpoint sends) or refused when the client or producer is built
+//! (what the caller configures), so that no deadline computed from them can
+//! overflow and no bound is too large to allocate or count.
+
+use std::time::Duration;
+
+/// The longest `Retry-After` obeyed: 10 minutes. A server asking for longer
+/// is waited for this long; the record's delivery timeout still applies.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// The longest an access token is taken to be valid: 24 hours. A token
+/// endpoint or [`AccessToken::with_lifetime`](crate::AccessToken::with_lifetime)
+/// giving a longer lifetime (or one too large to represent) gets this one;
+/// the token is then refreshed ahead of it as usual.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest duration a setting accepts: 7 days. Applies to the client's
+/// connect and read timeouts and to every duration of a
+/// [`ProducerConfig`](crate::ProducerConfig) (delivery timeout, linger,
+/// idle timeout, stream age, backoff).
+pub const MAX_CONFIGURED_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The most records a producer keeps in flight per connection
+/// ([`ProducerConfig::with_max_in_flight_records`](crate::ProducerConfig::with_max_in_flight_records)):
+/// 2^24 (16 777 216).
+pub const MAX_IN_FLIGHT_RECORDS: usize = 1 << 24;
+
+/// The most bytes a producer keeps in flight per connection
+/// ([`ProducerConfig::with_max_in_flight_bytes`](crate::ProducerConfig::with_max_in_flight_bytes)):
+/// 4 GiB less one byte.
+pub const MAX_IN_FLIGHT_BYTES: usize = u32::MAX as usize;
+
+/// The most connections per topic
+/// ([`ProducerConfig::with_connections`](crate::ProducerConfig::with_connections)): 1024.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// The largest write target
+/// ([`ProducerConfig::with_chunk_bytes`](crate::ProducerConfig::with_chunk_bytes)): 16 MiB.
+pub const MAX_CHUNK_BYTES: usize = 16 * 1024 * 1024;
+
+/// The largest record size limit
+/// ([`ClientBuilder::with_max_record_bytes`](crate::ClientBuilder::with_max_record_bytes)):
+/// 1 GiB, far above what any cluster accepts.
+pub const MAX_RECORD_BYTES_LIMIT: usize = 1 << 30;
