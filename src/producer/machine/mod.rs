@@ -235,6 +235,7 @@ impl<T: Ticket> Machine<T> {
     pub(crate) fn is_idle_over(&self, now: Instant) -> bool {
         self.held() == 0
             && self.streams.is_empty()
+            && self.actions.is_empty()
             && self
                 .last_busy
                 .checked_add(self.settings.idle_timeout)

@@ -456,6 +456,11 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
             }
         }
         sim.step()?;
+        if sim.trace {
+            if let Some(m) = sim.machine.as_ref() {
+                eprintln!("{:?}     {}", sim.now, m.describe());
+            }
+        }
         if ended && (sim.retired || sim.machine.as_ref().is_none_or(|m| m.is_finished())) {
             break;
         }
@@ -593,11 +598,6 @@ impl Sim {
     /// invariants.
     fn step(&mut self) -> Result<(), String> {
         let at = self.base + self.now;
-        if self.machine.as_ref().is_some_and(|m| m.is_idle_over(at)) {
-            // The idle lane stops; the next record starts a new one.
-            self.machine = None;
-            self.retired = true;
-        }
         // As the driver: records that got room are handed over and the
         // machine polled again, until nothing changes.
         let mut polls = 0;
@@ -613,6 +613,12 @@ impl Sim {
                 machine.poll(at);
             }
             self.carry_out()?;
+        }
+        if self.machine.as_ref().is_some_and(|m| m.is_idle_over(at)) {
+            // The idle lane stops, as the driver does after carrying out
+            // every action; the next record starts a new one.
+            self.machine = None;
+            self.retired = true;
         }
         self.check_step()
     }
