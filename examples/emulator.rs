@@ -10,6 +10,13 @@
 //! cargo run --example emulator -- --seed 7 --error-rate 0.01 --error-codes 429,50003 \
 //!     --cut-probability 0.001 --stream-max-records 10000 --dribble
 //! ```
+//!
+//! Outages (the port refuses connections and open connections drop, then it
+//! serves again), here from 1 s to 4 s and from 10 s to 12 s after start:
+//!
+//! ```text
+//! cargo run --example emulator -- --outage 1000:4000 --outage 10000:12000
+//! ```
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -132,6 +139,12 @@ struct FaultArgs {
     /// service: 30000).
     #[arg(long, value_name = "MS")]
     idle_timeout_ms: Option<u64>,
+
+    /// An outage from START_MS to END_MS after start (repeatable): the
+    /// listening socket is closed, so connects are refused, open connections
+    /// are dropped, and at END_MS the same port serves again.
+    #[arg(long = "outage", value_name = "START_MS:END_MS", value_parser = parse_outage)]
+    outages: Vec<(Duration, Duration)>,
 }
 
 impl FaultArgs {
@@ -149,6 +162,7 @@ impl FaultArgs {
             report_dribble: self.dribble,
             report_delay: self.report_delay_ms.map(Duration::from_millis),
             idle_timeout: self.idle_timeout_ms.map(Duration::from_millis),
+            outages: self.outages.clone(),
             ..FaultPlan::default()
         }
     }
@@ -163,6 +177,22 @@ fn parse_probability(text: &str) -> Result<f64, String> {
     } else {
         Err(format!("a probability is between 0 and 1, got {p}"))
     }
+}
+
+fn parse_outage(text: &str) -> Result<(Duration, Duration), String> {
+    let (start, end) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected START_MS:END_MS, got {text:?}"))?;
+    let ms = |part: &str| {
+        part.parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|e| format!("bad milliseconds {part:?}: {e}"))
+    };
+    let (start, end) = (ms(start)?, ms(end)?);
+    if end <= start {
+        return Err(format!("the outage ends before it starts: {text:?}"));
+    }
+    Ok((start, end))
 }
 
 fn parse_open_failure(text: &str) -> Result<HttpFault, String> {

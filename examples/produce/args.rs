@@ -108,6 +108,18 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
+    /// How long a record may take, retries included, before it fails: the
+    /// streaming producer's delivery timeout, or without --stream the
+    /// deadline of one record's attempts.
+    #[arg(long, value_name = "MS", default_value_t = 120_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub delivery_timeout_ms: u64,
+
+    /// Attempts per record, the first included. Default: 10 with --stream,
+    /// 5 without.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: Option<u32>,
+
     /// Which credential options were given on the command line (rather than
     /// read from the environment, where the library's own order applies).
     #[arg(skip)]

@@ -34,7 +34,8 @@ use std::time::Duration;
 use tokio::io::BufReader;
 use tokio::sync::watch;
 
-/// Attempts per record without `--stream` (the streaming producer has its own).
+/// Attempts per record without `--stream` unless `--max-attempts` says
+/// otherwise (the streaming producer has its own default).
 const UNARY_MAX_ATTEMPTS: u32 = 5;
 
 fn main() -> ExitCode {
@@ -201,8 +202,14 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
     let input = input.take_until(interrupted(interrupt.clone())).boxed();
 
+    let delivery_timeout = Duration::from_millis(args.delivery_timeout_ms);
     let retried = if args.stream {
-        let config = ProducerConfig::default().with_connections(usize::from(args.connections));
+        let mut config = ProducerConfig::default()
+            .with_connections(usize::from(args.connections))
+            .with_delivery_timeout(delivery_timeout);
+        if let Some(attempts) = args.max_attempts {
+            config = config.with_max_attempts(attempts);
+        }
         let producer = Producer::with_config(client, config)?;
         let window = 10_000 * usize::from(args.connections);
         let handed = Box::pin(streamed(&producer, &topic, input, interrupt.clone()));
@@ -212,13 +219,17 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         producer.stats().retried
     } else {
         let retried = AtomicU64::new(0);
+        let limits = Limits {
+            attempts: args.max_attempts.unwrap_or(UNARY_MAX_ATTEMPTS),
+            timeout: delivery_timeout,
+        };
         let outcomes = input
             .map(|item| {
                 let (client, topic, retried) = (&client, &topic, &retried);
                 let interrupt = interrupt.clone();
                 async move {
                     let record = item.map_err(Failure::local)?;
-                    produce_with_retries(client, topic, &record, retried, interrupt)
+                    produce_with_retries(client, topic, &record, limits, retried, interrupt)
                         .await
                         .map_err(Failure::from)
                 }
@@ -264,40 +275,64 @@ fn streamed<'a>(
     })
 }
 
+/// How long and how often one record is tried without `--stream`.
+#[derive(Clone, Copy)]
+struct Limits {
+    attempts: u32,
+    timeout: Duration,
+}
+
 /// One record in its own request, resent after retriable failures with
 /// exponential backoff (at least once: a resend after an unknown outcome
-/// marks the report possibly duplicated). No resends after Ctrl-C.
+/// marks the report possibly duplicated), for at most `limits.attempts`
+/// attempts and until `limits.timeout` after the first. No resends after
+/// Ctrl-C.
 async fn produce_with_retries(
     client: &Client,
     topic: &str,
     record: &Record,
+    limits: Limits,
     retried: &AtomicU64,
     interrupt: watch::Receiver<bool>,
 ) -> Result<DeliveryReport, Error> {
+    let deadline = tokio::time::Instant::now() + limits.timeout;
+    let timed_out = |attempts, last_error: Option<Error>| Error::DeliveryTimeout {
+        attempts,
+        last_error: last_error.map(Box::new),
+    };
     let mut delay = Duration::from_millis(100);
     let mut possibly_duplicated = false;
     let mut attempts = 0;
+    let mut last_error = None;
     loop {
         attempts += 1;
-        let error = match client.produce(topic, record).await {
-            Ok(mut report) => {
+        // An attempt cut short by the deadline may still have been written;
+        // the record is failed all the same, as the streaming producer does.
+        let attempt = tokio::time::timeout_at(deadline, client.produce(topic, record)).await;
+        let error = match attempt {
+            Err(_) => return Err(timed_out(attempts, last_error)),
+            Ok(Ok(mut report)) => {
                 report.attempts = attempts;
                 report.possibly_duplicated = possibly_duplicated;
                 return Ok(report);
             }
-            Err(error) => error,
+            Ok(Err(error)) => error,
         };
         let class = error.retry_class();
-        if !class.is_retriable() || attempts >= UNARY_MAX_ATTEMPTS || *interrupt.borrow() {
+        if !class.is_retriable() || attempts >= limits.attempts || *interrupt.borrow() {
             return Err(error);
         }
         possibly_duplicated |= class == RetryClass::OutcomeUnknown;
-        retried.fetch_add(1, Ordering::Relaxed);
         let wait = error.retry_after().map_or(delay, |after| after.max(delay));
+        if tokio::time::Instant::now() + wait >= deadline {
+            return Err(timed_out(attempts, Some(error)));
+        }
+        retried.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = interrupted(interrupt.clone()) => return Err(error),
         }
+        last_error = Some(error);
         delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Response, StatusCode};
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::server::ResponseBody;
 use super::state::lock;
@@ -145,6 +147,7 @@ impl HttpFault {
 /// | stream expired ([`stream_max_records`](Self::stream_max_records), [`stream_lifetime`](Self::stream_lifetime)) | no | in-band 408, then the connection drops |
 /// | open failure ([`open_failure_rate`](Self::open_failure_rate)) | no (nothing is read) | the HTTP error instead of 200 |
 /// | idle close ([`idle_timeout`](Self::idle_timeout)) | only records reported before | the response ends cleanly |
+/// | outage ([`outages`](Self::outages)) | records read before it began, reported or not | open connections drop; new connects are refused until the window ends |
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultPlan {
     /// Seeds the generator. Defaults to 0.
@@ -210,6 +213,16 @@ pub struct FaultPlan {
     /// connection closes. The real service closes after 30 s. `None` (never) by
     /// default.
     pub idle_timeout: Option<Duration>,
+    /// Outage windows `(start, end)`, measured from when the plan took effect
+    /// (the emulator's start, or [`Emulator::set_faults`](super::Emulator::set_faults)).
+    /// From `start` the emulator closes its listening socket, so that new
+    /// connection attempts are refused (`ECONNREFUSED`), and drops every open
+    /// connection, cutting the streams in flight; at `end` it listens on the
+    /// same address again. Unlike the other faults this applies to every
+    /// request, the token endpoint and `records:batch` included. Windows may
+    /// overlap; a window whose end is not after its start does nothing. See
+    /// also [`Emulator::outage`](super::Emulator::outage). Empty by default.
+    pub outages: Vec<(Duration, Duration)>,
 }
 
 impl Default for FaultPlan {
@@ -228,6 +241,7 @@ impl Default for FaultPlan {
             report_dribble: false,
             report_delay: None,
             idle_timeout: None,
+            outages: Vec::new(),
         }
     }
 }
@@ -239,6 +253,28 @@ impl FaultPlan {
             seed,
             ..FaultPlan::default()
         }
+    }
+
+    /// The plan with these [`outages`](Self::outages) in place of its own.
+    pub fn with_outages(mut self, windows: Vec<(Duration, Duration)>) -> Self {
+        self.outages = windows;
+        self
+    }
+
+    /// Adds `count` outage windows of `length` each, the first starting at
+    /// `first` and the next every `every` after it.
+    pub fn with_periodic_outages(
+        mut self,
+        first: Duration,
+        every: Duration,
+        length: Duration,
+        count: u32,
+    ) -> Self {
+        self.outages.extend((0..count).map(|i| {
+            let start = first + every * i;
+            (start, start + length)
+        }));
+        self
     }
 
     /// Picks the code of an injected record error.
@@ -294,6 +330,12 @@ pub struct FaultStats {
     pub open_failures: u64,
     /// Streams closed by [`FaultPlan::idle_timeout`].
     pub idle_closes: u64,
+    /// Outages begun ([`FaultPlan::outages`] and
+    /// [`Emulator::outage`](super::Emulator::outage)); overlapping windows
+    /// count once.
+    pub outages: u64,
+    /// Connections open when an outage began, all of them dropped.
+    pub outage_dropped_connections: u64,
 }
 
 /// The live counters behind [`FaultStats`].
@@ -305,6 +347,8 @@ pub(crate) struct Stats {
     pub expired_408: AtomicU64,
     pub open_failures: AtomicU64,
     pub idle_closes: AtomicU64,
+    pub outages: AtomicU64,
+    pub outage_dropped_connections: AtomicU64,
 }
 
 impl Stats {
@@ -312,7 +356,7 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn counters(&self) -> [&AtomicU64; 6] {
+    fn counters(&self) -> [&AtomicU64; 8] {
         [
             &self.cuts,
             &self.injected_record_errors,
@@ -320,11 +364,13 @@ impl Stats {
             &self.expired_408,
             &self.open_failures,
             &self.idle_closes,
+            &self.outages,
+            &self.outage_dropped_connections,
         ]
     }
 
     pub fn snapshot(&self) -> FaultStats {
-        let [cuts, errors, unknown, expired, open, idle] =
+        let [cuts, errors, unknown, expired, open, idle, outages, dropped] =
             self.counters().map(|c| c.load(Ordering::Relaxed));
         FaultStats {
             cuts,
@@ -333,6 +379,8 @@ impl Stats {
             expired_408: expired,
             open_failures: open,
             idle_closes: idle,
+            outages,
+            outage_dropped_connections: dropped,
         }
     }
 
@@ -414,7 +462,30 @@ pub(crate) struct Faults {
     cut: Mutex<Option<usize>>,
     /// The plan and the number of streams started under it.
     plan: Mutex<(Arc<FaultPlan>, u64)>,
+    outages: Mutex<Outages>,
+    /// Wakes the accept loop when the outage windows change.
+    pub outages_changed: Notify,
     pub stats: Stats,
+}
+
+/// Outage windows in absolute time: the plan's, placed when it was set, and
+/// those begun with `Emulator::outage`.
+#[derive(Default)]
+struct Outages {
+    plan: Vec<(Instant, Instant)>,
+    manual: Vec<(Instant, Instant)>,
+}
+
+impl Outages {
+    fn windows(&self) -> impl Iterator<Item = &(Instant, Instant)> {
+        self.plan.iter().chain(&self.manual)
+    }
+
+    /// Forgets windows that are over.
+    fn prune(&mut self, now: Instant) {
+        self.plan.retain(|&(_, end)| end > now);
+        self.manual.retain(|&(_, end)| end > now);
+    }
 }
 
 impl Faults {
@@ -424,9 +495,59 @@ impl Faults {
         faults
     }
 
-    /// Replaces the plan and restarts the stream numbering.
+    /// Replaces the plan and restarts the stream numbering. The plan's outage
+    /// windows count from now.
     pub fn set_plan(&self, plan: FaultPlan) {
+        let now = Instant::now();
+        let windows = plan
+            .outages
+            .iter()
+            .filter(|(start, end)| end > start)
+            .filter_map(|&(start, end)| Some((now.checked_add(start)?, now.checked_add(end)?)))
+            .collect();
         *lock(&self.plan) = (Arc::new(plan), 0);
+        lock(&self.outages).plan = windows;
+        self.outages_changed.notify_one();
+    }
+
+    /// Adds an outage window from now to `now + length`.
+    pub fn begin_outage(&self, length: Duration) {
+        let now = Instant::now();
+        if let Some(end) = now.checked_add(length) {
+            lock(&self.outages).manual.push((now, end));
+            self.outages_changed.notify_one();
+        }
+    }
+
+    /// When the outage under way at `now` ends (through every window that
+    /// overlaps it), or `None` when there is none.
+    pub fn outage_until(&self, now: Instant) -> Option<Instant> {
+        let mut outages = lock(&self.outages);
+        outages.prune(now);
+        let mut until: Option<Instant> = None;
+        // Each pass can only extend the end; one pass per window is enough.
+        for _ in 0..=outages.plan.len() + outages.manual.len() {
+            let at = until.unwrap_or(now);
+            let extended = outages
+                .windows()
+                .filter(|&&(start, end)| start <= at && end > at)
+                .map(|&(_, end)| end)
+                .max();
+            match extended {
+                Some(end) if until.is_none_or(|u| end > u) => until = Some(end),
+                _ => break,
+            }
+        }
+        until
+    }
+
+    /// When the next outage begins after `now`.
+    pub fn next_outage(&self, now: Instant) -> Option<Instant> {
+        lock(&self.outages)
+            .windows()
+            .map(|&(start, _)| start)
+            .filter(|&start| start > now)
+            .min()
     }
 
     /// The plan for a new streaming request and that request's number.
@@ -493,13 +614,15 @@ impl Faults {
         lock(&self.cut).take()
     }
 
-    /// Removes the one-shot faults and the plan (the counters are kept).
+    /// Removes the one-shot faults, the plan and every outage (the counters
+    /// are kept).
     pub fn clear(&self) {
         lock(&self.http).clear();
         self.http_armed.store(false, Ordering::Release);
         lock(&self.records).clear();
         self.records_armed.store(false, Ordering::Release);
         *lock(&self.cut) = None;
+        lock(&self.outages).manual.clear();
         self.set_plan(FaultPlan::default());
     }
 }

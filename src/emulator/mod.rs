@@ -69,7 +69,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -329,7 +328,7 @@ impl EmulatorBuilder {
     /// Binds the listener and starts serving in the background on the current
     /// tokio runtime.
     pub async fn start(self) -> io::Result<Emulator> {
-        let listener = TcpListener::bind(self.listen).await?;
+        let listener = server::bind(self.listen)?;
         let addr = listener.local_addr()?;
         let topics = Topics::new(
             self.topics,
@@ -350,17 +349,24 @@ impl EmulatorBuilder {
             Faults::with_plan(self.faults),
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (listening_tx, listening) = watch::channel(server::Listening {
+            up: true,
+            outages: 0,
+        });
         let task = tokio::spawn(server::serve(
             listener,
+            addr,
             Arc::clone(&shared),
             shutdown_rx,
             tls.as_ref().map(|tls| tls.acceptor.clone()),
+            listening_tx,
         ));
         tracing::debug!(%addr, cluster_id = %shared.cluster_id, "emulator listening");
         Ok(Emulator {
             addr,
             shared,
             shutdown_tx,
+            listening,
             task: Some(task),
             tls,
         })
@@ -373,6 +379,7 @@ pub struct Emulator {
     addr: SocketAddr,
     shared: Arc<Shared>,
     shutdown_tx: watch::Sender<bool>,
+    listening: watch::Receiver<server::Listening>,
     task: Option<JoinHandle<()>>,
     tls: Option<Arc<tls::Tls>>,
 }
@@ -530,6 +537,28 @@ impl Emulator {
     /// so setting the same plan again repeats the same decisions.
     pub fn set_faults(&self, plan: FaultPlan) {
         self.shared.faults.set_plan(plan);
+    }
+
+    /// Begins an outage of `length` from now, as a window of
+    /// [`FaultPlan::outages`] would: the listening socket is closed, so that
+    /// connection attempts are refused, every open connection is dropped, and
+    /// once `length` has passed the emulator listens on the same address
+    /// again. Returns once the outage is under way (at once if one already
+    /// is; this one then extends it as needed). [`clear_faults`](Self::clear_faults)
+    /// ends it early.
+    pub async fn outage(&self, length: Duration) {
+        let mut listening = self.listening.clone();
+        let begun = listening.borrow().outages;
+        self.shared.faults.begin_outage(length);
+        // An error means the server has stopped: nothing listens anyway.
+        let _ = listening.wait_for(|l| !l.up || l.outages > begun).await;
+    }
+
+    /// Whether the emulator is accepting connections: false during an outage
+    /// (and while the address cannot be bound again after one), and after
+    /// shutdown.
+    pub fn is_listening(&self) -> bool {
+        self.listening.borrow().up
     }
 
     /// How often each kind of fault has been applied since the start (or the last

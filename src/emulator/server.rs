@@ -1,6 +1,8 @@
 //! The accept loop, per-connection tasks, routing and HTTP-level errors.
 
 use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,9 +17,10 @@ use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::faults::HttpFault;
@@ -109,17 +112,97 @@ fn fault_response(fault: &HttpFault) -> Response<ResponseBody> {
     response
 }
 
+/// Whether the emulator is listening, and how many outages have begun.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Listening {
+    pub up: bool,
+    pub outages: u64,
+}
+
+/// How long to wait before trying again when the address cannot be bound
+/// again after an outage.
+const REBIND_RETRY: Duration = Duration::from_millis(10);
+
+/// Binds a listener with `SO_REUSEADDR`, so that the address can be bound
+/// again at once after an outage even though the connections it dropped
+/// linger in `TIME_WAIT`.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// The next connection, or never without a listener.
+async fn accept(listener: &Option<TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Accepts connections until shutdown is signalled (or the sender is dropped).
+/// During an outage it holds no listener, so connects to `addr` are refused,
+/// and it binds `addr` again when the outage is over.
 pub(crate) async fn serve(
     listener: TcpListener,
+    addr: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
     tls: Option<TlsAcceptor>,
+    listening: watch::Sender<Listening>,
 ) {
+    let mut listener = Some(listener);
     let mut connections = JoinSet::new();
     loop {
+        let now = Instant::now();
+        let wake = match shared.faults.outage_until(now) {
+            Some(end) => {
+                if listener.take().is_some() {
+                    let open = connections.len() as u64;
+                    tracing::debug!(%addr, connections = open, "outage: listener closed, dropping connections");
+                    // Aborting a connection's task drops its socket: the
+                    // peer sees the connection close mid-stream.
+                    connections.abort_all();
+                    let stats = &shared.faults.stats;
+                    stats.outages.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .outage_dropped_connections
+                        .fetch_add(open, Ordering::Relaxed);
+                    listening.send_modify(|l| {
+                        l.up = false;
+                        l.outages += 1;
+                    });
+                }
+                Some(end)
+            }
+            None if listener.is_none() => match bind(addr) {
+                Ok(bound) => {
+                    tracing::debug!(%addr, "outage over: listening again");
+                    listener = Some(bound);
+                    listening.send_modify(|l| l.up = true);
+                    shared.faults.next_outage(now)
+                }
+                Err(error) => {
+                    tracing::warn!(%addr, %error, "cannot listen again after an outage; retrying");
+                    Some(now + REBIND_RETRY)
+                }
+            },
+            None => shared.faults.next_outage(now),
+        };
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept(&listener) => match accepted {
                 Ok((socket, peer)) => {
                     tracing::trace!(%peer, "connection accepted");
                     let _ = socket.set_nodelay(true);
@@ -139,10 +222,13 @@ pub(crate) async fn serve(
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = until(wake) => {}
+            () = shared.faults.outages_changed.notified() => {}
             _ = shutdown.changed() => break,
         }
     }
     drop(listener);
+    listening.send_modify(|l| l.up = false);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while connections.join_next().await.is_some() {}
     })
