@@ -296,9 +296,10 @@ async fn produce_with_retries(
     interrupt: watch::Receiver<bool>,
 ) -> Result<DeliveryReport, Error> {
     let deadline = tokio::time::Instant::now() + limits.timeout;
-    let timed_out = |attempts, last_error: Option<Error>| Error::DeliveryTimeout {
+    let timed_out = |attempts, last_error: Option<Error>, maybe: bool| Error::DeliveryTimeout {
         attempts,
         last_error: last_error.map(Box::new),
+        may_have_been_written: maybe,
     };
     let mut delay = Duration::from_millis(100);
     let mut possibly_duplicated = false;
@@ -310,7 +311,8 @@ async fn produce_with_retries(
         // the record is failed all the same, as the streaming producer does.
         let attempt = tokio::time::timeout_at(deadline, client.produce(topic, record)).await;
         let error = match attempt {
-            Err(_) => return Err(timed_out(attempts, last_error)),
+            // Cut short in flight: it may have been written.
+            Err(_) => return Err(timed_out(attempts, last_error, true)),
             Ok(Ok(mut report)) => {
                 report.attempts = attempts;
                 report.possibly_duplicated = possibly_duplicated;
@@ -320,12 +322,20 @@ async fn produce_with_retries(
         };
         let class = error.retry_class();
         if !class.is_retriable() || attempts >= limits.attempts || *interrupt.borrow() {
+            if possibly_duplicated && class != RetryClass::OutcomeUnknown {
+                // An earlier attempt may have written it.
+                return Err(Error::MaybeWritten {
+                    attempts,
+                    last_error: Box::new(error),
+                });
+            }
             return Err(error);
         }
         possibly_duplicated |= class == RetryClass::OutcomeUnknown;
         let wait = error.retry_after().map_or(delay, |after| after.max(delay));
         if tokio::time::Instant::now() + wait >= deadline {
-            return Err(timed_out(attempts, Some(error)));
+            let maybe = possibly_duplicated || class == RetryClass::OutcomeUnknown;
+            return Err(timed_out(attempts, Some(error), maybe));
         }
         retried.fetch_add(1, Ordering::Relaxed);
         tokio::select! {

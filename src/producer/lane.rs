@@ -51,16 +51,30 @@ impl Drop for LaneHandle {
     }
 }
 
+/// What every lane of a producer shares.
+pub(crate) struct LaneContext {
+    pub(crate) client: Client,
+    pub(crate) config: Arc<ProducerConfig>,
+    pub(crate) stats: Arc<Stats>,
+    /// Becomes true when the producer's close gives up waiting.
+    pub(crate) abandon: watch::Receiver<bool>,
+    /// The producer's bounds over every lane.
+    pub(crate) room: Arc<Room>,
+}
+
 pub(crate) fn spawn(
-    client: Client,
+    context: LaneContext,
     topic: &str,
     index: usize,
-    config: Arc<ProducerConfig>,
-    stats: Arc<Stats>,
-    abandon: watch::Receiver<bool>,
     slot: Weak<LaneSlot>,
-    room: Arc<Room>,
 ) -> LaneHandle {
+    let LaneContext {
+        client,
+        config,
+        stats,
+        abandon,
+        room,
+    } = context;
     let inbox = Arc::new(Inbox::default());
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let shared = Arc::new(LaneShared::new(

@@ -27,7 +27,7 @@ use crate::report::DeliveryReport;
 use bytes::Bytes;
 use delivery::{Pending, Room};
 use futures_util::Stream;
-use lane::{LaneHandle, LaneSlot};
+use lane::{LaneContext, LaneHandle, LaneSlot};
 use stats::Stats;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -456,15 +456,18 @@ impl TopicLanes {
         if shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
+        let context = LaneContext {
+            client: shared.client.clone(),
+            config: shared.config.clone(),
+            stats: shared.stats.clone(),
+            abandon: shared.abandon.subscribe(),
+            room: Arc::clone(&shared.room),
+        };
         let lane = Arc::new(lane::spawn(
-            shared.client.clone(),
+            context,
             &self.topic,
             index,
-            shared.config.clone(),
-            shared.stats.clone(),
-            shared.abandon.subscribe(),
             Arc::downgrade(&self.slots[index]),
-            Arc::clone(&shared.room),
         ));
         *slot = Some(Arc::clone(&lane));
         Ok(lane)

@@ -404,10 +404,8 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         sim.now = sim.now.max(next);
         sim.ledger.borrow_mut().now = sim.now;
         sim.steps += 1;
-        if sim.steps > 1_999_995 {
-            if let Some(m) = sim.machine.as_ref() {
-                eprintln!("{}", m.describe());
-            }
+        if let Some(m) = sim.machine.as_ref().filter(|_| sim.steps > 1_999_995) {
+            eprintln!("{}", m.describe());
         }
         if sim.steps > 2_000_000 {
             return Err(sim.fail("the lane never settles (a loop without progress)"));
@@ -456,10 +454,8 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
             }
         }
         sim.step()?;
-        if sim.trace {
-            if let Some(m) = sim.machine.as_ref() {
-                eprintln!("{:?}     {}", sim.now, m.describe());
-            }
+        if let Some(m) = sim.machine.as_ref().filter(|_| sim.trace) {
+            eprintln!("{:?}     {}", sim.now, m.describe());
         }
         if ended && (sim.retired || sim.machine.as_ref().is_none_or(|m| m.is_finished())) {
             break;
@@ -873,12 +869,12 @@ impl Sim {
         if let Some(v) = self.ledger.borrow().violations.first() {
             return Err(self.fail(v));
         }
-        if let Some(&(deadline, id)) = self.unresolved.first() {
-            if self.now > deadline + MS {
-                return Err(self.fail(&format!(
-                    "record {id} unresolved past its deadline {deadline:?}"
-                )));
-            }
+        if let Some(&(deadline, id)) = self.unresolved.first()
+            && self.now > deadline + MS
+        {
+            return Err(self.fail(&format!(
+                "record {id} unresolved past its deadline {deadline:?}"
+            )));
         }
         let Some(machine) = self.machine.as_ref() else {
             return Ok(());
