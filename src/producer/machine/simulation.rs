@@ -347,6 +347,8 @@ struct Sim {
     settings: Settings,
     trace: bool,
     strict: bool,
+    /// The end of the longest wait the server asked for.
+    asked_until: Duration,
 }
 
 /// Runs one plan; returns what it saw or the first broken invariant.
@@ -383,6 +385,7 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         settings: settings.clone(),
         trace: std::env::var_os("SIM_TRACE").is_some(),
         strict: settings.strict_order,
+        asked_until: Duration::ZERO,
     };
     let mut schedule = schedule.into_iter().peekable();
     let mut ended = false;
@@ -545,16 +548,8 @@ impl Sim {
             }
         }
         if mode.healthy() {
-            // Only healthy from the end of any wait the server asked for.
-            let wait = match before {
-                Mode::Refusing {
-                    retry_after: Some(seconds),
-                    ..
-                } => Duration::from_secs(seconds.min(MAX_RETRY_AFTER.as_secs())),
-                _ => Duration::ZERO,
-            };
             if !before.healthy() {
-                self.healthy_since = Some(self.now + wait);
+                self.healthy_since = Some(self.now);
                 // Streams opened while it was failing go with the fault.
                 let ids: Vec<u64> = self
                     .streams
@@ -699,16 +694,22 @@ impl Sim {
             Mode::Refusing {
                 status,
                 retry_after,
-            } => refuse(
-                self,
-                Event::Refused(Error::Api(ApiError {
-                    status,
-                    error_code: Some(i32::from(status)),
-                    message: "refused".into(),
-                    retry_after: retry_after.map(Duration::from_secs),
-                    in_band: false,
-                })),
-            ),
+            } => {
+                if let Some(seconds) = retry_after {
+                    let wait = Duration::from_secs(seconds.min(MAX_RETRY_AFTER.as_secs()));
+                    self.asked_until = self.asked_until.max(self.now + latency + wait);
+                }
+                refuse(
+                    self,
+                    Event::Refused(Error::Api(ApiError {
+                        status,
+                        error_code: Some(i32::from(status)),
+                        message: "refused".into(),
+                        retry_after: retry_after.map(Duration::from_secs),
+                        in_band: false,
+                    })),
+                )
+            }
             Mode::TokenFailing { retriable } => refuse(
                 self,
                 Event::Refused(Error::Token(
@@ -845,7 +846,9 @@ impl Sim {
         }
         // Handed over to a server healthy for long enough, and healthy
         // throughout: it must be delivered.
-        if let Some(since) = self.healthy_since.filter(|_| !self.ended) {
+        // Healthy from the end of any wait the server asked for.
+        let since = self.healthy_since.map(|since| since.max(self.asked_until));
+        if let Some(since) = since.filter(|_| !self.ended) {
             let settled = since + 2 * self.backoff_cap + 100 * MS;
             // Time enough to be sent after those ahead of it, one round
             // trip each when strict.
