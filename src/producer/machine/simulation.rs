@@ -844,18 +844,25 @@ impl Sim {
                 record.deadline
             )));
         }
-        // Handed over to a server healthy for long enough, and healthy
-        // throughout: it must be delivered.
-        // Healthy from the end of any wait the server asked for.
+        // Resolved while the server has been healthy for long enough (from
+        // the end of any wait it asked for), with time left after that: it
+        // must be delivered, whenever it was handed over. Records failed by
+        // a fault were resolved before.
         let since = self.healthy_since.map(|since| since.max(self.asked_until));
         if let Some(since) = since.filter(|_| !self.ended) {
+            // Twice the cap: jitter can double a delay.
             let settled = since + 2 * self.backoff_cap + 100 * MS;
             // Time enough to be sent after those ahead of it, one round
             // trip each when strict.
             let per_record = if self.strict { 50 * MS } else { MS };
-            let needed = Duration::from_secs(1) + per_record * record.ahead as u32;
-            if record.handed_at >= settled
-                && record.deadline >= record.handed_at + needed
+            let ahead = record.ahead.max(if record.handed_at < settled {
+                self.max_held
+            } else {
+                0
+            });
+            let needed = Duration::from_secs(1) + per_record * ahead as u32;
+            if at >= settled
+                && record.deadline >= record.handed_at.max(settled) + needed
                 && !matches!(told, Told::Delivered { .. })
             {
                 return Err(self.fail(&format!(
