@@ -370,6 +370,16 @@ mod tests {
         let report = results[2].as_ref().unwrap();
         assert_eq!((report.partition, report.offset), (1, 7));
         assert!(matches!(results[3], Err(Error::Decode { .. })));
+        // The server took the batch: unanswered records may have been written.
+        for unanswered in [&results[1], &results[3]] {
+            let error = unanswered.as_ref().unwrap_err();
+            assert_eq!(error.status(), Some(207));
+            assert_eq!(
+                error.retry_class(),
+                crate::RetryClass::OutcomeUnknown,
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@ impl Client {
     }
 
     pub(crate) fn from_builder(builder: ClientBuilder) -> Result<Client, Error> {
+        builder.check_limits()?;
         let base_url = builder.base_url()?;
         let cluster_id = builder.cluster_id()?.to_owned();
         let max_batch_entries = builder.max_batch_entries()?;

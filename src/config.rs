@@ -3,6 +3,7 @@
 use crate::auth::{Authenticator, Credentials};
 use crate::client::Client;
 use crate::error::Error;
+use crate::limits::{MAX_CONFIGURED_DURATION, MAX_RECORD_BYTES_LIMIT};
 use crate::oauth::{ClientAuth, ClientCredentials};
 use crate::tls::{KeySource, PemSource, TlsSettings};
 use secrecy::SecretString;
@@ -285,14 +286,18 @@ impl ClientBuilder {
         self
     }
 
-    /// How long to wait for a connection (TCP and TLS). Default 10 s.
+    /// How long to wait for a connection (TCP and TLS): more than 0 and at
+    /// most [`MAX_CONFIGURED_DURATION`], checked by
+    /// [`build`](Self::build). Default 10 s.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.connect_timeout = timeout;
         self
     }
 
-    /// How long a read may wait for the server before the request fails.
-    /// Default 60 s. There is no total timeout: streams may live for hours.
+    /// How long a read may wait for the server before the request fails:
+    /// more than 0 and at most [`MAX_CONFIGURED_DURATION`], checked by
+    /// [`build`](Self::build). Default 60 s. There is no total timeout:
+    /// streams may live for hours.
     pub fn with_read_timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.read_timeout = timeout;
         self
@@ -313,7 +318,8 @@ impl ClientBuilder {
     }
 
     /// The largest record (key, value and headers, in bytes) accepted before
-    /// sending. Default 1 MiB.
+    /// sending: 1 to [`MAX_RECORD_BYTES_LIMIT`], checked by
+    /// [`build`](Self::build). Default 1 MiB.
     pub fn with_max_record_bytes(mut self, max: usize) -> ClientBuilder {
         self.max_record_bytes = max;
         self
@@ -489,6 +495,30 @@ impl ClientBuilder {
         } else {
             Ok(format!("{trimmed}{prefix}"))
         }
+    }
+
+    /// Refuses timeouts and sizes that cannot work, naming the setter.
+    pub(crate) fn check_limits(&self) -> Result<(), Error> {
+        for (setter, timeout) in [
+            ("with_connect_timeout", self.connect_timeout),
+            ("with_read_timeout", self.read_timeout),
+        ] {
+            // Zero would fail every request; past the cap, deadlines overflow.
+            if timeout.is_zero() || timeout > MAX_CONFIGURED_DURATION {
+                return Err(Error::Config(format!(
+                    "{setter}({timeout:?}) is out of range: it must be more than 0 and at most \
+                     {MAX_CONFIGURED_DURATION:?} (MAX_CONFIGURED_DURATION)"
+                )));
+            }
+        }
+        if !(1..=MAX_RECORD_BYTES_LIMIT).contains(&self.max_record_bytes) {
+            return Err(Error::Config(format!(
+                "with_max_record_bytes({}) is out of range: it must be 1 to {MAX_RECORD_BYTES_LIMIT} \
+                 (MAX_RECORD_BYTES_LIMIT)",
+                self.max_record_bytes
+            )));
+        }
+        Ok(())
     }
 
     pub(crate) fn max_batch_entries(&self) -> Result<usize, Error> {

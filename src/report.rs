@@ -803,4 +803,23 @@ mod tests {
         assert_eq!(error.status(), Some(200));
         assert!(!error.is_retriable());
     }
+
+    #[test]
+    fn a_success_without_an_offset_is_outcome_unknown() {
+        for text in [
+            r#"{"error_code":200}"#,
+            r#"{"error_code":200,"partition_id":1}"#,
+            r#"{"error_code":200,"offset":7}"#,
+        ] {
+            let report: ReportWire = serde_json::from_str(text).unwrap();
+            let error = report.into_result().unwrap_err();
+            assert!(matches!(error, Error::Decode { .. }), "{text}: {error:?}");
+            assert_eq!(error.status(), Some(200), "{text}");
+            assert_eq!(
+                error.retry_class(),
+                crate::RetryClass::OutcomeUnknown,
+                "{text}"
+            );
+        }
+    }
 }

@@ -353,3 +353,35 @@ async fn connection_refused_is_a_retriable_transport_error() {
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
     assert_eq!(e.retry_class(), RetryClass::Retriable);
 }
+
+#[tokio::test]
+async fn a_200_that_is_not_a_delivery_report_is_outcome_unknown() {
+    let (emulator, client) = common::open().await;
+    for (content_type, body) in [
+        ("application/json", "not json"),
+        ("application/json", r#"{"error_code":200}"#),
+        ("application/json", r#"{"error_code":200,"partition_id":0}"#),
+        ("application/json", r#"{"partition_id":0,"offset":7}"#),
+        ("text/html", "<html>ok</html>"),
+        ("application/json", ""),
+    ] {
+        emulator.fail_next_requests(HttpFault::new(200, content_type, body), 1);
+        let e = client
+            .produce("orders", &Record::from_value("x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Decode { .. }), "{body}: {e:?}");
+        assert_eq!(e.status(), Some(200), "{body}: {e}");
+        // The server took the request: the record may have been written.
+        assert_eq!(e.retry_class(), RetryClass::OutcomeUnknown, "{body}: {e}");
+        assert!(e.is_retriable(), "{body}: {e}");
+    }
+    // An error status whose body cannot be read stays the server's refusal.
+    emulator.fail_next_requests(HttpFault::new(400, "application/json", "not json"), 1);
+    let e = client
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Api(_)), "{e:?}");
+    assert_eq!(e.retry_class(), RetryClass::Terminal, "{e}");
+}

@@ -2,6 +2,10 @@
 
 use super::machine::Settings;
 use crate::error::Error;
+use crate::limits::{
+    MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES,
+    MAX_IN_FLIGHT_RECORDS,
+};
 use crate::retry_policy::{Guarantee, RetryPolicy};
 use std::time::Duration;
 
@@ -38,7 +42,9 @@ pub enum OnOutcomeUnknown {
 
 /// Settings of a [`Producer`](crate::Producer). Start from
 /// `ProducerConfig::default()` and change what you need with the `with_*`
-/// setters.
+/// setters. [`Producer::with_config`](crate::Producer::with_config) refuses
+/// values outside the ranges the setters name, with an [`Error::Config`]
+/// naming the setter.
 ///
 /// ```
 /// use ccloud_kafka_rest::{ProducerConfig, Routing};
@@ -95,21 +101,21 @@ impl Default for ProducerConfig {
 }
 
 impl ProducerConfig {
-    /// Connections (streams) per topic. Default 1.
+    /// Connections (streams) per topic: 1 to [`MAX_CONNECTIONS`]. Default 1.
     pub fn with_connections(mut self, connections: usize) -> Self {
         self.connections = connections;
         self
     }
 
     /// Records sent but not yet resolved, per connection; `send` waits when
-    /// the bound is reached. Default 10 000.
+    /// the bound is reached. 1 to [`MAX_IN_FLIGHT_RECORDS`]; default 10 000.
     pub fn with_max_in_flight_records(mut self, records: usize) -> Self {
         self.max_in_flight_records = records;
         self
     }
 
     /// Encoded bytes of records sent but not yet resolved, per connection.
-    /// Default 32 MiB.
+    /// 1 to [`MAX_IN_FLIGHT_BYTES`]; default 32 MiB.
     pub fn with_max_in_flight_bytes(mut self, bytes: usize) -> Self {
         self.max_in_flight_bytes = bytes;
         self
@@ -117,14 +123,15 @@ impl ProducerConfig {
 
     /// Records held by the whole producer (every topic and connection)
     /// and not yet resolved; `send` waits when the bound is reached. Each
-    /// connection's own bound is a share of it. Default 100 000.
+    /// connection's own bound is a share of it. 1 to
+    /// [`MAX_IN_FLIGHT_RECORDS`]; default 100 000.
     pub fn with_max_buffered_records(mut self, records: usize) -> Self {
         self.max_buffered_records = records;
         self
     }
 
     /// Encoded bytes of the records held by the whole producer and not yet
-    /// resolved. Default 64 MiB.
+    /// resolved. 1 to [`MAX_IN_FLIGHT_BYTES`]; default 64 MiB.
     pub fn with_max_buffered_bytes(mut self, bytes: usize) -> Self {
         self.max_buffered_bytes = bytes;
         self
@@ -136,20 +143,23 @@ impl ProducerConfig {
     }
 
     /// How long to wait for more records before writing a chunk that is not
-    /// full. Default 0: write as soon as no more records are waiting.
+    /// full, at most [`MAX_CONFIGURED_DURATION`]. Default 0: write as soon as
+    /// no more records are waiting.
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
     }
 
-    /// Target size of one write on the connection. Default 64 KiB.
+    /// Target size of one write on the connection: 1 to
+    /// [`MAX_CHUNK_BYTES`]. Default 64 KiB.
     pub fn with_chunk_bytes(mut self, bytes: usize) -> Self {
         self.chunk_bytes = bytes;
         self
     }
 
     /// Time from `send` after which a record that is still being retried
-    /// fails with [`Error::DeliveryTimeout`]. Default 120 s.
+    /// fails with [`Error::DeliveryTimeout`]: more than 0 and at most
+    /// [`MAX_CONFIGURED_DURATION`]. Default 120 s.
     pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
         self
@@ -162,7 +172,9 @@ impl ProducerConfig {
     }
 
     /// Exponential backoff between retries, with jitter: first delay and cap.
-    /// Defaults 100 ms and 10 s. A server's `Retry-After` wins when longer.
+    /// Defaults 100 ms and 10 s; each at most [`MAX_CONFIGURED_DURATION`],
+    /// and `min` no longer than `max`. A server's `Retry-After` wins when
+    /// longer, up to [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER).
     pub fn with_backoff(mut self, min: Duration, max: Duration) -> Self {
         self.backoff_min = min;
         self.backoff_max = max;
@@ -190,15 +202,17 @@ impl ProducerConfig {
         self
     }
 
-    /// Close a connection after this long without records. Default 25 s,
-    /// under the server's 30 s.
+    /// Close a connection after this long without records: more than 0 and
+    /// at most [`MAX_CONFIGURED_DURATION`]. Default 25 s, under the server's
+    /// 30 s.
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
     }
 
-    /// End a stream and open a new one after this long. Default 23 h, under
-    /// the server's 24 h limit.
+    /// End a stream and open a new one after this long: more than 0 and at
+    /// most [`MAX_CONFIGURED_DURATION`]. Default 23 h, under the server's
+    /// 24 h limit.
     pub fn with_max_stream_age(mut self, age: Duration) -> Self {
         self.max_stream_age = age;
         self
@@ -225,34 +239,93 @@ impl ProducerConfig {
         }
     }
 
+    /// Refuses settings that cannot work, naming the setter and the range it
+    /// accepts (the caps are the `MAX_*` constants at the crate root).
     pub(crate) fn validate(&self) -> Result<(), Error> {
-        let problem = if self.connections == 0 {
-            "connections must be at least 1"
-        } else if self.max_in_flight_records == 0 {
-            "max_in_flight_records must be at least 1"
-        } else if self.max_in_flight_bytes == 0 {
-            "max_in_flight_bytes must be at least 1"
-        } else if self.max_in_flight_bytes > u32::MAX as usize {
-            "max_in_flight_bytes must be at most 4 GiB"
-        } else if self.max_buffered_records == 0 {
-            "max_buffered_records must be at least 1"
-        } else if self.max_buffered_records > tokio::sync::Semaphore::MAX_PERMITS {
-            "max_buffered_records is above what a semaphore can count"
-        } else if self.max_buffered_bytes == 0 {
-            "max_buffered_bytes must be at least 1"
-        } else if self.max_buffered_bytes > u32::MAX as usize {
-            "max_buffered_bytes must be at most 4 GiB"
-        } else if self.max_attempts == 0 {
-            "max_attempts must be at least 1"
-        } else if self.chunk_bytes == 0 {
-            "chunk_bytes must be at least 1"
-        } else if self.backoff_min > self.backoff_max {
-            "the backoff's first delay is longer than its cap"
-        } else {
-            return Ok(());
+        let count = |setter: &str, value: usize, max: usize, cap: &str| {
+            (value == 0 || value > max).then(|| {
+                format!("{setter}({value}) is out of range: it must be 1 to {max} ({cap})")
+            })
         };
-        Err(Error::Config(format!(
-            "invalid producer configuration: {problem}"
-        )))
+        let duration = |setter: &str, value: Duration, zero_ok: bool| {
+            let too_small = value.is_zero() && !zero_ok;
+            (too_small || value > MAX_CONFIGURED_DURATION).then(|| {
+                let low = if zero_ok { "" } else { "more than 0 and " };
+                format!(
+                    "{setter}({value:?}) is out of range: it must be {low}at most \
+                     {MAX_CONFIGURED_DURATION:?} (MAX_CONFIGURED_DURATION)"
+                )
+            })
+        };
+        let problem = count(
+            "with_connections",
+            self.connections,
+            MAX_CONNECTIONS,
+            "MAX_CONNECTIONS",
+        )
+        .or_else(|| {
+            count(
+                "with_max_in_flight_records",
+                self.max_in_flight_records,
+                MAX_IN_FLIGHT_RECORDS,
+                "MAX_IN_FLIGHT_RECORDS",
+            )
+        })
+        .or_else(|| {
+            count(
+                "with_max_in_flight_bytes",
+                self.max_in_flight_bytes,
+                MAX_IN_FLIGHT_BYTES,
+                "MAX_IN_FLIGHT_BYTES",
+            )
+        })
+        .or_else(|| {
+            count(
+                "with_max_buffered_records",
+                self.max_buffered_records,
+                MAX_IN_FLIGHT_RECORDS,
+                "MAX_IN_FLIGHT_RECORDS",
+            )
+        })
+        .or_else(|| {
+            count(
+                "with_max_buffered_bytes",
+                self.max_buffered_bytes,
+                MAX_IN_FLIGHT_BYTES,
+                "MAX_IN_FLIGHT_BYTES",
+            )
+        })
+        .or_else(|| {
+            count(
+                "with_chunk_bytes",
+                self.chunk_bytes,
+                MAX_CHUNK_BYTES,
+                "MAX_CHUNK_BYTES",
+            )
+        })
+        .or_else(|| {
+            (self.max_attempts == 0)
+                .then(|| "with_max_attempts(0) is out of range: it must be at least 1".to_owned())
+        })
+        .or_else(|| duration("with_delivery_timeout", self.delivery_timeout, false))
+        .or_else(|| duration("with_linger", self.linger, true))
+        .or_else(|| duration("with_idle_timeout", self.idle_timeout, false))
+        .or_else(|| duration("with_max_stream_age", self.max_stream_age, false))
+        .or_else(|| duration("with_backoff (first delay)", self.backoff_min, true))
+        .or_else(|| duration("with_backoff (cap)", self.backoff_max, true))
+        .or_else(|| {
+            (self.backoff_min > self.backoff_max).then(|| {
+                format!(
+                    "with_backoff({:?}, {:?}): the first delay is longer than the cap",
+                    self.backoff_min, self.backoff_max
+                )
+            })
+        });
+        match problem {
+            None => Ok(()),
+            Some(problem) => Err(Error::Config(format!(
+                "invalid producer configuration: {problem}"
+            ))),
+        }
     }
 }
