@@ -7,6 +7,7 @@ use crate::hooks::run_call;
 use crate::record::{Record, validate_topic};
 use crate::report::DeliveryReport;
 use crate::response;
+use crate::retries::ProduceRetries;
 use std::sync::Arc;
 
 /// A client of one cluster's Kafka REST v3 API. Cheap to clone; clones share
@@ -33,6 +34,7 @@ struct Inner {
     flavour: ApiFlavour,
     max_record_bytes: usize,
     max_batch_entries: usize,
+    retries: Option<ProduceRetries>,
 }
 
 impl Client {
@@ -63,18 +65,28 @@ impl Client {
                 flavour: builder.flavour,
                 max_record_bytes: builder.max_record_bytes,
                 max_batch_entries,
+                retries: builder.produce_retries,
             }),
         })
     }
 
     /// Produces one record in its own request and waits for its delivery
     /// report. An error in the report (e.g. 40403) is returned as
-    /// [`Error::Api`]; nothing is retried here, except that with OAuth
+    /// [`Error::Api`]. Nothing is retried unless the client was built with
+    /// [`ClientBuilder::with_produce_retries`], except that with OAuth
     /// credentials an HTTP 401 makes the client fetch a new token and send
     /// the request once more.
     pub async fn produce(&self, topic: &str, record: &Record) -> Result<DeliveryReport, Error> {
         validate_topic(topic)?;
         record.validate(self.inner.max_record_bytes)?;
+        match &self.inner.retries {
+            Some(retries) => retries.run(|| self.produce_once(topic, record)).await,
+            None => self.produce_once(topic, record).await,
+        }
+    }
+
+    /// One attempt of [`produce`](Self::produce), the input checked.
+    async fn produce_once(&self, topic: &str, record: &Record) -> Result<DeliveryReport, Error> {
         let api = &self.inner.api;
         let auth = progenitor_client::ClientInfo::inner(api);
         auth.call_with_refresh(|credentials| async move {

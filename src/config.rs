@@ -5,6 +5,7 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::limits::{MAX_CONFIGURED_DURATION, MAX_RECORD_BYTES_LIMIT};
 use crate::oauth::{ClientAuth, ClientCredentials};
+use crate::retries::ProduceRetries;
 use crate::tls::{KeySource, PemSource, TlsSettings};
 use secrecy::SecretString;
 use std::fmt;
@@ -159,6 +160,7 @@ pub struct ClientBuilder {
     pub(crate) max_batch_entries: usize,
     pub(crate) tls: TlsSettings,
     pub(crate) proxy: ProxySetting,
+    pub(crate) produce_retries: Option<ProduceRetries>,
 }
 
 impl Default for ClientBuilder {
@@ -176,6 +178,7 @@ impl Default for ClientBuilder {
             max_batch_entries: DEFAULT_MAX_BATCH_ENTRIES,
             tls: TlsSettings::default(),
             proxy: ProxySetting::default(),
+            produce_retries: None,
         }
     }
 }
@@ -322,6 +325,15 @@ impl ClientBuilder {
     /// [`build`](Self::build). Default 1 MiB.
     pub fn with_max_record_bytes(mut self, max: usize) -> ClientBuilder {
         self.max_record_bytes = max;
+        self
+    }
+
+    /// Makes [`Client::produce`] retry retriable failures as `retries`
+    /// says, with the streaming producer's policy. Off by default: the
+    /// call then sends once and its error's class tells the caller what it
+    /// may do.
+    pub fn with_produce_retries(mut self, retries: ProduceRetries) -> ClientBuilder {
+        self.produce_retries = Some(retries);
         self
     }
 
@@ -510,6 +522,9 @@ impl ClientBuilder {
                      {MAX_CONFIGURED_DURATION:?} (MAX_CONFIGURED_DURATION)"
                 )));
             }
+        }
+        if let Some(retries) = &self.produce_retries {
+            retries.check()?;
         }
         if !(1..=MAX_RECORD_BYTES_LIMIT).contains(&self.max_record_bytes) {
             return Err(Error::Config(format!(

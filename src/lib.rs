@@ -15,6 +15,7 @@ mod producer;
 mod record;
 mod report;
 mod response;
+mod retries;
 mod retry_class;
 mod retry_policy;
 mod tls;
@@ -42,6 +43,7 @@ pub use producer::{
 };
 pub use record::{DataType, Header, Payload, Record, validate_topic};
 pub use report::{DeliveryReport, StoredData};
+pub use retries::ProduceRetries;
 pub use retry_class::RetryClass;
 pub use token::{AccessToken, TokenError, TokenFuture, TokenProvider};
 

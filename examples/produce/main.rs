@@ -20,8 +20,8 @@ mod output;
 use args::{Args, Flavour};
 use ccloud_kafka_rest::emulator::Emulator;
 use ccloud_kafka_rest::{
-    ApiFlavour, Client, ClientBuilder, Credentials, DeliveryReport, Error, Producer,
-    ProducerConfig, Record, RetryClass,
+    ApiFlavour, ClientBuilder, Credentials, DeliveryReport, Error, ProduceRetries, Producer,
+    ProducerConfig,
 };
 use futures_util::future::ready;
 use futures_util::stream::{BoxStream, StreamExt};
@@ -120,6 +120,16 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             topic
         }
     };
+    let delivery_timeout = Duration::from_millis(args.delivery_timeout_ms);
+    if !args.stream {
+        // One request per record, retried by the client with the same
+        // policy as the streaming producer's.
+        let attempts = args.max_attempts.unwrap_or(UNARY_MAX_ATTEMPTS);
+        builder = builder.with_produce_retries(
+            ProduceRetries::new(attempts, delivery_timeout)
+                .with_backoff(Duration::from_millis(100), Duration::from_secs(5)),
+        );
+    }
     let client = builder.build()?;
 
     // The demo: on the embedded emulator with nothing to read (no --count,
@@ -202,7 +212,6 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
     let input = input.take_until(interrupted(interrupt.clone())).boxed();
 
-    let delivery_timeout = Duration::from_millis(args.delivery_timeout_ms);
     let retried = if args.stream {
         let mut config = ProducerConfig::default()
             .with_connections(usize::from(args.connections))
@@ -219,19 +228,14 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         producer.stats().retried
     } else {
         let retried = AtomicU64::new(0);
-        let limits = Limits {
-            attempts: args.max_attempts.unwrap_or(UNARY_MAX_ATTEMPTS),
-            timeout: delivery_timeout,
-        };
         let outcomes = input
             .map(|item| {
                 let (client, topic, retried) = (&client, &topic, &retried);
-                let interrupt = interrupt.clone();
                 async move {
                     let record = item.map_err(Failure::local)?;
-                    produce_with_retries(client, topic, &record, limits, retried, interrupt)
-                        .await
-                        .map_err(Failure::from)
+                    let outcome = client.produce(topic, &record).await;
+                    retried.fetch_add(u64::from(resends(&outcome)), Ordering::Relaxed);
+                    outcome.map_err(Failure::from)
                 }
             })
             .buffered(usize::from(args.concurrency));
@@ -275,76 +279,16 @@ fn streamed<'a>(
     })
 }
 
-/// How long and how often one record is tried without `--stream`.
-#[derive(Clone, Copy)]
-struct Limits {
-    attempts: u32,
-    timeout: Duration,
-}
-
-/// One record in its own request, resent after retriable failures with
-/// exponential backoff (at least once: a resend after an unknown outcome
-/// marks the report possibly duplicated), for at most `limits.attempts`
-/// attempts and until `limits.timeout` after the first. No resends after
-/// Ctrl-C.
-async fn produce_with_retries(
-    client: &Client,
-    topic: &str,
-    record: &Record,
-    limits: Limits,
-    retried: &AtomicU64,
-    interrupt: watch::Receiver<bool>,
-) -> Result<DeliveryReport, Error> {
-    let deadline = tokio::time::Instant::now() + limits.timeout;
-    let timed_out = |attempts, last_error: Option<Error>, maybe: bool| Error::DeliveryTimeout {
-        attempts,
-        last_error: last_error.map(Box::new),
-        may_have_been_written: maybe,
+/// How many times a record was sent again, as its outcome tells.
+fn resends(outcome: &Result<DeliveryReport, Error>) -> u32 {
+    let attempts = match outcome {
+        Ok(report) => report.attempts,
+        Err(Error::DeliveryTimeout { attempts, .. } | Error::MaybeWritten { attempts, .. }) => {
+            *attempts
+        }
+        Err(_) => 1,
     };
-    let mut delay = Duration::from_millis(100);
-    let mut possibly_duplicated = false;
-    let mut attempts = 0;
-    let mut last_error = None;
-    loop {
-        attempts += 1;
-        // An attempt cut short by the deadline may still have been written;
-        // the record is failed all the same, as the streaming producer does.
-        let attempt = tokio::time::timeout_at(deadline, client.produce(topic, record)).await;
-        let error = match attempt {
-            // Cut short in flight: it may have been written.
-            Err(_) => return Err(timed_out(attempts, last_error, true)),
-            Ok(Ok(mut report)) => {
-                report.attempts = attempts;
-                report.possibly_duplicated = possibly_duplicated;
-                return Ok(report);
-            }
-            Ok(Err(error)) => error,
-        };
-        let class = error.retry_class();
-        if !class.is_retriable() || attempts >= limits.attempts || *interrupt.borrow() {
-            if possibly_duplicated && class != RetryClass::OutcomeUnknown {
-                // An earlier attempt may have written it.
-                return Err(Error::MaybeWritten {
-                    attempts,
-                    last_error: Box::new(error),
-                });
-            }
-            return Err(error);
-        }
-        possibly_duplicated |= class == RetryClass::OutcomeUnknown;
-        let wait = error.retry_after().map_or(delay, |after| after.max(delay));
-        if tokio::time::Instant::now() + wait >= deadline {
-            let maybe = possibly_duplicated || class == RetryClass::OutcomeUnknown;
-            return Err(timed_out(attempts, Some(error), maybe));
-        }
-        retried.fetch_add(1, Ordering::Relaxed);
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = interrupted(interrupt.clone()) => return Err(error),
-        }
-        last_error = Some(error);
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    attempts.saturating_sub(1)
 }
 
 /// Writes every outcome as it comes.
