@@ -7,7 +7,7 @@ use crate::limits::MAX_CONFIGURED_DURATION;
 use crate::producer::OnOutcomeUnknown;
 use crate::report::DeliveryReport;
 use crate::retry_class::RetryClass;
-use crate::retry_policy::{Decision, Failure, Guarantee, RetryPolicy};
+use crate::retry_policy::{Decision, Failure, RetryPolicy};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -92,10 +92,7 @@ impl ProduceRetries {
             max_attempts: self.max_attempts,
             backoff_min: self.backoff_min,
             backoff_max: self.backoff_max,
-            guarantee: match self.on_outcome_unknown {
-                OnOutcomeUnknown::Resend => Guarantee::AtLeastOnce,
-                OnOutcomeUnknown::Fail => Guarantee::AtMostOnce,
-            },
+            guarantee: self.on_outcome_unknown.guarantee(),
         }
     }
 

@@ -40,6 +40,16 @@ pub enum OnOutcomeUnknown {
     Fail,
 }
 
+impl OnOutcomeUnknown {
+    /// The delivery guarantee this choice makes.
+    pub(crate) fn guarantee(self) -> Guarantee {
+        match self {
+            OnOutcomeUnknown::Resend => Guarantee::AtLeastOnce,
+            OnOutcomeUnknown::Fail => Guarantee::AtMostOnce,
+        }
+    }
+}
+
 /// Settings of a [`Producer`](crate::Producer). Start from
 /// `ProducerConfig::default()` and change what you need with the `with_*`
 /// setters. [`Producer::with_config`](crate::Producer::with_config) refuses
@@ -231,10 +241,7 @@ impl ProducerConfig {
                 max_attempts: self.max_attempts,
                 backoff_min: self.backoff_min,
                 backoff_max: self.backoff_max,
-                guarantee: match self.on_outcome_unknown {
-                    OnOutcomeUnknown::Resend => Guarantee::AtLeastOnce,
-                    OnOutcomeUnknown::Fail => Guarantee::AtMostOnce,
-                },
+                guarantee: self.on_outcome_unknown.guarantee(),
             },
         }
     }
