@@ -59,6 +59,11 @@ impl Inbox {
         self.ready.notify_one();
     }
 
+    /// Whether the inbox takes no more records.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// Closes the inbox if nothing is queued; returns whether it did.
     pub(crate) fn close_if_empty(&self) -> bool {
         let mut state = self.lock();

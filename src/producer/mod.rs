@@ -448,7 +448,9 @@ impl TopicLanes {
         let mut slot = self.slots[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(lane) = &*slot {
+        // A lane whose inbox is closed has stopped (or is stopping after
+        // a failure): the slot gets a new one.
+        if let Some(lane) = slot.as_ref().filter(|lane| !lane.inbox.is_closed()) {
             return Ok(Arc::clone(lane));
         }
         // Checked under the slot's lock, which `close` takes after setting
