@@ -1,5 +1,6 @@
 //! Records encoded for a stream: the JSON the server reads, written by hand
-//! into per-thread blocks. The text is byte for byte what the record's
+//! into blocks of the lane each record goes to (so that a record held long
+//! keeps only its own lane's memory, not that of records of other lanes). The text is byte for byte what the record's
 //! `Serialize` writes through serde_json (a test checks it); writing it
 //! directly skips serde_json's byte-at-a-time string escaping.
 
@@ -17,18 +18,21 @@ thread_local! {
     static ENCODE_BUFFER: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
-/// The record as the server reads it.
+/// The record as the server reads it, in a per-thread block.
 pub(crate) fn encode(record: &Record) -> Bytes {
-    ENCODE_BUFFER.with_borrow_mut(|buffer| {
-        // Room for the usual case; escapes and base64 may need more, which
-        // the buffer then grows to.
-        let estimate = 96 + record.size() * 4 / 3 + record.headers().len() * 32;
-        if buffer.capacity() < estimate {
-            buffer.reserve(estimate.max(ENCODE_BLOCK));
-        }
-        write_record(buffer, record);
-        buffer.split().freeze()
-    })
+    ENCODE_BUFFER.with_borrow_mut(|buffer| encode_into(buffer, record))
+}
+
+/// The record as the server reads it, as a slice of `buffer`'s block.
+pub(crate) fn encode_into(buffer: &mut BytesMut, record: &Record) -> Bytes {
+    // Room for the usual case; escapes and base64 may need more, which the
+    // buffer then grows to.
+    let estimate = 96 + record.size() * 4 / 3 + record.headers().len() * 32;
+    if buffer.capacity() < estimate {
+        buffer.reserve(estimate.max(ENCODE_BLOCK));
+    }
+    write_record(buffer, record);
+    buffer.split().freeze()
 }
 
 /// `{"partition_id":…,"headers":[…],"key":{…},"value":{…},"timestamp":…}`,

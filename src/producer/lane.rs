@@ -12,7 +12,7 @@ use super::stats::Stats;
 use crate::client::Client;
 use crate::error::Error;
 use crate::response;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use std::collections::{HashMap, VecDeque};
@@ -34,7 +34,14 @@ type BodySender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 type BodyPermit = mpsc::OwnedPermit<Result<Bytes, std::io::Error>>;
 
 /// Where the producer keeps a lane while it runs.
-pub(crate) type LaneSlot = Mutex<Option<Arc<LaneHandle>>>;
+pub(crate) type LaneSlot = Mutex<SlotState>;
+
+/// A slot's lane, if one runs, and the block its records are encoded into.
+#[derive(Default)]
+pub(crate) struct SlotState {
+    pub(crate) lane: Option<Arc<LaneHandle>>,
+    pub(crate) encoder: BytesMut,
+}
 
 /// What the rest of the producer holds of a lane.
 pub(crate) struct LaneHandle {
@@ -228,13 +235,13 @@ impl Driver {
             return false;
         };
         let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        let ours = slot.as_ref().is_some_and(|lane| {
+        let ours = slot.lane.as_ref().is_some_and(|lane| {
             Arc::ptr_eq(&lane.inbox, &self.inbox) && Arc::strong_count(lane) == 1
         });
         if !ours || !self.inbox.close_if_empty() {
             return false;
         }
-        *slot = None;
+        *slot = SlotState::default();
         true
     }
 

@@ -27,7 +27,7 @@ use crate::report::DeliveryReport;
 use bytes::Bytes;
 use delivery::{Pending, Room};
 use futures_util::Stream;
-use lane::{LaneContext, LaneHandle, LaneSlot};
+use lane::{LaneContext, LaneHandle, LaneSlot, SlotState};
 use stats::Stats;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -163,26 +163,24 @@ impl Producer {
         // Most records are handed over at once, under the table's read lock;
         // only one that waits for room holds on to its topic's lanes.
         let known = {
-            let table = self.shared.lanes.read().expect("lane table");
+            let table = self
+                .shared
+                .lanes
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             match table.get(topic) {
-                Some(lanes) => match self.admit(lanes, record)? {
-                    Admit::Now(delivery) => return Ok(delivery),
-                    Admit::Later(prepared) => Some((Arc::clone(lanes), prepared)),
-                },
+                Some(lanes) => Some(self.admit(lanes, record)?),
                 None => None,
             }
         };
-        let (lanes, prepared) = match known {
-            Some(waiting) => waiting,
-            None => {
-                let lanes = self.topic_lanes(topic)?;
-                match self.admit(&lanes, record)? {
-                    Admit::Now(delivery) => return Ok(delivery),
-                    Admit::Later(prepared) => (lanes, prepared),
-                }
-            }
+        let admitted = match known {
+            Some(admitted) => admitted,
+            None => self.admit(&*self.topic_lanes(topic)?, record)?,
         };
-        self.admit_later(&lanes, prepared).await
+        match admitted {
+            Admit::Now(delivery) => Ok(delivery),
+            Admit::Later(lane, prepared) => self.admit_later(lane, prepared).await,
+        }
     }
 
     /// The lanes of a topic, created on first use.
@@ -191,11 +189,16 @@ impl Producer {
         if shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if let Some(lanes) = shared.lanes.read().expect("lane table").get(topic) {
+        if let Some(lanes) = shared
+            .lanes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+        {
             return Ok(Arc::clone(lanes));
         }
         validate_topic(topic)?;
-        let mut table = shared.lanes.write().expect("lane table");
+        let mut table = shared.lanes.write().unwrap_or_else(PoisonError::into_inner);
         if shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -203,7 +206,7 @@ impl Producer {
             Arc::new(TopicLanes {
                 topic: topic.to_owned(),
                 slots: (0..shared.config.connections)
-                    .map(|_| Arc::new(Mutex::new(None)))
+                    .map(|_| Arc::new(Mutex::new(SlotState::default())))
                     .collect(),
             })
         });
@@ -218,10 +221,19 @@ impl Producer {
             return Err(Error::Closed);
         }
         record.validate(shared.client.max_record_bytes())?;
-        let encoded = encode::encode(record);
+        let index = self.route(record);
+        // Encoded, checked for room and handed over under the slot's lock:
+        // the lane cannot stop meanwhile, and the record's bytes are in its
+        // lane's own block.
+        let mut slot = lanes.slots[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        lanes.start_lane(&mut slot, index, shared)?;
+        let SlotState { lane, encoder } = &mut *slot;
+        let lane = lane.as_ref().expect("a running lane");
+        let encoded = encode::encode_into(encoder, record);
         let now = Instant::now();
         let prepared = Prepared {
-            index: self.route(record),
             // A record larger than a bound takes all of it.
             bytes: encoded.len().min(shared.config.max_record_room()) as u32,
             encoded,
@@ -230,20 +242,19 @@ impl Producer {
                 .checked_add(shared.config.delivery_timeout)
                 .unwrap_or(now),
         };
-        let lane = lanes.lane(prepared.index, shared)?;
         Ok(match lane.shared.try_take(prepared.bytes)? {
-            true => Admit::Now(hand_over(&lane, prepared)),
-            false => Admit::Later(prepared),
+            true => Admit::Now(hand_over(lane, prepared)),
+            false => Admit::Later(Arc::clone(lane), prepared),
         })
     }
 
-    /// Waits for room in the record's lane, then hands it over.
+    /// Waits for room in the record's lane, then hands it over. The lane
+    /// does not stop while a caller holds it.
     async fn admit_later(
         &self,
-        lanes: &TopicLanes,
+        lane: Arc<LaneHandle>,
         prepared: Prepared,
     ) -> Result<DeliveryFuture, Error> {
-        let lane = lanes.lane(prepared.index, &self.shared)?;
         // The delivery timeout runs from the call, the wait for room
         // included.
         match tokio::time::timeout_at(prepared.deadline, lane.shared.take(prepared.bytes)).await {
@@ -358,7 +369,7 @@ impl Producer {
         };
         for slot in topics.iter().flat_map(|t| t.slots.iter()) {
             // The lane finishes what it holds, ends its stream and stops.
-            if let Some(lane) = &*slot.lock().unwrap_or_else(PoisonError::into_inner) {
+            if let Some(lane) = &slot.lock().unwrap_or_else(PoisonError::into_inner).lane {
                 lane.inbox.close();
             }
         }
@@ -443,42 +454,41 @@ struct TopicLanes {
 }
 
 impl TopicLanes {
-    /// The lane of a slot, started if there is none.
-    fn lane(&self, index: usize, shared: &Shared) -> Result<Arc<LaneHandle>, Error> {
-        let mut slot = self.slots[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+    /// Starts the lane of a locked slot if none runs.
+    fn start_lane(&self, slot: &mut SlotState, index: usize, shared: &Shared) -> Result<(), Error> {
         // A lane whose inbox is closed has stopped (or is stopping after
         // a failure): the slot gets a new one.
-        if let Some(lane) = slot.as_ref().filter(|lane| !lane.inbox.is_closed()) {
-            return Ok(Arc::clone(lane));
+        let running = slot
+            .lane
+            .as_ref()
+            .is_some_and(|lane| !lane.inbox.is_closed());
+        if !running {
+            // Checked under the slot's lock, which `close` takes after
+            // setting the flag: no lane starts that `close` would miss.
+            if shared.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            let context = LaneContext {
+                client: shared.client.clone(),
+                config: shared.config.clone(),
+                stats: shared.stats.clone(),
+                abandon: shared.abandon.subscribe(),
+                room: Arc::clone(&shared.room),
+            };
+            let lane = lane::spawn(
+                context,
+                &self.topic,
+                index,
+                Arc::downgrade(&self.slots[index]),
+            );
+            slot.lane = Some(Arc::new(lane));
         }
-        // Checked under the slot's lock, which `close` takes after setting
-        // the flag: no lane starts that `close` would miss.
-        if shared.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        let context = LaneContext {
-            client: shared.client.clone(),
-            config: shared.config.clone(),
-            stats: shared.stats.clone(),
-            abandon: shared.abandon.subscribe(),
-            room: Arc::clone(&shared.room),
-        };
-        let lane = Arc::new(lane::spawn(
-            context,
-            &self.topic,
-            index,
-            Arc::downgrade(&self.slots[index]),
-        ));
-        *slot = Some(Arc::clone(&lane));
-        Ok(lane)
+        Ok(())
     }
 }
 
 /// A checked and encoded record on its way to a lane.
 struct Prepared {
-    index: usize,
     encoded: Bytes,
     bytes: u32,
     deadline: Instant,
@@ -488,7 +498,7 @@ enum Admit {
     /// Handed over.
     Now(DeliveryFuture),
     /// The lane is full.
-    Later(Prepared),
+    Later(Arc<LaneHandle>, Prepared),
 }
 
 /// Hands a record whose room is taken to its lane.
@@ -531,12 +541,11 @@ impl<S: Stream<Item = Record>> SendAll<'_, S> {
         };
         match producer.admit(lanes, record) {
             Ok(Admit::Now(delivery)) => self.window.push_back(delivery),
-            Ok(Admit::Later(prepared)) => {
-                let lanes = Arc::clone(lanes);
+            Ok(Admit::Later(lane, prepared)) => {
                 // Yields the record's delivery future once it is handed over.
                 #[allow(clippy::async_yields_async)]
                 let handed_over = async move {
-                    match producer.admit_later(&lanes, prepared).await {
+                    match producer.admit_later(lane, prepared).await {
                         Ok(delivery) => delivery,
                         Err(error) => producer.refused(error),
                     }

@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use backon::ExponentialBackoff;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::time::Instant;
 
 /// The caller's end of a record, carried by the lane until it resolves the
@@ -68,17 +68,5 @@ impl<T> Entry<T> {
 
     pub(crate) fn take_last_error(&mut self) -> Option<Error> {
         self.retry.as_mut().and_then(|r| r.last_error.take())
-    }
-
-    /// Moves the bytes into `arena`, the lane's own block, so that the
-    /// block they were encoded in (shared with records of other lanes) is
-    /// not kept alive by this one.
-    pub(crate) fn move_into(&mut self, arena: &mut BytesMut, block: usize) {
-        let len = self.encoded.len();
-        if arena.capacity() - arena.len() < len {
-            *arena = BytesMut::with_capacity(len.max(block));
-        }
-        arena.extend_from_slice(&self.encoded);
-        self.encoded = arena.split().freeze();
     }
 }

@@ -21,7 +21,7 @@ use crate::report::DeliveryReport;
 use crate::retry_class::RetryClass;
 use crate::retry_policy::{Decision, Failure, MAX_RETRY_AFTER, RetryPolicy};
 use backon::ExponentialBackoff;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use stream::{Slot, Stream};
@@ -35,8 +35,6 @@ pub(crate) type Outcome = Result<DeliveryReport, Error>;
 const END_GRACE: Duration = Duration::from_secs(1);
 /// The same, when records are waiting for the next request.
 const END_GRACE_BUSY: Duration = Duration::from_millis(100);
-/// Bytes of the lane's own block records are copied into when handed over.
-const ARENA_BLOCK: usize = 64 * 1024;
 
 /// What a lane's machine needs of the producer's configuration.
 #[derive(Clone, Debug)]
@@ -136,7 +134,6 @@ pub(crate) struct Machine<T> {
     deadline_floor: Option<Instant>,
     /// The last time the lane held anything.
     last_busy: Instant,
-    arena: BytesMut,
     actions: VecDeque<Action<T>>,
     counters: Counters,
 }
@@ -160,15 +157,13 @@ impl<T: Ticket> Machine<T> {
             closing: false,
             deadline_floor: None,
             last_busy: now,
-            arena: BytesMut::new(),
             actions: VecDeque::new(),
             counters: Counters::default(),
         }
     }
 
-    /// A record handed over. Its bytes move to the lane's own memory.
-    pub(crate) fn push(&mut self, mut entry: Entry<T>) {
-        entry.move_into(&mut self.arena, ARENA_BLOCK);
+    /// A record handed over, its bytes in the lane's own blocks.
+    pub(crate) fn push(&mut self, entry: Entry<T>) {
         self.lower_floor(entry.deadline);
         self.waiting.push_back(entry);
     }
@@ -285,10 +280,13 @@ impl<T: Ticket> Machine<T> {
             }
             Event::Refused(error) => {
                 let stream = self.streams.remove(index).expect("a stream at index");
+                // The request is over: its connection goes too.
+                self.actions.push_back(Action::Abort { stream: id });
                 self.on_refused(stream, error, now);
             }
             Event::Ended { error, reached } => {
                 let stream = self.streams.remove(index).expect("a stream at index");
+                self.actions.push_back(Action::Abort { stream: id });
                 self.on_ended(stream, error, reached, now);
             }
         }
@@ -693,6 +691,10 @@ impl<T: Ticket> Machine<T> {
         }
         // Records still in the chunk were not sent at all.
         self.requeue(unsent);
+        // A gateway's 502 or 504 may come after it passed the body on:
+        // what was sent may have been written. Any other refusal comes
+        // before a record is read.
+        let forwarded = matches!(error.status(), Some(502 | 504));
         let class = error.retry_class();
         let delay = if class.is_retriable() {
             let delay = self.open_delay(error.retry_after());
@@ -701,9 +703,13 @@ impl<T: Ticket> Machine<T> {
         } else {
             None
         };
+        let class = if forwarded {
+            RetryClass::OutcomeUnknown
+        } else {
+            not_written(class)
+        };
         for entry in sent {
-            // Nothing on a refused request was written.
-            self.after_failure(entry, error.clone(), not_written(class), true, delay, now);
+            self.after_failure(entry, error.clone(), class, true, delay, now);
         }
     }
 
@@ -718,6 +724,14 @@ impl<T: Ticket> Machine<T> {
         self.requeue(unsent);
         let sent = stream.take_live();
         if error.is_none() && sent.is_empty() {
+            if stream.body_open {
+                // The server ended a request the lane had not finished: the
+                // next waits out a backoff, so that a server that ends every
+                // request at once is not asked again in a tight loop.
+                self.reconnecting = true;
+                let delay = self.open_delay(None);
+                self.reopen_at = now.checked_add(delay);
+            }
             return;
         }
         self.reconnecting = true;
@@ -778,7 +792,9 @@ impl<T: Ticket> Machine<T> {
         }
         entry.ticket.set_maybe_written(entry.maybe_written);
         match decision {
-            Decision::Fail if entry.maybe_written && class != RetryClass::OutcomeUnknown => {
+            Decision::Fail
+                if entry.maybe_written && error.retry_class() != RetryClass::OutcomeUnknown =>
+            {
                 // An earlier attempt may have written it: never say it was
                 // not.
                 let error = Error::MaybeWritten {

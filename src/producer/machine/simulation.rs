@@ -349,6 +349,8 @@ struct Sim {
     strict: bool,
     /// The end of the longest wait the server asked for.
     asked_until: Duration,
+    /// The largest record's bytes.
+    max_record: usize,
 }
 
 /// Runs one plan; returns what it saw or the first broken invariant.
@@ -386,6 +388,7 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         trace: std::env::var_os("SIM_TRACE").is_some(),
         strict: settings.strict_order,
         asked_until: Duration::ZERO,
+        max_record: 3 * settings.chunk_capacity,
     };
     let mut schedule = schedule.into_iter().peekable();
     let mut ended = false;
@@ -504,9 +507,18 @@ impl Sim {
         self.admit_queued();
     }
 
+    /// Most records are small; some are larger than a chunk.
+    fn record_size(&mut self) -> usize {
+        match self.rng.u8(..20) {
+            0 => self.rng.usize(RECORD_BYTES + 1..=self.max_record),
+            _ => RECORD_BYTES + 1,
+        }
+    }
+
     fn admit_queued(&mut self) {
         while !self.queued.is_empty() && self.unresolved.len() < self.max_held {
             let timeout = self.queued.remove(0);
+            let size = self.record_size();
             let Some(machine) = self.machine.as_mut() else {
                 return;
             };
@@ -530,7 +542,14 @@ impl Sim {
                 maybe_written: false,
                 resolved: false,
             };
-            let encoded = Bytes::from(format!("{id:016}"));
+            // Its id, then filler up to its size, then a line feed.
+            let mut text = format!("{id:016}");
+            text.extend(std::iter::repeat_n(
+                '.',
+                size.saturating_sub(RECORD_BYTES + 1),
+            ));
+            text.push('\n');
+            let encoded = Bytes::from(text);
             machine.push(Entry::new(ticket, encoded, self.base + deadline));
         }
     }
@@ -607,9 +626,13 @@ impl Sim {
         }
         if self.machine.as_ref().is_some_and(|m| m.is_idle_over(at)) {
             // The idle lane stops, as the driver does after carrying out
-            // every action; the next record starts a new one.
+            // every action; the next record starts a new one. What its
+            // requests still had to say goes with it.
             self.machine = None;
             self.retired = true;
+            self.events.clear();
+            self.event_store.clear();
+            self.streams.clear();
         }
         self.check_step()
     }
@@ -636,7 +659,8 @@ impl Sim {
                     if let Some(s) = self.streams.get_mut(&stream) {
                         s.body_ended = true;
                         if s.pending == 0 && !s.dead && s.mode_at_open != Mode::Silent {
-                            s.dead = true;
+                            // Not dead: a reset may still cut it before its
+                            // last reports.
                             let after = s.last_report_at.saturating_sub(self.now) + MS;
                             self.schedule(
                                 after,
@@ -734,8 +758,14 @@ impl Sim {
         }
         let mode = stream.mode_at_open;
         let ids: Vec<usize> = chunk
-            .chunks(RECORD_BYTES)
-            .map(|r| std::str::from_utf8(r).unwrap().parse().unwrap())
+            .split(|&b| b == b'\n')
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                std::str::from_utf8(&r[..RECORD_BYTES])
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
             .collect();
         let mut reports = Vec::new();
         for record in ids {
@@ -802,7 +832,6 @@ impl Sim {
         let stream = self.streams.get_mut(&id).expect("present");
         stream.pending -= count;
         if stream.body_ended && !stream.dead {
-            stream.dead = true;
             self.schedule(
                 after + MS,
                 id,
@@ -899,7 +928,8 @@ impl Sim {
         let bytes = machine.held_bytes();
         // Held records, plus at most one chunk and one block of the lane's
         // own memory.
-        let bound = self.max_held * RECORD_BYTES + 2 * machine.settings.chunk_capacity;
+        let bound = self.max_held * self.max_record
+            + 2 * (machine.settings.chunk_capacity + self.max_record);
         if bytes > bound {
             return Err(self.fail(&format!("the lane holds {bytes} bytes, above {bound}")));
         }

@@ -81,6 +81,7 @@ impl<T> Stream<T> {
         self.live -= taken.len();
         self.unsent = 0;
         self.chunk.clear();
+        self.chunk_full = false;
         taken
     }
 

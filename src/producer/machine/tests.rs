@@ -231,30 +231,3 @@ fn a_record_written_by_an_earlier_attempt_is_never_told_not_written() {
         }
     }
 }
-
-struct Plain;
-
-impl super::Ticket for Plain {
-    fn set_maybe_written(&mut self, _: bool) {}
-}
-
-#[test]
-fn a_record_handed_over_does_not_keep_the_block_it_was_encoded_in() {
-    use bytes::Bytes;
-    // A tiny record encoded in a block shared with large records of
-    // other lanes: holding it must not hold the block.
-    let block = Bytes::from(vec![b'x'; 64 * 1024]);
-    let range = block.as_ptr() as usize..block.as_ptr() as usize + block.len();
-    let now = tokio::time::Instant::now();
-    let mut machine = super::Machine::new(defaults(Guarantee::AtLeastOnce), 1, now);
-    machine.push(super::Entry::new(
-        Plain,
-        block.slice(10..26),
-        now + Duration::from_secs(1),
-    ));
-    let held = machine.waiting.front().expect("held").encoded.clone();
-    assert_eq!(held.len(), 16);
-    assert!(!range.contains(&(held.as_ptr() as usize)));
-    // Only the caller's reference to the block is left.
-    assert!(block.is_unique());
-}
