@@ -201,9 +201,14 @@ impl Pending {
         };
         (pending, DeliveryFuture { receiver })
     }
+}
 
-    /// Gives the record its outcome.
-    pub(crate) fn resolve(mut self, outcome: Outcome) {
+impl Ticket for Pending {
+    fn set_maybe_written(&mut self, maybe: bool) {
+        self.maybe_written = maybe;
+    }
+
+    fn resolve(mut self, outcome: Outcome) {
         if let Some(sender) = self.sender.take() {
             match &outcome {
                 Ok(report) => self.lane.stats.delivered(report.possibly_duplicated),
@@ -211,12 +216,6 @@ impl Pending {
             }
             sender.send(outcome);
         }
-    }
-}
-
-impl Ticket for Pending {
-    fn set_maybe_written(&mut self, maybe: bool) {
-        self.maybe_written = maybe;
     }
 }
 

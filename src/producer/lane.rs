@@ -251,9 +251,7 @@ impl Driver {
             return;
         }
         self.incoming_open = self.inbox.take_all(&mut self.taken);
-        for entry in self.taken.drain(..) {
-            self.machine.push(entry);
-        }
+        self.machine.push_all(&mut self.taken);
         if !self.incoming_open {
             self.machine.close();
         }
@@ -277,7 +275,6 @@ impl Driver {
     async fn carry_out(&mut self) {
         while let Some(action) = self.machine.next_action() {
             match action {
-                Action::Resolve { ticket, outcome } => ticket.resolve(outcome),
                 Action::Write { stream, chunk } => {
                     if let Some(io) = self.streams.get_mut(&stream) {
                         match io.permit.take() {

@@ -1,6 +1,7 @@
 //! A record as a lane holds it: its bytes, its deadline, its attempts, and
 //! the caller's ticket its outcome goes to.
 
+use super::Outcome;
 use crate::error::Error;
 use backon::ExponentialBackoff;
 use bytes::Bytes;
@@ -14,6 +15,9 @@ pub(crate) trait Ticket {
     /// Whether the record may have been written by the server, as far as
     /// the lane knows now.
     fn set_maybe_written(&mut self, maybe: bool);
+
+    /// The record's outcome, given once.
+    fn resolve(self, outcome: Outcome);
 }
 
 /// A record held by a lane.

@@ -67,8 +67,9 @@ pub(crate) enum Event {
     Ended { error: Option<Error>, reached: bool },
 }
 
-/// What the machine asks its driver to do.
-pub(crate) enum Action<T> {
+/// What the machine asks its driver to do. Records are resolved through
+/// their [`Ticket`]s instead, one call each.
+pub(crate) enum Action {
     /// Send a new request for `stream` (fetching credentials first).
     Open { stream: u64, reconnect: bool },
     /// Write these bytes on the stream's body.
@@ -79,11 +80,9 @@ pub(crate) enum Action<T> {
     Abort { stream: u64 },
     /// The server refused the credentials: drop any cached ones.
     RefreshCredentials,
-    /// The record's outcome.
-    Resolve { ticket: T, outcome: Outcome },
 }
 
-impl<T> std::fmt::Debug for Action<T> {
+impl std::fmt::Debug for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::Open { stream, reconnect } => write!(f, "Open({stream}, {reconnect})"),
@@ -91,7 +90,6 @@ impl<T> std::fmt::Debug for Action<T> {
             Action::EndBody { stream } => write!(f, "EndBody({stream})"),
             Action::Abort { stream } => write!(f, "Abort({stream})"),
             Action::RefreshCredentials => write!(f, "RefreshCredentials"),
-            Action::Resolve { outcome, .. } => write!(f, "Resolve({:?})", outcome.is_ok()),
         }
     }
 }
@@ -134,7 +132,7 @@ pub(crate) struct Machine<T> {
     deadline_floor: Option<Instant>,
     /// The last time the lane held anything.
     last_busy: Instant,
-    actions: VecDeque<Action<T>>,
+    actions: VecDeque<Action>,
     counters: Counters,
 }
 
@@ -163,9 +161,23 @@ impl<T: Ticket> Machine<T> {
     }
 
     /// A record handed over, its bytes in the lane's own blocks.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, entry: Entry<T>) {
         self.lower_floor(entry.deadline);
         self.waiting.push_back(entry);
+    }
+
+    /// Records handed over, in order; `entries` is left empty.
+    pub(crate) fn push_all(&mut self, entries: &mut VecDeque<Entry<T>>) {
+        if let Some(earliest) = entries.iter().map(|e| e.deadline).min() {
+            self.lower_floor(earliest);
+        }
+        if self.waiting.is_empty() {
+            // Both queues keep their capacity for the next batches.
+            std::mem::swap(&mut self.waiting, entries);
+        } else {
+            self.waiting.append(entries);
+        }
     }
 
     /// No more records will be handed over: finish what is held and stop.
@@ -243,7 +255,7 @@ impl<T: Ticket> Machine<T> {
     }
 
     /// The next action to carry out, if any.
-    pub(crate) fn next_action(&mut self) -> Option<Action<T>> {
+    pub(crate) fn next_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
@@ -384,11 +396,10 @@ impl<T: Ticket> Machine<T> {
         self.deadline_floor = Some(self.deadline_floor.map_or(deadline, |f| f.min(deadline)));
     }
 
+    /// Gives a record its outcome, through its ticket: the one output
+    /// that is not queued as an action, as there is one per record.
     fn resolve(&mut self, entry: Entry<T>, outcome: Outcome) {
-        self.actions.push_back(Action::Resolve {
-            ticket: entry.ticket,
-            outcome,
-        });
+        entry.ticket.resolve(outcome);
     }
 
     fn deliver(&mut self, entry: Entry<T>, mut report: DeliveryReport) {

@@ -49,6 +49,8 @@ struct Ledger {
     records: Vec<RecordState>,
     now: Duration,
     violations: Vec<String>,
+    /// Records resolved since the simulation last looked.
+    just_resolved: Vec<usize>,
 }
 
 /// The simulation's ticket: it writes the outcome into the ledger.
@@ -63,12 +65,10 @@ impl Ticket for SimTicket {
     fn set_maybe_written(&mut self, maybe: bool) {
         self.maybe_written = maybe;
     }
-}
 
-impl SimTicket {
-    fn resolve(mut self, outcome: &Outcome) {
+    fn resolve(mut self, outcome: Outcome) {
         self.resolved = true;
-        let told = match outcome {
+        let told = match &outcome {
             Ok(report) => Told::Delivered {
                 duplicate: report.possibly_duplicated,
             },
@@ -78,7 +78,9 @@ impl SimTicket {
         let error = outcome.as_ref().err().map(|e| e.to_string());
         self.tell(told, error);
     }
+}
 
+impl SimTicket {
     fn tell(&self, told: Told, error: Option<String>) {
         let mut ledger = self.ledger.borrow_mut();
         let now = ledger.now;
@@ -93,6 +95,7 @@ impl SimTicket {
         }
         record.told = Some((now, told));
         record.error = error;
+        ledger.just_resolved.push(self.id);
     }
 }
 
@@ -444,7 +447,7 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
                     sim.ended = true;
                     sim.queued.clear();
                     sim.machine = None;
-                    sim.check_ledger_after_drop();
+                    sim.settle()?;
                 }
             }
         } else if next_server == Some(next) {
@@ -637,7 +640,19 @@ impl Sim {
         self.check_step()
     }
 
+    /// Checks the records resolved since the last look.
+    fn settle(&mut self) -> Result<(), String> {
+        let resolved = std::mem::take(&mut self.ledger.borrow_mut().just_resolved);
+        for id in resolved {
+            let deadline = self.ledger.borrow().records[id].deadline;
+            self.unresolved.remove(&(deadline, id));
+            self.check_resolution(id)?;
+        }
+        Ok(())
+    }
+
     fn carry_out(&mut self) -> Result<(), String> {
+        self.settle()?;
         loop {
             let Some(action) = self.machine.as_mut().and_then(|m| m.next_action()) else {
                 break;
@@ -646,13 +661,6 @@ impl Sim {
                 eprintln!("{:?}   {action:?}", self.now);
             }
             match action {
-                Action::Resolve { ticket, outcome } => {
-                    let id = ticket.id;
-                    let deadline = self.ledger.borrow().records[id].deadline;
-                    self.unresolved.remove(&(deadline, id));
-                    ticket.resolve(&outcome);
-                    self.check_resolution(id)?;
-                }
                 Action::Open { stream, .. } => self.open(stream),
                 Action::Write { stream, chunk } => self.receive(stream, &chunk),
                 Action::EndBody { stream } => {
@@ -681,7 +689,7 @@ impl Sim {
                 Action::RefreshCredentials => {}
             }
         }
-        Ok(())
+        self.settle()
     }
 
     fn open(&mut self, id: u64) {
@@ -938,10 +946,6 @@ impl Sim {
             return Err(self.fail("the lane holds records and nothing will wake it"));
         }
         Ok(())
-    }
-
-    fn check_ledger_after_drop(&mut self) {
-        self.unresolved.clear();
     }
 
     fn finish(self) -> Result<Summary, String> {
