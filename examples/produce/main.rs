@@ -29,7 +29,8 @@ use input::{Item, Shape};
 use output::{Failure, Outcome, Output};
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::BufReader;
 use tokio::sync::watch;
@@ -165,6 +166,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     });
 
     let shape = Shape::new(&args);
+    let demo_shape = shape.clone();
     let mut read_error = None;
     let input: BoxStream<'static, Item> = match count {
         Some(count) => {
@@ -209,6 +211,31 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
                 })
                 .boxed()
         }
+    };
+    // On the embedded emulator, standard input that ends without a line
+    // (a pipe, /dev/null) gets the demo as a terminal does.
+    let input = if count.is_none() && args.endpoint.is_none() && args.file.is_none() {
+        let seen = Arc::new(AtomicBool::new(false));
+        let saw = Arc::clone(&seen);
+        let size = args.value_size;
+        let demo = futures_util::stream::once(async move {
+            let records = if seen.load(Ordering::Relaxed) {
+                0
+            } else {
+                eprintln!(
+                    "standard input ended without a line: producing {DEMO_RECORDS} generated records"
+                );
+                DEMO_RECORDS
+            };
+            futures_util::stream::iter(0..records).map(move |i| Ok(demo_shape.generated(i, size)))
+        })
+        .flatten();
+        input
+            .inspect(move |_| saw.store(true, Ordering::Relaxed))
+            .chain(demo)
+            .boxed()
+    } else {
+        input
     };
     let input = input.take_until(interrupted(interrupt.clone())).boxed();
 
