@@ -3,7 +3,7 @@
 use crate::auth::{Authenticator, Credentials};
 use crate::client::Client;
 use crate::error::Error;
-use crate::limits::{MAX_CONFIGURED_DURATION, MAX_RECORD_BYTES_LIMIT};
+use crate::limits::{MAX_RECORD_BYTES_LIMIT, duration_problem};
 use crate::oauth::{ClientAuth, ClientCredentials};
 use crate::retries::ProduceRetries;
 use crate::tls::{KeySource, PemSource, TlsSettings};
@@ -290,7 +290,7 @@ impl ClientBuilder {
     }
 
     /// How long to wait for a connection (TCP and TLS): more than 0 and at
-    /// most [`MAX_CONFIGURED_DURATION`], checked by
+    /// most [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION), checked by
     /// [`build`](Self::build). Default 10 s.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.connect_timeout = timeout;
@@ -298,7 +298,7 @@ impl ClientBuilder {
     }
 
     /// How long a read may wait for the server before the request fails:
-    /// more than 0 and at most [`MAX_CONFIGURED_DURATION`], checked by
+    /// more than 0 and at most [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION), checked by
     /// [`build`](Self::build). Default 60 s. There is no total timeout:
     /// streams may live for hours.
     pub fn with_read_timeout(mut self, timeout: Duration) -> ClientBuilder {
@@ -516,11 +516,8 @@ impl ClientBuilder {
             ("with_read_timeout", self.read_timeout),
         ] {
             // Zero would fail every request; past the cap, deadlines overflow.
-            if timeout.is_zero() || timeout > MAX_CONFIGURED_DURATION {
-                return Err(Error::Config(format!(
-                    "{setter}({timeout:?}) is out of range: it must be more than 0 and at most \
-                     {MAX_CONFIGURED_DURATION:?} (MAX_CONFIGURED_DURATION)"
-                )));
+            if let Some(problem) = duration_problem(setter, timeout, false) {
+                return Err(Error::Config(problem));
             }
         }
         if let Some(retries) = &self.produce_retries {

@@ -45,3 +45,17 @@ pub const MAX_CHUNK_BYTES: usize = 16 * 1024 * 1024;
 /// ([`ClientBuilder::with_max_record_bytes`](crate::ClientBuilder::with_max_record_bytes)):
 /// 1 GiB, far above what any cluster accepts.
 pub const MAX_RECORD_BYTES_LIMIT: usize = 1 << 30;
+
+/// Why a configured duration cannot work, naming its setter: past
+/// [`MAX_CONFIGURED_DURATION`], or zero where zero cannot work. `None` when
+/// it can.
+pub(crate) fn duration_problem(setter: &str, value: Duration, zero_ok: bool) -> Option<String> {
+    let too_small = value.is_zero() && !zero_ok;
+    (too_small || value > MAX_CONFIGURED_DURATION).then(|| {
+        let low = if zero_ok { "" } else { "more than 0 and " };
+        format!(
+            "{setter}({value:?}) is out of range: it must be {low}at most \
+             {MAX_CONFIGURED_DURATION:?} (MAX_CONFIGURED_DURATION)"
+        )
+    })
+}

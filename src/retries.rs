@@ -3,7 +3,7 @@
 //! policy.
 
 use crate::error::Error;
-use crate::limits::MAX_CONFIGURED_DURATION;
+use crate::limits::duration_problem;
 use crate::producer::OnOutcomeUnknown;
 use crate::report::DeliveryReport;
 use crate::retry_class::RetryClass;
@@ -65,26 +65,30 @@ impl ProduceRetries {
 
     /// Refuses settings that cannot work, naming the setting.
     pub(crate) fn check(&self) -> Result<(), Error> {
-        let problem = if self.max_attempts == 0 {
-            "the attempts must be at least 1".to_owned()
-        } else if self.delivery_timeout.is_zero() || self.delivery_timeout > MAX_CONFIGURED_DURATION
-        {
-            format!(
-                "the delivery timeout ({:?}) must be more than 0 and at most \
-                 {MAX_CONFIGURED_DURATION:?} (MAX_CONFIGURED_DURATION)",
-                self.delivery_timeout
-            )
-        } else if self.backoff_max > MAX_CONFIGURED_DURATION || self.backoff_min > self.backoff_max
-        {
-            format!(
-                "the backoff ({:?} to {:?}) must start at most at its cap, and the cap be at \
-                 most {MAX_CONFIGURED_DURATION:?}",
-                self.backoff_min, self.backoff_max
-            )
-        } else {
-            return Ok(());
-        };
-        Err(Error::Config(format!("with_produce_retries: {problem}")))
+        let problem = (self.max_attempts == 0)
+            .then(|| "the attempts must be at least 1".to_owned())
+            .or_else(|| {
+                duration_problem(
+                    "ProduceRetries::new (delivery timeout)",
+                    self.delivery_timeout,
+                    false,
+                )
+            })
+            .or_else(|| {
+                duration_problem("ProduceRetries::with_backoff (cap)", self.backoff_max, true)
+            })
+            .or_else(|| {
+                (self.backoff_min > self.backoff_max).then(|| {
+                    format!(
+                        "with_backoff({:?}, {:?}): the first delay is longer than the cap",
+                        self.backoff_min, self.backoff_max
+                    )
+                })
+            });
+        match problem {
+            Some(problem) => Err(Error::Config(format!("with_produce_retries: {problem}"))),
+            None => Ok(()),
+        }
     }
 
     fn policy(&self) -> RetryPolicy {

@@ -2,12 +2,14 @@
 //! record held long does not keep alive the memory of large records that
 //! were encoded next to it for another lane and are long gone.
 
-use ccloud_kafka_rest::{Client, Producer, ProducerConfig, Record};
+mod common;
+
+use ccloud_kafka_rest::{Producer, ProducerConfig, Record};
+use common::client_at as client;
+use common::silent::silent_server;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// Counts the bytes allocated and not yet freed by this test binary.
 struct Counting;
@@ -35,44 +37,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// A server on loopback that reads records and never reports.
-async fn silent_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 64 * 1024];
-                if socket.read(&mut buffer).await.unwrap_or(0) == 0 {
-                    return;
-                }
-                let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
-                if socket.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                // Read for at most a minute.
-                let _ = tokio::time::timeout(Duration::from_secs(60), async {
-                    while socket.read(&mut buffer).await.unwrap_or(0) > 0 {}
-                })
-                .await;
-            });
-        }
-    });
-    url
-}
-
-fn client(url: &str) -> Client {
-    Client::builder()
-        .with_endpoint(url)
-        .with_cluster_id("lkc-test")
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn small_records_held_long_do_not_keep_large_ones_alive() {
     const PAIRS: usize = 1_000;
-    let slow_url = silent_server().await;
+    let (slow_url, _server) = silent_server().await;
     // Nothing listens here: the large records fail at once.
     let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let fast_url = format!("http://{}", refused.local_addr().unwrap());

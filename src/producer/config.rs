@@ -3,8 +3,7 @@
 use super::machine::Settings;
 use crate::error::Error;
 use crate::limits::{
-    MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES,
-    MAX_IN_FLIGHT_RECORDS,
+    MAX_CHUNK_BYTES, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS, duration_problem,
 };
 use crate::retry_policy::{Guarantee, RetryPolicy};
 use std::time::Duration;
@@ -153,7 +152,7 @@ impl ProducerConfig {
     }
 
     /// How long to wait for more records before writing a chunk that is not
-    /// full, at most [`MAX_CONFIGURED_DURATION`]. Default 0: write as soon as
+    /// full, at most [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION). Default 0: write as soon as
     /// no more records are waiting.
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
@@ -169,7 +168,7 @@ impl ProducerConfig {
 
     /// Time from `send` after which a record that is still being retried
     /// fails with [`Error::DeliveryTimeout`]: more than 0 and at most
-    /// [`MAX_CONFIGURED_DURATION`]. Default 120 s.
+    /// [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION). Default 120 s.
     pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
         self
@@ -182,7 +181,7 @@ impl ProducerConfig {
     }
 
     /// Exponential backoff between retries, with jitter: first delay and cap.
-    /// Defaults 100 ms and 10 s; each at most [`MAX_CONFIGURED_DURATION`],
+    /// Defaults 100 ms and 10 s; each at most [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION),
     /// and `min` no longer than `max`. A server's `Retry-After` wins when
     /// longer, up to [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER).
     pub fn with_backoff(mut self, min: Duration, max: Duration) -> Self {
@@ -213,7 +212,7 @@ impl ProducerConfig {
     }
 
     /// Close a connection after this long without records: more than 0 and
-    /// at most [`MAX_CONFIGURED_DURATION`]. Default 25 s, under the server's
+    /// at most [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION). Default 25 s, under the server's
     /// 30 s.
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
@@ -221,7 +220,7 @@ impl ProducerConfig {
     }
 
     /// End a stream and open a new one after this long: more than 0 and at
-    /// most [`MAX_CONFIGURED_DURATION`]. Default 23 h, under the server's
+    /// most [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION). Default 23 h, under the server's
     /// 24 h limit.
     pub fn with_max_stream_age(mut self, age: Duration) -> Self {
         self.max_stream_age = age;
@@ -254,16 +253,7 @@ impl ProducerConfig {
                 format!("{setter}({value}) is out of range: it must be 1 to {max} ({cap})")
             })
         };
-        let duration = |setter: &str, value: Duration, zero_ok: bool| {
-            let too_small = value.is_zero() && !zero_ok;
-            (too_small || value > MAX_CONFIGURED_DURATION).then(|| {
-                let low = if zero_ok { "" } else { "more than 0 and " };
-                format!(
-                    "{setter}({value:?}) is out of range: it must be {low}at most \
-                     {MAX_CONFIGURED_DURATION:?} (MAX_CONFIGURED_DURATION)"
-                )
-            })
-        };
+        let duration = duration_problem;
         let problem = count(
             "with_connections",
             self.connections,

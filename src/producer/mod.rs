@@ -151,11 +151,7 @@ impl Producer {
     pub async fn enqueue(&self, topic: &str, record: &Record) -> DeliveryFuture {
         match self.try_enqueue(topic, record).await {
             Ok(delivery) => delivery,
-            Err(error) => {
-                self.shared.stats.sent();
-                self.shared.stats.failed();
-                DeliveryFuture::resolved(Err(error))
-            }
+            Err(error) => self.refused(error),
         }
     }
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod raw_http;
+pub mod silent;
 
 use ccloud_kafka_rest::emulator::{Emulator, EmulatorBuilder};
 use ccloud_kafka_rest::{Client, ClientBuilder, Credentials};
@@ -20,6 +21,15 @@ pub fn client_for(emulator: &Emulator) -> ClientBuilder {
     Client::builder()
         .with_endpoint(emulator.url())
         .with_cluster_id(emulator.cluster_id())
+}
+
+/// A client for a server at `url` (no credentials).
+pub fn client_at(url: &str) -> Client {
+    Client::builder()
+        .with_endpoint(url)
+        .with_cluster_id("lkc-test")
+        .build()
+        .expect("client builds")
 }
 
 pub async fn open() -> (Emulator, Client) {

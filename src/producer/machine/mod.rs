@@ -215,9 +215,15 @@ impl<T: Ticket> Machine<T> {
             .iter()
             .map(|s| {
                 format!(
-                    "#{} live {} unsent {} chunk {} writable {} accepting {} body {} drained {:?} opened {}",
-                    s.id, s.live, s.unsent, s.chunk.len(), s.writable, s.accepting, s.body_open,
-                    s.drained_at, s.opened
+                    "#{} live {} unsent {} chunk {} writable {} accepting {} body {} drained {:?}",
+                    s.id,
+                    s.live,
+                    s.unsent,
+                    s.chunk.len(),
+                    s.writable,
+                    s.accepting,
+                    s.body_open,
+                    s.drained_at
                 )
             })
             .collect();
@@ -279,11 +285,7 @@ impl<T: Ticket> Machine<T> {
             return;
         };
         match event {
-            Event::Opened => {
-                let stream = &mut self.streams[index];
-                stream.opened = true;
-                self.refreshed = false;
-            }
+            Event::Opened => self.refreshed = false,
             Event::Writable => self.streams[index].writable = true,
             Event::Reports(reports) => {
                 for report in reports {
@@ -680,7 +682,7 @@ impl<T: Ticket> Machine<T> {
             delay = Some(Duration::ZERO);
         }
         let class = error.retry_class();
-        self.after_failure(entry, error, class, true, delay, now);
+        self.after_failure(entry, error, class, delay, now);
     }
 
     fn on_refused(&mut self, mut stream: Stream<T>, error: Error, now: Instant) {
@@ -720,7 +722,7 @@ impl<T: Ticket> Machine<T> {
             not_written(class)
         };
         for entry in sent {
-            self.after_failure(entry, error.clone(), class, true, delay, now);
+            self.after_failure(entry, error.clone(), class, delay, now);
         }
     }
 
@@ -757,7 +759,7 @@ impl<T: Ticket> Machine<T> {
             (RetryClass::Retriable, Some(delay))
         };
         for entry in sent {
-            self.after_failure(entry, error.clone(), class, true, delay, now);
+            self.after_failure(entry, error.clone(), class, delay, now);
         }
     }
 
@@ -783,13 +785,13 @@ impl<T: Ticket> Machine<T> {
         mut entry: Entry<T>,
         error: Error,
         class: RetryClass,
-        attempted: bool,
         delay: Option<Duration>,
         now: Instant,
     ) {
         let failure = Failure {
             class,
-            attempted,
+            // Requeues of records never sent are the lane's own.
+            attempted: true,
             attempts: entry.attempts,
             retry_after: error.retry_after(),
             delay,

@@ -173,8 +173,6 @@ enum ServerEvent {
 
 struct SimStream {
     mode_at_open: Mode,
-    /// Records received, waiting for their reports.
-    pending: usize,
     last_report_at: Duration,
     body_ended: bool,
     /// The connection is gone; nothing more comes from it.
@@ -337,7 +335,6 @@ struct Sim {
     healthy_since: Option<Duration>,
     /// Records handed over and not yet resolved, by deadline.
     unresolved: BTreeSet<(Duration, usize)>,
-    backoff_cap: Duration,
     max_held: usize,
     /// Records waiting for room, as callers would.
     queued: Vec<Duration>,
@@ -349,7 +346,6 @@ struct Sim {
     retired: bool,
     settings: Settings,
     trace: bool,
-    strict: bool,
     /// The end of the longest wait the server asked for.
     asked_until: Duration,
     /// The largest record's bytes.
@@ -365,7 +361,6 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         max_held,
     } = plan;
     let base = Instant::now();
-    let backoff_cap = settings.policy.backoff_max;
     let mut sim = Sim {
         plan_seed: seed,
         base,
@@ -381,7 +376,6 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         mode: Mode::Healthy,
         healthy_since: Some(Duration::ZERO),
         unresolved: BTreeSet::new(),
-        backoff_cap,
         max_held,
         queued: Vec::new(),
         steps: 0,
@@ -389,7 +383,6 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         retired: false,
         settings: settings.clone(),
         trace: std::env::var_os("SIM_TRACE").is_some(),
-        strict: settings.strict_order,
         asked_until: Duration::ZERO,
         max_record: 3 * settings.chunk_capacity,
     };
@@ -666,7 +659,7 @@ impl Sim {
                 Action::EndBody { stream } => {
                     if let Some(s) = self.streams.get_mut(&stream) {
                         s.body_ended = true;
-                        if s.pending == 0 && !s.dead && s.mode_at_open != Mode::Silent {
+                        if !s.dead && s.mode_at_open != Mode::Silent {
                             // Not dead: a reset may still cut it before its
                             // last reports.
                             let after = s.last_report_at.saturating_sub(self.now) + MS;
@@ -699,7 +692,6 @@ impl Sim {
             id,
             SimStream {
                 mode_at_open: mode,
-                pending: 0,
                 last_report_at: self.now,
                 body_ended: false,
                 dead: false,
@@ -828,17 +820,13 @@ impl Sim {
         let stream = self.streams.get_mut(&id).expect("present");
         let at = (self.now + latency).max(stream.last_report_at);
         stream.last_report_at = at;
-        let count = reports.len();
-        stream.pending += count;
         let after = at - self.now;
         let readable = mode != Mode::NotReading;
         for outcome in reports {
             self.schedule(after, id, Event::Reports(vec![outcome]));
         }
-        // Reports are counted off as they are scheduled; the stream ends
-        // after its last one once the body has ended.
+        // The stream ends after its last report once the body has ended.
         let stream = self.streams.get_mut(&id).expect("present");
-        stream.pending -= count;
         if stream.body_ended && !stream.dead {
             self.schedule(
                 after + MS,
@@ -888,10 +876,14 @@ impl Sim {
         let since = self.healthy_since.map(|since| since.max(self.asked_until));
         if let Some(since) = since.filter(|_| !self.ended) {
             // Twice the cap: jitter can double a delay.
-            let settled = since + 2 * self.backoff_cap + 100 * MS;
+            let settled = since + 2 * self.settings.policy.backoff_max + 100 * MS;
             // Time enough to be sent after those ahead of it, one round
             // trip each when strict.
-            let per_record = if self.strict { 50 * MS } else { MS };
+            let per_record = if self.settings.strict_order {
+                50 * MS
+            } else {
+                MS
+            };
             let ahead = record.ahead.max(if record.handed_at < settled {
                 self.max_held
             } else {

@@ -38,8 +38,6 @@ pub(super) struct Stream<T> {
     /// When the body ended with nothing left to report: the response should
     /// end by itself soon after.
     pub(super) drained_at: Option<Instant>,
-    /// The server answered 200.
-    pub(super) opened: bool,
 }
 
 impl<T> Stream<T> {
@@ -58,7 +56,6 @@ impl<T> Stream<T> {
             accepting: true,
             body_open: true,
             drained_at: None,
-            opened: false,
         }
     }
 
