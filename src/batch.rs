@@ -144,6 +144,7 @@ impl Client {
     /// Posts the batch and returns the 207 body as JSON.
     #[cfg(not(kafka_rest_generated_batch))]
     async fn post_batch(&self, topic: &str, body: &Value) -> Result<Value, Error> {
+        use crate::limits::MAX_RESPONSE_BYTES;
         use progenitor_client::Error as E;
         use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 
@@ -161,6 +162,9 @@ impl Client {
             .send()
             .await
             .map_err(Error::transport)?;
+        let (response, overflowed) = crate::body::in_memory(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(Error::transport)?;
         if response.status() != reqwest::StatusCode::MULTI_STATUS {
             return Err(
                 request_error(E::UnexpectedResponse(response), ResponseMeta::default()).await,
@@ -169,6 +173,7 @@ impl Client {
         let meta = ResponseMeta {
             status: Some(response.status()),
             headers: response.headers().clone(),
+            overflowed,
         };
         let bytes = response.bytes().await.map_err(Error::transport)?;
         match serde_json::from_slice(&bytes) {

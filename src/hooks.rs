@@ -6,9 +6,14 @@
 //! token may need fetching, which the hook cannot report as this crate's
 //! error) and handed to the hook through [`run_call`]; calls made without
 //! them get theirs in the hook.
+//!
+//! Bodies are read by the hook that sends the request, up to a bound, so
+//! that no answer can grow memory without limit.
 
 use crate::auth::Authenticator;
+use crate::body;
 use crate::generated;
+use crate::limits::MAX_RESPONSE_BYTES;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -20,6 +25,8 @@ use std::future::Future;
 pub(crate) struct ResponseMeta {
     pub(crate) status: Option<StatusCode>,
     pub(crate) headers: HeaderMap,
+    /// The bound the body went past, when it was cut there.
+    pub(crate) overflowed: Option<usize>,
 }
 
 /// What one generated call needs from its caller and gives back to it.
@@ -93,12 +100,27 @@ impl ClientHooks<Authenticator> for generated::Client {
                 false => response.headers().clone(),
             };
             let _ = CALL.try_with(|c| {
-                *c.response.borrow_mut() = ResponseMeta {
-                    status: Some(status),
-                    headers,
-                };
+                let mut meta = c.response.borrow_mut();
+                meta.status = Some(status);
+                meta.headers = headers;
             });
         }
         Ok(())
+    }
+
+    /// Sends the request and reads the answer's body here, up to a bound
+    /// ([`MAX_RESPONSE_BYTES`], or [`MAX_ERROR_BODY_BYTES`](crate::MAX_ERROR_BODY_BYTES) for an error
+    /// status), so that the generated code never reads a body of any size.
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        _info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = self.client().execute(request).await?;
+        let (response, overflowed) = body::in_memory(response, MAX_RESPONSE_BYTES).await?;
+        if overflowed.is_some() {
+            let _ = CALL.try_with(|c| c.response.borrow_mut().overflowed = overflowed);
+        }
+        Ok(response)
     }
 }

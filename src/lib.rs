@@ -4,6 +4,7 @@
 
 mod auth;
 mod batch;
+mod body;
 mod client;
 mod config;
 mod error;
@@ -34,8 +35,10 @@ pub use config::{
 };
 pub use error::{ApiError, Error, InvalidInput};
 pub use limits::{
-    MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES,
-    MAX_IN_FLIGHT_RECORDS, MAX_RECORD_BYTES_LIMIT, MAX_RETRY_AFTER, MAX_TOKEN_LIFETIME,
+    MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_ERROR_BODY_BYTES,
+    MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS, MAX_RECORD_BYTES_LIMIT, MAX_REPORT_BYTES,
+    MAX_RESPONSE_BYTES, MAX_RETRY_AFTER, MAX_TOKEN_ANSWER_BYTES, MAX_TOKEN_LIFETIME,
+    MIN_TOKEN_LIFETIME,
 };
 pub use oauth::{ClientAuth, ClientCredentials};
 pub use producer::{

@@ -17,6 +17,31 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
 /// the token is then refreshed ahead of it as usual.
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
+/// The shortest lifetime a token is used for: 1 second. A token endpoint
+/// answering `expires_in: 0` (or a fraction of a second) would otherwise make
+/// every request fetch a token; such a token is kept for this long (renewed
+/// after nine tenths of it), and a server that refuses it sooner gets the usual
+/// one refresh on HTTP 401.
+pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
+
+/// The longest delivery report read from a stream: 1 MiB. A report that
+/// grows past it without ending ends the stream; its records and the
+/// stream's later ones get "outcome unknown".
+pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
+
+/// The most of an error response's body kept for its message: 64 KiB. The
+/// rest is not read; the connection is closed instead.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// The longest success body of a one-request call such as
+/// [`Client::produce`](crate::Client::produce): 1 MiB, chunked or not. A
+/// longer one is not read further: the call fails with "outcome unknown"
+/// (the record may have been written).
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The longest answer read from an OAuth token endpoint: 64 KiB.
+pub const MAX_TOKEN_ANSWER_BYTES: usize = 64 * 1024;
+
 /// The longest duration a setting accepts: 7 days. Applies to the client's
 /// connect and read timeouts and to every duration of a
 /// [`ProducerConfig`](crate::ProducerConfig) (delivery timeout, linger,

@@ -14,7 +14,8 @@
 //!   error answer `{"error":…,"error_description":…}` becomes a
 //!   [`TokenError`] naming the endpoint, the status and those two fields.
 
-use crate::limits::MAX_TOKEN_LIFETIME;
+use crate::body;
+use crate::limits::{MAX_TOKEN_ANSWER_BYTES, MAX_TOKEN_LIFETIME};
 use crate::token::{AccessToken, TokenError, TokenFuture, TokenProvider};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -338,10 +339,20 @@ impl ClientCredentialsProvider {
                 .with_retriable(retriable)
         })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| {
-            self.error(format!("reading the answer failed: {}", chain(e)))
-                .with_retriable(true)
-        })?;
+        let limited = body::read_limited(response, MAX_TOKEN_ANSWER_BYTES)
+            .await
+            .map_err(|e| {
+                self.error(format!("reading the answer failed: {}", chain(e)))
+                    .with_retriable(true)
+            })?;
+        if limited.overflowed && status.is_success() {
+            return Err(self.error(format!(
+                "it answered HTTP {} with a body longer than {MAX_TOKEN_ANSWER_BYTES} bytes \
+                 (MAX_TOKEN_ANSWER_BYTES), which is not a token response",
+                status.as_u16()
+            )));
+        }
+        let body = limited.bytes;
         if !status.is_success() {
             let retriable = matches!(status.as_u16(), 408 | 429) || status.is_server_error();
             let error = match serde_json::from_slice::<ErrorAnswer>(&body) {

@@ -67,6 +67,14 @@ pub(crate) async fn into_report(
                 &bytes,
                 retry_after(&meta.headers),
             )),
+            // A success body cut at its bound: the request was carried out,
+            // its answer is lost.
+            Some(status) if meta.overflowed.is_some() => Err(Error::Interrupted(format!(
+                "the answer (HTTP {}) is longer than {} bytes (MAX_RESPONSE_BYTES) and was \
+                 not read further",
+                status.as_u16(),
+                meta.overflowed.unwrap_or_default()
+            ))),
             // A success status (the post hook notes every response): the
             // record may have been written.
             status => Err(Error::decode(

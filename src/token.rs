@@ -7,7 +7,7 @@
 //! many requests are waiting for a token: the others wait for that fetch and
 //! share its outcome, success or failure.
 
-use crate::limits::MAX_TOKEN_LIFETIME;
+use crate::limits::{MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME};
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
@@ -80,7 +80,9 @@ impl AccessToken {
 
     /// The token is valid for `lifetime` from now (OAuth's `expires_in`), at
     /// most [`MAX_TOKEN_LIFETIME`]: a longer lifetime is cut to it, so the
-    /// token is refreshed at least daily.
+    /// token is refreshed at least daily. A lifetime under
+    /// [`MIN_TOKEN_LIFETIME`] (`expires_in: 0`, say) is used as that long, so
+    /// that a token is not fetched for every request.
     pub fn with_lifetime(mut self, lifetime: Duration) -> AccessToken {
         self.received = Instant::now();
         self.lifetime = Some(lifetime.min(MAX_TOKEN_LIFETIME));
@@ -253,12 +255,14 @@ impl Cached {
             )
         })?;
         header.set_sensitive(true);
+        // A lifetime under a second would have every request fetch a token.
+        let lifetime = token
+            .lifetime
+            .map(|lifetime| lifetime.max(MIN_TOKEN_LIFETIME));
         // A deadline past what the clock can represent: the token is used
         // until the server refuses it, as one of unknown lifetime.
-        let expires_at = token
-            .lifetime
-            .and_then(|lifetime| token.received.checked_add(lifetime));
-        let refresh_at = expires_at.zip(token.lifetime).map(|(at, lifetime)| {
+        let expires_at = lifetime.and_then(|lifetime| token.received.checked_add(lifetime));
+        let refresh_at = expires_at.zip(lifetime).map(|(at, lifetime)| {
             at.checked_sub(refresh_margin(lifetime))
                 .unwrap_or(token.received)
         });

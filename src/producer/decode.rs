@@ -2,72 +2,169 @@
 //! (CRLF-separated) whose boundaries do not line up with HTTP chunks. This is
 //! the one place that splits them.
 
+use crate::limits::MAX_REPORT_BYTES;
 use crate::report::{Repeated, ReportWire};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
+use std::fmt;
 
 /// Accumulates response bytes and yields each complete report.
 ///
-/// Reports end with CRLF, so only the text up to the last line feed of what
-/// has arrived is parsed; the rest waits for more bytes unless it looks like
-/// a complete report (a server that leaves out the CRLF). A report cut
-/// across many small pieces is therefore parsed once, not once per piece.
+/// Complete reports are parsed straight from the piece they arrive in. What
+/// is left, the start of an unfinished report, is kept and scanned (braces
+/// outside strings) for where it ends, and the next pieces are scanned only
+/// up to that end; then it is parsed, and the rest of the piece is parsed
+/// straight again. So each byte is looked at a bounded number of times
+/// however the text is cut (at most three: parsed from its piece, scanned,
+/// parsed from the buffer), CRLF or not, and an unfinished report longer
+/// than [`MAX_REPORT_BYTES`] is an error rather than a buffer that grows.
 #[derive(Debug, Default)]
 pub(crate) struct ReportDecoder {
+    /// The start of an unfinished report (or nothing).
     buffer: BytesMut,
+    /// The scan of `buffer`.
+    scan: Scan,
     repeated: Repeated,
+    /// Bytes looked at so far (parsed or scanned), for the bound above.
+    examined: u64,
+}
+
+/// Why the rest of a response cannot be decoded.
+#[derive(Debug)]
+pub(crate) enum DecodeError {
+    /// Text that is not a delivery report.
+    Malformed(serde_json::Error),
+    /// Text between reports that cannot start one.
+    NotAReport(u8),
+    /// A report went on past [`MAX_REPORT_BYTES`].
+    TooLong,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Malformed(e) => write!(f, "undecodable delivery report: {e}"),
+            DecodeError::NotAReport(byte) => write!(
+                f,
+                "undecodable delivery report: expected a JSON object, found {:?}",
+                char::from(*byte)
+            ),
+            DecodeError::TooLong => write!(
+                f,
+                "a delivery report went on past {MAX_REPORT_BYTES} bytes (MAX_REPORT_BYTES) \
+                 without ending"
+            ),
+        }
+    }
 }
 
 impl ReportDecoder {
     /// Adds a chunk and appends every report it completes to `out`.
     pub(crate) fn push(
         &mut self,
-        chunk: &[u8],
+        mut chunk: &[u8],
         out: &mut Vec<ReportWire>,
-    ) -> Result<(), serde_json::Error> {
-        if self.buffer.is_empty() {
-            // Straight from the chunk; only an unfinished tail is copied.
-            let (consumed, result) = parse_complete(chunk, &mut self.repeated, out);
-            self.buffer.extend_from_slice(&chunk[consumed..]);
-            return result;
+    ) -> Result<(), DecodeError> {
+        if !self.buffer.is_empty() {
+            let Some(end) = self.scan.advance(chunk)? else {
+                self.examined += chunk.len() as u64;
+                self.buffer.extend_from_slice(chunk);
+                return self.check_length();
+            };
+            self.buffer.extend_from_slice(&chunk[..end]);
+            self.examined += (end + self.buffer.len()) as u64;
+            let (consumed, result) = parse_reports(&self.buffer, &mut self.repeated, out);
+            result.map_err(DecodeError::Malformed)?;
+            if consumed < self.buffer.len() {
+                // Balanced braces the parser still finds unfinished.
+                return Err(DecodeError::NotAReport(self.buffer[consumed]));
+            }
+            self.buffer.clear();
+            self.scan = Scan::default();
+            chunk = &chunk[end..];
         }
-        self.buffer.extend_from_slice(chunk);
-        let (consumed, result) = parse_complete(&self.buffer, &mut self.repeated, out);
-        self.buffer.advance(consumed);
-        result
+        // Straight from the chunk; only an unfinished tail is kept, scanned.
+        self.examined += chunk.len() as u64;
+        let (consumed, result) = parse_reports(chunk, &mut self.repeated, out);
+        result.map_err(DecodeError::Malformed)?;
+        let tail = &chunk[consumed..];
+        self.examined += tail.len() as u64;
+        if let Some(end) = self.scan.advance(tail)? {
+            // The parser found it unfinished, the scan complete.
+            return Err(DecodeError::NotAReport(tail[end - 1]));
+        }
+        self.buffer.extend_from_slice(tail);
+        self.check_length()
+    }
+
+    fn check_length(&self) -> Result<(), DecodeError> {
+        match self.buffer.len() > MAX_REPORT_BYTES {
+            true => Err(DecodeError::TooLong),
+            false => Ok(()),
+        }
     }
 
     /// Whether bytes of an unfinished report are waiting.
     pub(crate) fn has_partial(&self) -> bool {
         self.buffer.iter().any(|b| !b.is_ascii_whitespace())
     }
+
+    /// Bytes looked at so far, counting a byte once per look.
+    #[cfg(test)]
+    pub(crate) fn examined(&self) -> u64 {
+        self.examined
+    }
 }
 
-/// Parses the complete reports at the start of `data`: returns how many
-/// bytes they took and whether the text after them is malformed.
-fn parse_complete(
-    data: &[u8],
-    repeated: &mut Repeated,
-    out: &mut Vec<ReportWire>,
-) -> (usize, Result<(), serde_json::Error>) {
-    let lines = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let (mut consumed, result) = parse_reports(&data[..lines], repeated, out);
-    if result.is_err() {
-        return (consumed, result);
+/// Where an unfinished report ends: its nesting depth and string state,
+/// carried from one piece to the next.
+#[derive(Debug, Default)]
+struct Scan {
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Scan {
+    /// Scans `data`, the text after what was scanned before, up to the end
+    /// of the value under way: returns where it ends, if it does in `data`.
+    /// Text outside a value that cannot start a report is an error.
+    fn advance(&mut self, data: &[u8]) -> Result<Option<usize>, DecodeError> {
+        for (i, &b) in data.iter().enumerate() {
+            if self.in_string {
+                match b {
+                    _ if self.escaped => self.escaped = false,
+                    b'\\' => self.escaped = true,
+                    b'"' => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'{' => self.depth = self.depth.saturating_add(1),
+                _ if self.depth == 0 => {
+                    if !b.is_ascii_whitespace() {
+                        return Err(DecodeError::NotAReport(b));
+                    }
+                }
+                b'"' => self.in_string = true,
+                b'[' => self.depth = self.depth.saturating_add(1),
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        return Ok(Some(i + 1));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
     }
-    let rest = data[consumed..].trim_ascii();
-    // A complete report without its CRLF, or text that cannot start one
-    // (parsed now, to fail now).
-    if rest.ends_with(b"}") || rest.first().is_some_and(|&b| b != b'{') {
-        let (more, result) = parse_reports(&data[consumed..], repeated, out);
-        consumed += more;
-        return (consumed, result);
-    }
-    (consumed, Ok(()))
 }
 
 /// Parses concatenated reports until the text ends or stops in the middle
-/// of one. Reports in the servers' compact form are read directly; others,
-/// and errors, through serde.
+/// of one: returns how many bytes the complete ones took, and the error if
+/// the text after them is not a report. Reports in the servers' compact
+/// form are read directly; others, and errors, through serde.
 fn parse_reports(
     data: &[u8],
     repeated: &mut Repeated,
@@ -200,5 +297,72 @@ mod tests {
         assert!(decoder.has_partial());
         let mut bad = ReportDecoder::default();
         assert!(bad.push(b"<html>oops</html>", &mut out).is_err());
+    }
+
+    /// A report that never ends, in pieces of any size: each byte is looked
+    /// at a bounded number of times, and past the bound it is an error.
+    #[test]
+    fn an_endless_report_is_bounded_in_memory_and_in_work() {
+        for size in [1, 7, 4096, 64 * 1024] {
+            let mut decoder = ReportDecoder::default();
+            let mut out = Vec::new();
+            let piece = vec![b'x'; size];
+            decoder
+                .push(b"{\"error_code\":200,\"message\":\"", &mut out)
+                .unwrap();
+            let mut pushed = 0usize;
+            let error = loop {
+                // Bounded: the decoder must refuse within twice the limit.
+                assert!(pushed <= 2 * MAX_REPORT_BYTES, "size {size}: never refused");
+                match decoder.push(&piece, &mut out) {
+                    Ok(()) => pushed += size,
+                    Err(e) => break e,
+                }
+            };
+            assert!(
+                matches!(error, DecodeError::TooLong),
+                "size {size}: {error}"
+            );
+            assert!(error.to_string().contains("MAX_REPORT_BYTES"));
+            assert!(out.is_empty());
+            assert!(decoder.buffer.len() <= MAX_REPORT_BYTES + size);
+            let total = (pushed + size) as u64;
+            assert!(
+                decoder.examined() <= 3 * total,
+                "size {size}: {} bytes examined for {total}",
+                decoder.examined()
+            );
+        }
+    }
+
+    /// The same with many nested objects and braces in strings, none
+    /// complete: the scan's depth and string state carry across pieces.
+    #[test]
+    fn nesting_and_braces_in_strings_are_followed_across_pieces() {
+        let text = br#"{"error_code":200,"message":"}{\"}","x":{"y":[{"z":"]"}]},"partition_id":1,"offset":5}"#;
+        for cut in 1..text.len() {
+            let mut decoder = ReportDecoder::default();
+            let mut out = Vec::new();
+            for piece in text[..cut].chunks(3).chain([&text[cut..]]) {
+                decoder.push(piece, &mut out).unwrap();
+            }
+            assert_eq!(out.len(), 1, "cut at {cut}");
+            assert_eq!(out[0].offset(), Some(5));
+            assert!(!decoder.has_partial());
+        }
+    }
+
+    #[test]
+    fn garbage_after_a_partial_is_an_error() {
+        let mut decoder = ReportDecoder::default();
+        let mut out = Vec::new();
+        decoder
+            .push(
+                b"{\"error_code\":200,\"partition_id\":0,\"offset\":1}\r\n{\"err",
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(decoder.push(b"or_code\":200}]", &mut out).is_err());
     }
 }

@@ -9,8 +9,10 @@ use super::delivery::{LaneShared, Pending, Room};
 use super::inbox::Inbox;
 use super::machine::{Action, Counters, Entry, Event, Machine};
 use super::stats::Stats;
+use crate::body;
 use crate::client::Client;
 use crate::error::Error;
+use crate::limits::MAX_ERROR_BODY_BYTES;
 use crate::response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -27,8 +29,6 @@ use tracing::{Instrument, debug, info_span, warn};
 const BODY_QUEUE: usize = 2;
 /// Batches of reports decoded but not yet matched by the lane.
 const EVENT_QUEUE: usize = 64;
-/// The most of an error response's body that is read.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 type BodySender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 type BodyPermit = mpsc::OwnedPermit<Result<Bytes, std::io::Error>>;
@@ -394,7 +394,11 @@ async fn read_stream(
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let retry_after = response::retry_after(response.headers());
-        let body = read_bounded(response, MAX_ERROR_BODY).await;
+        // A body cut short still says what it can.
+        let body = body::read_limited(response, MAX_ERROR_BODY_BYTES)
+            .await
+            .map(|limited| limited.bytes)
+            .unwrap_or_default();
         let error = response::api_error_from_body(status.as_u16(), &body, retry_after);
         warn!(stream, error = %error, "stream refused");
         send(Event::Refused(Error::Api(error))).await;
@@ -420,9 +424,7 @@ async fn read_stream(
                     }
                 }
                 if let Err(e) = decoded {
-                    break Some(Error::Interrupted(format!(
-                        "undecodable delivery report: {e}"
-                    )));
+                    break Some(Error::Interrupted(e.to_string()));
                 }
             }
             Some(Err(e)) => break Some(Error::transport(e)),
@@ -443,18 +445,4 @@ async fn read_stream(
         reached: true,
     })
     .await;
-}
-
-/// The start of a response's body, at most `limit` bytes.
-async fn read_bounded(response: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut body = response.bytes_stream();
-    let mut out = Vec::new();
-    while let Some(Ok(piece)) = body.next().await {
-        let room = limit - out.len();
-        out.extend_from_slice(&piece[..piece.len().min(room)]);
-        if out.len() >= limit {
-            break;
-        }
-    }
-    out
 }
