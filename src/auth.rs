@@ -1,5 +1,6 @@
 //! Credentials, and the headers they become.
 
+use crate::config::ProxySetting;
 use crate::error::Error;
 use crate::oauth::ClientCredentials;
 use crate::token::{TokenCache, TokenProvider};
@@ -158,6 +159,7 @@ impl Credentials {
         &self,
         http: &reqwest::Client,
         allow_http: bool,
+        proxy: &ProxySetting,
     ) -> Result<Authenticator, Error> {
         let mut headers = HeaderMap::new();
         let invalid = |what: &str| {
@@ -192,7 +194,7 @@ impl Credentials {
                 );
             }
             Credentials::OAuth { client, .. } => {
-                let provider = client.provider(http.clone(), allow_http)?;
+                let provider = client.provider(http.clone(), allow_http, proxy)?;
                 tokens = Some(Arc::new(TokenCache::new(Arc::new(provider))));
             }
             Credentials::TokenProvider { provider, .. } => {

@@ -5,6 +5,8 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::limits::{MAX_RECORD_BYTES_LIMIT, duration_problem};
 use crate::oauth::{ClientAuth, ClientCredentials};
+use crate::plain_http;
+use crate::redact;
 use crate::retries::ProduceRetries;
 use crate::tls::{KeySource, PemSource, TlsSettings};
 use secrecy::SecretString;
@@ -110,24 +112,12 @@ impl fmt::Debug for ProxySetting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProxySetting::Environment => f.write_str("Environment"),
-            ProxySetting::Url(url) => write!(f, "Url({})", redacted_url(url)),
+            ProxySetting::Url(url) => {
+                use secrecy::ExposeSecret;
+                write!(f, "Url({})", redact::url(url.expose_secret()))
+            }
             ProxySetting::Off => f.write_str("Off"),
         }
-    }
-}
-
-/// A URL with any user name and password removed, for messages.
-fn redacted_url(url: &SecretString) -> String {
-    use secrecy::ExposeSecret;
-    match Url::parse(url.expose_secret()) {
-        Ok(mut parsed) => {
-            if !parsed.username().is_empty() || parsed.password().is_some() {
-                let _ = parsed.set_username("[redacted]");
-                let _ = parsed.set_password(None);
-            }
-            parsed.to_string()
-        }
-        Err(_) => "[unparsable URL]".to_owned(),
     }
 }
 
@@ -146,7 +136,7 @@ fn redacted_url(url: &SecretString) -> String {
 /// # let _ = client;
 /// # Ok::<(), ccloud_kafka_rest::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     pub(crate) endpoint: Option<String>,
     pub(crate) cluster_id: Option<String>,
@@ -161,6 +151,31 @@ pub struct ClientBuilder {
     pub(crate) tls: TlsSettings,
     pub(crate) proxy: ProxySetting,
     pub(crate) produce_retries: Option<ProduceRetries>,
+}
+
+// By hand: an endpoint given with a password in it (refused when the client
+// is built) must not show here either.
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoint", &self.endpoint.as_deref().map(redact::url))
+            .field("cluster_id", &self.cluster_id)
+            .field("credentials", &self.credentials)
+            .field("flavour", &self.flavour)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("user_agent", &self.user_agent)
+            .field(
+                "allow_credentials_over_http",
+                &self.allow_credentials_over_http,
+            )
+            .field("max_record_bytes", &self.max_record_bytes)
+            .field("max_batch_entries", &self.max_batch_entries)
+            .field("tls", &self.tls)
+            .field("proxy", &self.proxy)
+            .field("produce_retries", &self.produce_retries)
+            .finish()
+    }
 }
 
 impl Default for ClientBuilder {
@@ -432,7 +447,7 @@ impl ClientBuilder {
             ProxySetting::Off => http = http.no_proxy(),
             ProxySetting::Url(url) => {
                 use secrecy::ExposeSecret;
-                let shown = redacted_url(url);
+                let shown = redact::url(url.expose_secret());
                 let parsed = Url::parse(url.expose_secret()).map_err(|e| {
                     Error::Config(format!(
                         "the proxy {shown} is not a URL ({e}); expected e.g. http://proxy.example:3128"
@@ -460,7 +475,7 @@ impl ClientBuilder {
     /// What authenticates requests, with OAuth tokens fetched through `http`.
     pub(crate) fn authenticator(&self, http: &reqwest::Client) -> Result<Authenticator, Error> {
         self.credentials
-            .authenticator(http, self.allow_credentials_over_http)
+            .authenticator(http, self.allow_credentials_over_http, &self.proxy)
     }
 
     /// The base URL of the v3 API: endpoint plus the flavour's prefix.
@@ -470,22 +485,31 @@ impl ClientBuilder {
                 "no endpoint: call with_endpoint(\"https://pkc-….confluent.cloud:443\") or set {ENV_ENDPOINT}"
             ))
         })?;
+        let shown = redact::url(endpoint);
         let url = Url::parse(endpoint).map_err(|e| {
             Error::Config(format!(
-                "endpoint {endpoint:?} is not a URL ({e}); expected e.g. https://pkc-abc12.us-east-1.aws.confluent.cloud:443"
+                "endpoint {shown:?} is not a URL ({e}); expected e.g. https://pkc-abc12.us-east-1.aws.confluent.cloud:443"
             ))
         })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            // reqwest would send it as a Basic header, and the URL is shown
+            // in messages and Debug output.
+            return Err(Error::Config(format!(
+                "endpoint {shown:?} has a user name or password in it; give the endpoint without \
+                 them and the API key with with_credentials(Credentials::api_key(key, secret)) \
+                 (or {ENV_API_KEY} and {ENV_API_SECRET})"
+            )));
+        }
         match url.scheme() {
             "https" => {}
             "http" => {
                 if !self.credentials.is_none()
                     && !self.allow_credentials_over_http
-                    && !is_loopback(&url)
+                    && let Some(hop) = plain_http::clear_hop(&url, &self.proxy)
                 {
                     return Err(Error::Config(format!(
-                        "refusing to send credentials over plain http to {}; use https, \
-                         or call allow_credentials_over_http(true) if the network is trusted",
-                        url.host_str().unwrap_or("?")
+                        "refusing to send credentials over plain http to {hop}; use https, \
+                         or call allow_credentials_over_http(true) if the network is trusted"
                     )));
                 }
             }
@@ -497,7 +521,7 @@ impl ClientBuilder {
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(Error::Config(format!(
-                "endpoint {endpoint:?} must not have a query or fragment"
+                "endpoint {shown:?} must not have a query or fragment"
             )));
         }
         let prefix = self.flavour.path_prefix();
@@ -606,15 +630,6 @@ fn with_pool(credentials: Credentials, lookup: &impl Fn(&str) -> Option<String>)
     match lookup(ENV_IDENTITY_POOL_ID) {
         Some(pool) => credentials.with_identity_pool_id(pool),
         None => credentials,
-    }
-}
-
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
     }
 }
 

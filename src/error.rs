@@ -294,6 +294,15 @@ pub enum InvalidInput {
     /// A value given as JSON could not be serialized.
     #[error("the record's JSON could not be serialized: {0}")]
     Json(String),
+    /// The record's key or value is the JSON value `null`, which the server
+    /// would store as a Kafka null (for a value, a tombstone).
+    #[error(
+        "the record's {0} is the JSON value null, which the server stores as a Kafka null \
+         (a tombstone that deletes the key on a compacted topic); for a tombstone use \
+         Record::with_null_value() (or with_null_key()), for the four bytes \"null\" send them \
+         as STRING or BINARY, or call Record::with_json_null_as_kafka_null() to send it as is"
+    )]
+    JsonNull(&'static str),
 }
 
 #[cfg(test)]

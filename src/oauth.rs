@@ -15,7 +15,10 @@
 //!   [`TokenError`] naming the endpoint, the status and those two fields.
 
 use crate::body;
+use crate::config::ProxySetting;
 use crate::limits::{MAX_TOKEN_ANSWER_BYTES, MAX_TOKEN_LIFETIME};
+use crate::plain_http;
+use crate::redact;
 use crate::token::{AccessToken, TokenError, TokenFuture, TokenProvider};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -149,7 +152,11 @@ impl ClientCredentials {
 
     /// Checks the settings; `allow_http` allows a plain `http://` token
     /// endpoint that is not on loopback.
-    pub(crate) fn validate(&self, allow_http: bool) -> Result<Url, crate::Error> {
+    pub(crate) fn validate(
+        &self,
+        allow_http: bool,
+        proxy: &ProxySetting,
+    ) -> Result<Url, crate::Error> {
         let config = |message: String| crate::Error::Config(message);
         if self.token_url.trim().is_empty() {
             return Err(config(
@@ -161,7 +168,7 @@ impl ClientCredentials {
         let url = Url::parse(&self.token_url).map_err(|e| {
             config(format!(
                 "the OAuth token URL {:?} is not a URL ({e}); expected e.g. https://login.example.com/oauth2/token",
-                self.token_url
+                redact::url(&self.token_url)
             ))
         })?;
         if !url.username().is_empty() || url.password().is_some() {
@@ -172,13 +179,15 @@ impl ClientCredentials {
         }
         match url.scheme() {
             "https" => {}
-            "http" if allow_http || crate::config::is_loopback(&url) => {}
+            "http" if allow_http => {}
             "http" => {
-                return Err(config(format!(
-                    "refusing to send the OAuth client secret over plain http to {}; use an https \
-                     token URL, or call allow_credentials_over_http(true) if the network is trusted",
-                    url.host_str().unwrap_or("?")
-                )));
+                if let Some(hop) = plain_http::clear_hop(&url, proxy) {
+                    return Err(config(format!(
+                        "refusing to send the OAuth client secret over plain http to {hop}; use an \
+                         https token URL, or call allow_credentials_over_http(true) if the network \
+                         is trusted"
+                    )));
+                }
             }
             other => {
                 return Err(config(format!(
@@ -211,8 +220,9 @@ impl ClientCredentials {
         &self,
         http: reqwest::Client,
         allow_http: bool,
+        proxy: &ProxySetting,
     ) -> Result<ClientCredentialsProvider, crate::Error> {
-        let url = self.validate(allow_http)?;
+        let url = self.validate(allow_http, proxy)?;
         Ok(ClientCredentialsProvider {
             config: self.clone(),
             endpoint: endpoint_name(&url),
@@ -458,7 +468,7 @@ mod tests {
 
     fn provider(config: ClientCredentials) -> ClientCredentialsProvider {
         let http = crate::ClientBuilder::new().http_client().unwrap();
-        config.provider(http, false).unwrap()
+        config.provider(http, false, &ProxySetting::Off).unwrap()
     }
 
     #[test]
@@ -490,7 +500,11 @@ mod tests {
 
     #[test]
     fn validation_says_what_is_wrong() {
-        let check = |c: ClientCredentials| c.validate(false).unwrap_err().to_string();
+        let check = |c: ClientCredentials| {
+            c.validate(false, &ProxySetting::Off)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(check(ClientCredentials::new("", "id", "s")).contains("token URL is empty"));
         assert!(check(ClientCredentials::new("idp/token", "id", "s")).contains("not a URL"));
         assert!(
@@ -503,12 +517,12 @@ mod tests {
         );
         assert!(
             ClientCredentials::new("http://127.0.0.1:9/token", "id", "s")
-                .validate(false)
+                .validate(false, &ProxySetting::Off)
                 .is_ok()
         );
         assert!(
             ClientCredentials::new("http://idp.example/token", "id", "s")
-                .validate(true)
+                .validate(true, &ProxySetting::Off)
                 .is_ok()
         );
         assert!(check(ClientCredentials::new("https://idp/t", "", "s")).contains("client id"));

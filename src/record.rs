@@ -90,11 +90,13 @@ impl Payload {
     }
 
     /// Bytes the server stores: UTF-8 length, byte length, or compact JSON
-    /// length. Matches the `size` of the delivery report.
+    /// length. Matches the `size` of the delivery report. A JSON `null` is
+    /// stored as a Kafka null: 0.
     pub fn len(&self) -> usize {
         match self {
             Payload::String(s) => s.len(),
             Payload::Binary(b) => b.len(),
+            Payload::Json(_) if self.is_json_null() => 0,
             Payload::Json(j) => j.get().len(),
         }
     }
@@ -102,6 +104,12 @@ impl Payload {
     /// Whether [`Payload::len`] is 0 (an empty payload is not a null one).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether this is the JSON value `null`, which the server stores as a
+    /// Kafka null (a tombstone, for a value on a compacted topic).
+    pub fn is_json_null(&self) -> bool {
+        matches!(self, Payload::Json(j) if j.get().trim() == "null")
     }
 }
 
@@ -181,6 +189,8 @@ pub struct Record {
     headers: Vec<Header>,
     partition: Option<i32>,
     timestamp: Option<DateTime<Utc>>,
+    /// A JSON `null` key or value is sent as a Kafka null rather than refused.
+    json_null_is_kafka_null: bool,
 }
 
 impl Record {
@@ -220,6 +230,17 @@ impl Record {
     /// Sets the value to a Kafka null (a tombstone on compacted topics).
     pub fn with_null_value(mut self) -> Record {
         self.value = None;
+        self
+    }
+
+    /// Sends a JSON `null` key or value as it is, which the server stores as
+    /// a Kafka null: for a value on a compacted topic, a tombstone that
+    /// deletes the key. Without this, such a record is refused before
+    /// anything is sent, since a `null` that reached the record by accident
+    /// (a forwarded request body, say) would silently delete data. For a
+    /// tombstone on purpose, [`Record::with_null_value`] says so directly.
+    pub fn with_json_null_as_kafka_null(mut self) -> Record {
+        self.json_null_is_kafka_null = true;
         self
     }
 
@@ -296,6 +317,13 @@ impl Record {
     pub(crate) fn validate(&self, max_record_bytes: usize) -> Result<(), Error> {
         if let Some(p) = self.partition.filter(|p| *p < 0) {
             return Err(Error::invalid(InvalidInput::Partition(p)));
+        }
+        if !self.json_null_is_kafka_null {
+            for (field, payload) in [("key", &self.key), ("value", &self.value)] {
+                if payload.as_ref().is_some_and(Payload::is_json_null) {
+                    return Err(Error::invalid(InvalidInput::JsonNull(field)));
+                }
+            }
         }
         let size = self.size();
         if size > max_record_bytes {

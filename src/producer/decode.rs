@@ -141,11 +141,10 @@ impl Scan {
             }
             match b {
                 b'{' => self.depth = self.depth.saturating_add(1),
-                _ if self.depth == 0 => {
-                    if !b.is_ascii_whitespace() {
-                        return Err(DecodeError::NotAReport(b));
-                    }
+                _ if self.depth == 0 && !b.is_ascii_whitespace() => {
+                    return Err(DecodeError::NotAReport(b));
                 }
+                _ if self.depth == 0 => {}
                 b'"' => self.in_string = true,
                 b'[' => self.depth = self.depth.saturating_add(1),
                 b'}' | b']' => {
