@@ -1,6 +1,8 @@
 //! Shared setup: an emulator on loopback and a client pointed at it.
 #![allow(dead_code)]
 
+pub mod child;
+pub mod hostile;
 pub mod raw_http;
 pub mod silent;
 
