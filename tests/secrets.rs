@@ -301,3 +301,61 @@ async fn the_oauth_flow_leaks_no_client_secret_or_token_into_errors_or_trace_log
     );
     assert_no_token(&logs, &tokens);
 }
+
+#[tokio::test]
+async fn a_proxy_password_and_an_endpoint_password_never_show_in_errors_or_trace_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A proxy on loopback that refuses everything it is asked to carry.
+    let proxy = common::hostile::serve(common::hostile::Reply::sized(
+        "502 Bad Gateway",
+        "",
+        b' ',
+        0,
+    ))
+    .await;
+    let proxy_url = proxy
+        .url
+        .replace("http://", &format!("http://proxy-user:{API_SECRET}@"));
+    let mut errors = String::new();
+    for endpoint in ["http://127.0.0.1:9", "https://127.0.0.1:9"] {
+        let builder = Client::builder()
+            .with_endpoint(endpoint)
+            .with_cluster_id("lkc-1")
+            .with_proxy(proxy_url.as_str());
+        errors.push_str(&format!("{builder:?}\n"));
+        let client = builder.build().unwrap();
+        errors.push_str(&format!("{client:?}\n"));
+        let e = client
+            .produce("orders", &Record::from_value("x"))
+            .await
+            .unwrap_err();
+        errors.push_str(&format!("{e} {e:?}\n"));
+    }
+    assert!(
+        proxy.requests.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "both requests reached the proxy"
+    );
+    // An endpoint with the API secret in it: refused, and never shown.
+    let builder = Client::builder()
+        .with_endpoint(format!("https://{API_KEY}:{API_SECRET}@127.0.0.1:9"))
+        .with_cluster_id("lkc-1");
+    errors.push_str(&format!("{builder:?}\n"));
+    let e = builder.build().unwrap_err();
+    errors.push_str(&format!("{e} {e:?}\n"));
+
+    assert_no_secret(&errors);
+    use base64::Engine;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("proxy-user:{API_SECRET}"));
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(!logs.is_empty(), "reqwest and hyper log at trace level");
+    assert_no_secret(&logs);
+    assert!(!logs.contains(&basic) && !errors.contains(&basic));
+}
