@@ -21,6 +21,8 @@ mod response;
 mod retries;
 mod retry_class;
 mod retry_policy;
+#[cfg(test)]
+mod testing;
 mod tls;
 mod token;
 
@@ -101,6 +103,77 @@ pub mod __bench {
     pub fn emulator_stream(body: &[u8], read: usize) -> (usize, usize) {
         crate::emulator::handle_in_memory(body, read)
     }
+}
+
+/// Entry points for the fuzz targets in `fuzz/`, not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::producer::decode::ReportDecoder;
+    use crate::report::ReportWire;
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    /// One decoded report: partition and offset, or the error code.
+    pub type Decoded = Result<(i32, i64), Option<i32>>;
+
+    /// The streaming producer's report decoding over these pieces of a
+    /// response: the reports, and the error that ended decoding, if any.
+    pub fn decode_reports<'a>(
+        pieces: impl IntoIterator<Item = &'a [u8]>,
+    ) -> (Vec<Decoded>, Option<String>) {
+        let mut decoder = ReportDecoder::default();
+        let mut out = Vec::new();
+        let mut error = None;
+        for piece in pieces {
+            if let Err(e) = decoder.push(piece, &mut out) {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        let reports = out
+            .into_iter()
+            .map(ReportWire::into_result)
+            .map(|r| {
+                r.map(|d| (d.partition, d.offset))
+                    .map_err(|e| e.error_code())
+            })
+            .collect();
+        (reports, error)
+    }
+
+    /// The streaming producer's encoding of a record.
+    pub fn encode_record(record: &crate::Record) -> Vec<u8> {
+        crate::producer::encode::encode(record).to_vec()
+    }
+
+    /// The OAuth token endpoint's answer as the client reads it: the token
+    /// and its lifetime, or the error's text.
+    pub fn token_answer(status: u16, body: &[u8]) -> Result<(String, Option<Duration>), String> {
+        static PROVIDER: OnceLock<Option<crate::oauth::ClientCredentialsProvider>> =
+            OnceLock::new();
+        let provider = PROVIDER.get_or_init(|| {
+            let http = crate::ClientBuilder::new().http_client().ok()?;
+            crate::ClientCredentials::new(
+                "https://login.example/oauth2/token",
+                "fuzz-client",
+                FUZZ_CLIENT_SECRET,
+            )
+            .provider(http, false, &crate::config::ProxySetting::Off)
+            .ok()
+        });
+        let Some(provider) = provider else {
+            return Err("no provider".into());
+        };
+        provider
+            .answer(status, body)
+            .map(|token| (token.secret().to_owned(), token.lifetime()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The client secret [`token_answer`] is configured with: it must never
+    /// appear in an error.
+    pub const FUZZ_CLIENT_SECRET: &str = "fuzz-client-secret-5c1e";
 }
 
 /// The request and response types generated from the OpenAPI document, for

@@ -362,13 +362,17 @@ impl ClientCredentialsProvider {
                 status.as_u16()
             )));
         }
-        let body = limited.bytes;
-        if !status.is_success() {
-            let retriable = matches!(status.as_u16(), 408 | 429) || status.is_server_error();
-            let error = match serde_json::from_slice::<ErrorAnswer>(&body) {
+        self.answer(status.as_u16(), &limited.bytes)
+    }
+
+    /// The token, or the error, in the endpoint's answer.
+    pub(crate) fn answer(&self, status: u16, body: &[u8]) -> Result<AccessToken, TokenError> {
+        if !(200..300).contains(&status) {
+            let retriable = matches!(status, 408 | 429) || (500..600).contains(&status);
+            let error = match serde_json::from_slice::<ErrorAnswer>(body) {
                 Ok(answer) if answer.error.is_some() => {
                     self.error(hint(answer.error.as_deref())).answered(
-                        status.as_u16(),
+                        status,
                         answer.error.map(|e| self.scrub(&e)),
                         answer.error_description.map(|d| self.scrub(&d)),
                     )
@@ -376,21 +380,21 @@ impl ClientCredentialsProvider {
                 _ => {
                     let cut = &body[..body.len().min(MAX_BODY_IN_ERROR)];
                     let text = self.scrub(String::from_utf8_lossy(cut).trim());
-                    self.error(text).answered(status.as_u16(), None, None)
+                    self.error(text).answered(status, None, None)
                 }
             };
             return Err(error.with_retriable(retriable));
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+        let answer: TokenAnswer = serde_json::from_slice(body).map_err(|e| {
             self.error(format!(
                 "it answered HTTP {} with a body that is not a token response ({e})",
-                status.as_u16()
+                status
             ))
         })?;
         let Some(token) = answer.access_token.filter(|t| !t.is_empty()) else {
             return Err(self.error(format!(
                 "it answered HTTP {} without an access_token",
-                status.as_u16()
+                status
             )));
         };
         if let Some(token_type) = &answer.token_type

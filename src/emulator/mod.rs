@@ -50,6 +50,8 @@
 mod auth;
 mod batch;
 mod compact;
+#[cfg(test)]
+mod compact_agrees;
 mod faults;
 mod log;
 mod oauth;
