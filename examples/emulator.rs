@@ -118,7 +118,8 @@ struct LimitArgs {
     /// Close a connection that sends nothing for this long while its request
     /// head, its first body byte or its next body byte is awaited (any byte
     /// counts): a stream ends as the real service ends an idle one, after the
-    /// reports of the records read so far.
+    /// reports of the records read so far. A client that reads nothing of the
+    /// response for this long is dropped.
     #[arg(
         long,
         value_name = "MS",

@@ -250,6 +250,40 @@ async fn a_connection_sending_a_byte_every_100_ms_stays_open() {
 }
 
 #[tokio::test]
+async fn a_client_that_reads_no_reports_is_dropped_after_the_idle_timeout() {
+    guarded(async {
+        let emu = emulator().idle_timeout(IDLE).start().await.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let socket = socket.connect(emu.addr()).await.unwrap();
+        let (_unread, mut writer) = socket.into_split();
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            path(&emu)
+        );
+        writer.write_all(head.as_bytes()).await.unwrap();
+        // Small records, whose reports are larger: the reports fill the
+        // buffers, the emulator stops reading, and then drops the connection.
+        let piece = chunk_frame(&record("r").repeat(1_000).into_bytes());
+        let began = Instant::now();
+        let mut dropped = false;
+        for _ in 0..10_000 {
+            match timeout(Duration::from_secs(5), writer.write_all(&piece)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    dropped = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        assert!(dropped, "the connection is still open after {:?}", began.elapsed());
+        assert!(began.elapsed() < Duration::from_secs(5), "{:?}", began.elapsed());
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_record_growing_past_max_record_bytes_is_refused() {
     guarded(async {
         let emu = emulator().max_record_bytes(64 << 10).start().await.unwrap();

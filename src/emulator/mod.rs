@@ -280,7 +280,9 @@ impl EmulatorBuilder {
     /// the real service ends an idle one (and as [`FaultPlan::idle_timeout`]
     /// does): the reports of the records read so far are written, the response
     /// ends normally and the connection closes; before its first record that
-    /// is an empty HTTP 200. A `records:batch` body gets HTTP 408. Defaults to
+    /// is an empty HTTP 200. A `records:batch` body gets HTTP 408. A client
+    /// that takes none of the response for this long (reads no reports, say)
+    /// is dropped. Defaults to
     /// [`DEFAULT_IDLE_TIMEOUT`] (30 s); [`start`](Self::start) refuses zero and
     /// durations past [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_rustls::TlsAcceptor;
 
 use super::activity::{Activity, Watched};
@@ -296,12 +296,19 @@ where
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(idle)
-        .serve_connection(TokioIo::new(Watched::new(socket, activity)), service);
+        .serve_connection(
+            TokioIo::new(Watched::new(socket, Arc::clone(&activity))),
+            service,
+        );
     tokio::pin!(conn);
     let mut graceful = *shutdown.borrow();
     if graceful {
         conn.as_mut().graceful_shutdown();
     }
+    // A client that reads nothing is not waited for longer than the idle
+    // timeout either (checked at half of it, so within one and a half).
+    let mut stall_check = tokio::time::interval((idle / 2).max(Duration::from_millis(1)));
+    stall_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -309,6 +316,12 @@ where
                     tracing::trace!(%error, "connection ended with an error");
                 }
                 break;
+            }
+            _ = stall_check.tick() => {
+                if activity.write_stalled_for() >= idle {
+                    tracing::debug!(?idle, "the client reads nothing: dropping the connection");
+                    break;
+                }
             }
             _ = kill.notified() => {
                 tracing::debug!("dropping connection");
