@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ccloud_kafka_rest::emulator::{Emulator, EmulatorBuilder};
 use common::raw_http::{RawConn, chunk_frame};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
