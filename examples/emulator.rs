@@ -22,7 +22,12 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ccloud_kafka_rest::emulator::{DEFAULT_CLUSTER_ID, Emulator, FaultPlan, HttpFault};
+use ccloud_kafka_rest::MAX_CONFIGURED_DURATION;
+use ccloud_kafka_rest::emulator::{
+    DEFAULT_CLUSTER_ID, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD_BYTES,
+    Emulator, EmulatorBuilder, FaultPlan, HttpFault,
+};
+use clap::builder::RangedU64ValueParser;
 use clap::{Args as ClapArgs, Parser};
 
 /// Serve an emulated Kafka REST v3 produce endpoint (Confluent Cloud and REST Proxy paths).
@@ -72,7 +77,70 @@ struct Args {
     verbose: bool,
 
     #[command(flatten)]
+    limits: LimitArgs,
+
+    #[command(flatten)]
     faults: FaultArgs,
+}
+
+/// Bounds that keep the emulator up whatever its clients send.
+#[derive(Debug, ClapArgs)]
+#[command(next_help_heading = "Limits")]
+struct LimitArgs {
+    /// Refuse a request body larger than this, counted on the bytes read
+    /// (chunked or not): HTTP 413, or an in-band 413 that ends a stream already
+    /// answering 200. [default: unlimited for streams, 67108864 (64 MiB) for
+    /// records:batch]
+    #[arg(long, value_name = "BYTES", value_parser = RangedU64ValueParser::<u64>::new().range(1..))]
+    max_request_bytes: Option<u64>,
+
+    /// Refuse a streamed record whose JSON text grows past this (in-band 400,
+    /// then the stream ends) without keeping the rest of it. Records over
+    /// Kafka's 1 MiB below it get in-band 50002.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = DEFAULT_MAX_RECORD_BYTES,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_record_bytes: usize,
+
+    /// Serve at most this many connections at once; more are accepted and
+    /// closed at once.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_connections: usize,
+
+    /// Close a connection that sends nothing for this long while its request
+    /// head, its first body byte or its next body byte is awaited (any byte
+    /// counts): a stream ends as the real service ends an idle one, after the
+    /// reports of the records read so far. A client that reads nothing of the
+    /// response for this long is dropped.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = DEFAULT_IDLE_TIMEOUT.as_millis() as u64,
+        value_parser = RangedU64ValueParser::<u64>::new()
+            .range(1..=MAX_CONFIGURED_DURATION.as_millis() as u64)
+    )]
+    idle_timeout_ms: u64,
+}
+
+impl LimitArgs {
+    fn apply(&self, builder: EmulatorBuilder) -> EmulatorBuilder {
+        let builder = builder
+            .max_record_bytes(self.max_record_bytes)
+            .max_connections(self.max_connections)
+            .idle_timeout(Duration::from_millis(self.idle_timeout_ms));
+        match self.max_request_bytes {
+            Some(limit) => builder.max_request_bytes(limit),
+            None => builder,
+        }
+    }
 }
 
 /// Seeded faults applied to every streaming produce request.
@@ -135,11 +203,6 @@ struct FaultArgs {
     #[arg(long, value_name = "MS")]
     report_delay_ms: Option<u64>,
 
-    /// Close a stream that has received no body bytes for this long (the real
-    /// service: 30000).
-    #[arg(long, value_name = "MS")]
-    idle_timeout_ms: Option<u64>,
-
     /// An outage from START_MS to END_MS after start (repeatable): the
     /// listening socket is closed, so connects are refused, open connections
     /// are dropped, and at END_MS the same port serves again.
@@ -161,7 +224,6 @@ impl FaultArgs {
             open_failure: self.open_failure.clone(),
             report_dribble: self.dribble,
             report_delay: self.report_delay_ms.map(Duration::from_millis),
-            idle_timeout: self.idle_timeout_ms.map(Duration::from_millis),
             outages: self.outages.clone(),
             ..FaultPlan::default()
         }
@@ -254,6 +316,7 @@ async fn main() -> ExitCode {
         builder = builder.oauth_client(id.clone(), secret.clone(), id.clone(), pool.clone());
     }
     builder = builder.tls(args.tls_ca_out.is_some());
+    builder = args.limits.apply(builder);
     let plan = args.faults.plan();
     // Faults are on when the plan differs from one that only names codes and
     // an open failure without ever using them.
@@ -267,6 +330,10 @@ async fn main() -> ExitCode {
     builder = builder.faults(plan.clone());
     let emu = match builder.start().await {
         Ok(emu) => emu,
+        Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => {
+            eprintln!("invalid setting: {error}");
+            return ExitCode::FAILURE;
+        }
         Err(error) => {
             eprintln!("cannot listen on {}: {error}", args.listen);
             return ExitCode::FAILURE;

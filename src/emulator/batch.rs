@@ -2,26 +2,132 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use super::body::{BodyReader, Read};
 use super::record::{self, RawRecord};
 use super::report::{self, SuccessWriter};
 use super::scan::is_ws;
-use super::server::{Charset, ResponseBody, error_response, json_response};
+use super::server::{
+    Charset, ResponseBody, error_response, json_response, payload_too_large, request_timeout,
+};
 use super::state::{Shared, TopicLog};
 use super::stream::{EMPTY_BODY, deliver};
 
-/// `{"entries":[...]}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `{"entries":[...]}` with at most `max` entries kept: the others are read
+/// (so that a malformed one is still a 400) and counted, not stored, so that
+/// countless tiny entries take no memory beyond the body's text.
 struct BatchRequest<'a> {
-    #[serde(borrow)]
     entries: Vec<RawRecord<'a>>,
+    /// How many entries the request holds.
+    count: usize,
+}
+
+/// Reads a [`BatchRequest`] keeping up to `max` entries.
+#[derive(Clone, Copy)]
+struct Bounded {
+    max: usize,
+}
+
+const FIELDS: &[&str] = &["entries"];
+
+impl<'de> DeserializeSeed<'de> for Bounded {
+    type Value = BatchRequest<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_struct("BatchRequest", FIELDS, self)
+    }
+}
+
+impl<'de> Visitor<'de> for Bounded {
+    type Value = BatchRequest<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("struct BatchRequest")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut request = None;
+        while let Some(Entries) = map.next_key()? {
+            if request.is_some() {
+                return Err(de::Error::duplicate_field("entries"));
+            }
+            request = Some(map.next_value_seed(EntryList(self))?);
+        }
+        request.ok_or_else(|| de::Error::missing_field("entries"))
+    }
+}
+
+/// The one field name, `entries`.
+struct Entries;
+
+impl<'de> de::Deserialize<'de> for Entries {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("field identifier")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Entries, E> {
+                match name {
+                    "entries" => Ok(Entries),
+                    _ => Err(de::Error::unknown_field(name, FIELDS)),
+                }
+            }
+        }
+        deserializer.deserialize_identifier(Name)
+    }
+}
+
+/// The `entries` array.
+struct EntryList(Bounded);
+
+impl<'de> DeserializeSeed<'de> for EntryList {
+    type Value = BatchRequest<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EntryList {
+    type Value = BatchRequest<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let max = self.0.max;
+        let mut entries = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(max));
+        let mut count = 0usize;
+        while let Some(entry) = seq.next_element::<RawRecord<'de>>()? {
+            count += 1;
+            if entries.len() < max {
+                entries.push(entry);
+            }
+        }
+        Ok(BatchRequest { entries, count })
+    }
+}
+
+/// Parses a batch request, keeping up to `max` entries.
+fn parse(text: &[u8], max: usize) -> serde_json::Result<BatchRequest<'_>> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let request = Bounded { max }.deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(request)
 }
 
 /// Whether an entry id is 1 to 80 characters of `[0-9A-Za-z_-]`.
@@ -36,24 +142,34 @@ fn batch_error(message: String) -> Response<ResponseBody> {
     error_response(StatusCode::UNPROCESSABLE_ENTITY, 42208, &message)
 }
 
-/// Reads the whole batch, checks its ids and produces every entry.
+/// Reads the whole batch (within its size limit and idle timeout), checks its
+/// ids and produces every entry.
 pub(crate) async fn respond(
     shared: &Shared,
     topic: &TopicLog,
     charset: Charset,
-    body: Incoming,
+    mut body: BodyReader,
 ) -> Response<ResponseBody> {
-    let bytes = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(error) => {
-            tracing::debug!(%error, "batch body failed");
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                400,
-                "Bad Request: the request body could not be read",
-            );
+    let mut bytes = BytesMut::new();
+    loop {
+        match body.next().await {
+            Read::Data(data) => bytes.extend_from_slice(&data),
+            Read::End => break,
+            Read::Failed(error) => {
+                tracing::debug!(%error, "batch body failed");
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    400,
+                    "Bad Request: the request body could not be read",
+                );
+            }
+            Read::Idle => {
+                tracing::debug!("batch body idle; answering 408");
+                return request_timeout(body.idle());
+            }
+            Read::TooLarge => return payload_too_large(body.limit().unwrap_or_default()),
         }
-    };
+    }
     if bytes.iter().all(|&b| is_ws(b)) {
         return error_response(StatusCode::UNPROCESSABLE_ENTITY, 422, EMPTY_BODY);
     }
@@ -67,7 +183,8 @@ pub(crate) async fn respond(
                 .into_bytes(),
         ),
     };
-    let request: BatchRequest<'_> = match serde_json::from_slice(&text) {
+    let max = shared.limits.max_batch_entries;
+    let request = match parse(&text, max) {
         Ok(request) => request,
         Err(error) => {
             return error_response(
@@ -78,14 +195,13 @@ pub(crate) async fn respond(
         }
     };
 
-    let max = shared.limits.max_batch_entries;
-    if request.entries.is_empty() {
+    if request.count == 0 {
         return batch_error("Payload error. A batch must hold at least one entry.".into());
     }
-    if request.entries.len() > max {
+    if request.count > max {
         return batch_error(format!(
             "Payload error. A batch may hold at most {max} entries, this one has {}.",
-            request.entries.len()
+            request.count
         ));
     }
     let mut seen = HashSet::with_capacity(request.entries.len());

@@ -210,8 +210,10 @@ pub struct FaultPlan {
     /// Closes a stream when no body bytes have arrived for this long: the reports of
     /// the records read so far are written, the response ends normally (a record
     /// that has only partly arrived gets no report and is not appended), and the
-    /// connection closes. The real service closes after 30 s. `None` (never) by
-    /// default.
+    /// connection closes. The real service closes after 30 s, as the emulator
+    /// does anyway ([`EmulatorBuilder::idle_timeout`](super::EmulatorBuilder::idle_timeout));
+    /// this applies once the stream has answered HTTP 200, when it is the
+    /// shorter of the two. `None` by default.
     pub idle_timeout: Option<Duration>,
     /// Outage windows `(start, end)`, measured from when the plan took effect
     /// (the emulator's start, or [`Emulator::set_faults`](super::Emulator::set_faults)).
@@ -328,7 +330,8 @@ pub struct FaultStats {
     /// Requests answered with an HTTP error by [`FaultPlan::open_failure_rate`] or
     /// [`Emulator::fail_next_requests`](super::Emulator::fail_next_requests).
     pub open_failures: u64,
-    /// Streams closed by [`FaultPlan::idle_timeout`].
+    /// Streams closed by [`FaultPlan::idle_timeout`] (not those closed by the
+    /// configured [`EmulatorBuilder::idle_timeout`](super::EmulatorBuilder::idle_timeout)).
     pub idle_closes: u64,
     /// Outages begun ([`FaultPlan::outages`] and
     /// [`Emulator::outage`](super::Emulator::outage)); overlapping windows

@@ -47,8 +47,10 @@
 //! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
 //! start, whose PEM is [`Emulator::ca_certificate_pem`].
 
+mod activity;
 mod auth;
 mod batch;
+mod body;
 mod compact;
 #[cfg(test)]
 mod compact_agrees;
@@ -80,6 +82,10 @@ pub use oauth::TokenRequest;
 use auth::AuthConfig;
 use faults::Faults;
 use oauth::{OAuthClient, OAuthServer};
+pub use state::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BATCH_REQUEST_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RECORD_BYTES,
+};
 use state::{Limits, Shared, Topics};
 
 pub(crate) use stream::handle_in_memory;
@@ -236,17 +242,53 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Limits the size of one record's JSON text. A larger record ends the stream
-    /// with a final 400 report. Unlimited by default.
+    /// Limits the size of one streamed record's JSON text. A record that grows
+    /// past it gets a final in-band 400 and ends the stream (a record cut off
+    /// cannot be framed any more), without the rest of it being kept, so that
+    /// an endless record takes no more memory than this. Records within it whose
+    /// key and value exceed Kafka's 1 MiB are still answered with the broker's
+    /// in-band 50002. Defaults to [`DEFAULT_MAX_RECORD_BYTES`] (16 MiB);
+    /// [`start`](Self::start) refuses 0.
     pub fn max_record_bytes(mut self, limit: usize) -> Self {
-        self.limits.max_record_bytes = Some(limit);
+        self.limits.max_record_bytes = limit;
         self
     }
 
-    /// Limits the request body size announced by `Content-Length`; a larger body is
-    /// answered with HTTP 413. Unlimited by default.
+    /// Limits the size of a request body, counted on the bytes read (with or
+    /// without `Content-Length`). A body announced larger is answered with HTTP
+    /// 413 at once; one that grows larger gets HTTP 413, or, once its stream has
+    /// answered 200, the reports of the records within the limit, an in-band 413
+    /// and the end of the stream. Without it streaming bodies are unlimited
+    /// and `records:batch` bodies are limited to
+    /// [`DEFAULT_MAX_BATCH_REQUEST_BYTES`] (64 MiB); [`start`](Self::start)
+    /// refuses 0.
     pub fn max_request_bytes(mut self, limit: u64) -> Self {
         self.limits.max_request_bytes = Some(limit);
+        self
+    }
+
+    /// The most connections served at once: one more is accepted and closed at
+    /// once, leaving the others be. Defaults to [`DEFAULT_MAX_CONNECTIONS`]
+    /// (4096); [`start`](Self::start) refuses 0.
+    pub fn max_connections(mut self, limit: usize) -> Self {
+        self.limits.max_connections = limit;
+        self
+    }
+
+    /// How long a connection may send nothing while a request is awaited or
+    /// read: the request head must arrive within it, and no more than this may
+    /// pass before the first body byte and between body bytes (any byte
+    /// counts, whitespace and chunk framing included). A stream then ends as
+    /// the real service ends an idle one (and as [`FaultPlan::idle_timeout`]
+    /// does): the reports of the records read so far are written, the response
+    /// ends normally and the connection closes; before its first record that
+    /// is an empty HTTP 200. A `records:batch` body gets HTTP 408. A client
+    /// that takes none of the response for this long (reads no reports, say)
+    /// is dropped. Defaults to
+    /// [`DEFAULT_IDLE_TIMEOUT`] (30 s); [`start`](Self::start) refuses zero and
+    /// durations past [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout;
         self
     }
 
@@ -328,8 +370,12 @@ impl EmulatorBuilder {
     }
 
     /// Binds the listener and starts serving in the background on the current
-    /// tokio runtime.
+    /// tokio runtime. A limit that cannot work is refused with
+    /// [`io::ErrorKind::InvalidInput`], naming its setter.
     pub async fn start(self) -> io::Result<Emulator> {
+        if let Some(problem) = self.limits.problem() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
+        }
         let listener = server::bind(self.listen)?;
         let addr = listener.local_addr()?;
         let topics = Topics::new(

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,9 +20,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_rustls::TlsAcceptor;
 
+use super::activity::{Activity, Watched};
+use super::body::{BodyReader, too_large_message};
 use super::faults::HttpFault;
 use super::report::json_string;
 use super::state::Shared;
@@ -152,6 +154,27 @@ async fn until(at: Option<Instant>) {
     }
 }
 
+/// One of the [`max_connections`](super::EmulatorBuilder::max_connections)
+/// connections, held by its task: given back when the task ends or is aborted.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot, unless `max` are taken.
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()?;
+        Some(Slot(Arc::clone(open)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Accepts connections until shutdown is signalled (or the sender is dropped).
 /// During an outage it holds no listener, so connects to `addr` are refused,
 /// and it binds `addr` again when the outage is over.
@@ -165,6 +188,7 @@ pub(crate) async fn serve(
 ) {
     let mut listener = Some(listener);
     let mut connections = JoinSet::new();
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let now = Instant::now();
         let wake = match shared.faults.outage_until(now) {
@@ -204,12 +228,22 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = accept(&listener) => match accepted {
                 Ok((socket, peer)) => {
+                    let Some(slot) = Slot::take(&open, shared.limits.max_connections) else {
+                        // Closed at once: the connections served go on undisturbed.
+                        tracing::debug!(%peer, max = shared.limits.max_connections, "too many connections: refused");
+                        drop(socket);
+                        continue;
+                    };
                     tracing::trace!(%peer, "connection accepted");
                     let _ = socket.set_nodelay(true);
                     let (shared, shutdown) = (Arc::clone(&shared), shutdown.clone());
                     match tls.clone() {
-                        None => connections.spawn(connection(socket, shared, shutdown)),
+                        None => connections.spawn(async move {
+                            let _slot = slot;
+                            connection(socket, shared, shutdown).await;
+                        }),
                         Some(acceptor) => connections.spawn(async move {
+                            let _slot = slot;
                             if let Some(stream) = tls::accept(&acceptor, socket).await {
                                 connection(stream, shared, shutdown).await;
                             }
@@ -247,18 +281,34 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let kill = Arc::new(Notify::new());
+    let activity = Activity::new();
+    let idle = shared.limits.idle_timeout;
     let service = {
-        let kill = Arc::clone(&kill);
-        service_fn(move |req| handle(Arc::clone(&shared), Arc::clone(&kill), req))
+        let (kill, activity) = (Arc::clone(&kill), Arc::clone(&activity));
+        service_fn(move |req| {
+            let connection = Connection {
+                kill: Arc::clone(&kill),
+                activity: Arc::clone(&activity),
+            };
+            handle(Arc::clone(&shared), connection, req)
+        })
     };
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(socket), service);
+        .header_read_timeout(idle)
+        .serve_connection(
+            TokioIo::new(Watched::new(socket, Arc::clone(&activity))),
+            service,
+        );
     tokio::pin!(conn);
     let mut graceful = *shutdown.borrow();
     if graceful {
         conn.as_mut().graceful_shutdown();
     }
+    // A client that reads nothing is not waited for longer than the idle
+    // timeout either (checked at half of it, so within one and a half).
+    let mut stall_check = tokio::time::interval((idle / 2).max(Duration::from_millis(1)));
+    stall_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -266,6 +316,12 @@ where
                     tracing::trace!(%error, "connection ended with an error");
                 }
                 break;
+            }
+            _ = stall_check.tick() => {
+                if activity.write_stalled_for() >= idle {
+                    tracing::debug!(?idle, "the client reads nothing: dropping the connection");
+                    break;
+                }
             }
             _ = kill.notified() => {
                 tracing::debug!("dropping connection");
@@ -279,9 +335,17 @@ where
     }
 }
 
+/// What a request's handler knows of its connection.
+struct Connection {
+    /// Drops the connection when notified.
+    kill: Arc<Notify>,
+    /// When the connection last received a byte.
+    activity: Arc<Activity>,
+}
+
 async fn handle(
     shared: Arc<Shared>,
-    kill: Arc<Notify>,
+    connection: Connection,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     shared.requests.fetch_add(1, Ordering::Relaxed);
@@ -298,7 +362,7 @@ async fn handle(
     );
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = route(&shared, kill, req).await;
+    let response = route(&shared, connection, req).await;
     tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
     Ok(response)
 }
@@ -424,11 +488,20 @@ fn content_type(headers: &HeaderMap) -> Result<Charset, MediaTypeError> {
 
 async fn route(
     shared: &Arc<Shared>,
-    kill: Arc<Notify>,
+    connection: Connection,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
+    let idle = shared.limits.idle_timeout;
     if req.uri().path() == oauth::TOKEN_PATH {
-        return shared.auth.oauth.respond(req).await;
+        // A token request is a small form: all of it within the idle timeout.
+        return match tokio::time::timeout(idle, shared.auth.oauth.respond(req)).await {
+            Ok(response) => response,
+            Err(_) => error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                408,
+                &format!("Request Timeout: the token request did not arrive within {idle:?}"),
+            ),
+        };
     }
     if let Some(fault) = shared.faults.take_http() {
         return fault_response(&fault);
@@ -464,18 +537,17 @@ async fn route(
     if !shared.auth.may_produce(&principal, &target.topic) {
         return error_response(StatusCode::FORBIDDEN, 40301, "Request is not authorized");
     }
-    if let Some(limit) = shared.limits.max_request_bytes {
+    let limit = shared.limits.request_bytes(target.batch);
+    if let Some(limit) = limit {
+        // A body announced too large is refused unread; the others are
+        // counted as they are read.
         let length = req
             .headers()
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         if length.is_some_and(|length| length > limit) {
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                413,
-                &format!("Request body is larger than the allowed {limit} bytes"),
-            );
+            return payload_too_large(limit);
         }
     }
     let Some(topic) = shared.topics.for_produce(&target.topic) else {
@@ -485,12 +557,30 @@ async fn route(
             &format!("Topic '{}' not found.", target.topic),
         );
     };
-    let body = req.into_body();
+    let body = BodyReader::new(req.into_body(), connection.activity, idle, limit);
     if target.batch {
         batch::respond(shared, &topic, charset, body).await
     } else {
-        stream::respond(Arc::clone(shared), topic, charset, body, kill).await
+        stream::respond(Arc::clone(shared), topic, charset, body, connection.kill).await
     }
+}
+
+/// HTTP 413 for a body over `limit` bytes.
+pub(crate) fn payload_too_large(limit: u64) -> Response<ResponseBody> {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        413,
+        &too_large_message(limit),
+    )
+}
+
+/// HTTP 408 for a request body that stopped arriving for `idle`.
+pub(crate) fn request_timeout(idle: Duration) -> Response<ResponseBody> {
+    error_response(
+        StatusCode::REQUEST_TIMEOUT,
+        408,
+        &format!("Request Timeout: no byte of the request body arrived for {idle:?}"),
+    )
 }
 
 #[cfg(test)]

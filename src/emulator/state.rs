@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::limits::duration_problem;
+
 use super::StoredRecord;
 use super::auth::AuthConfig;
 use super::faults::Faults;
@@ -16,9 +18,13 @@ use super::record::{Prepared, RecordError};
 /// Size and lifetime limits.
 #[derive(Debug, Clone)]
 pub(crate) struct Limits {
-    pub max_record_bytes: Option<usize>,
+    pub max_record_bytes: usize,
+    /// `None`: unlimited streams, and [`DEFAULT_MAX_BATCH_REQUEST_BYTES`] for
+    /// `records:batch`.
     pub max_request_bytes: Option<u64>,
     pub max_batch_entries: usize,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
     pub stream_lifetime: Option<Duration>,
     pub stream_close_delay: Duration,
 }
@@ -26,14 +32,58 @@ pub(crate) struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_record_bytes: None,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_request_bytes: None,
             max_batch_entries: 10,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             stream_lifetime: None,
             stream_close_delay: Duration::from_millis(500),
         }
     }
 }
+
+impl Limits {
+    /// The size limit of a request body: streaming or `records:batch`.
+    pub fn request_bytes(&self, batch: bool) -> Option<u64> {
+        match (self.max_request_bytes, batch) {
+            (Some(limit), _) => Some(limit),
+            (None, true) => Some(DEFAULT_MAX_BATCH_REQUEST_BYTES),
+            (None, false) => None,
+        }
+    }
+
+    /// Why a limit cannot work, naming its setter; `None` when all can.
+    pub fn problem(&self) -> Option<String> {
+        let at_least_one = |setter: &str, value: u64| {
+            (value == 0).then(|| format!("{setter}(0) is out of range: it must be at least 1"))
+        };
+        at_least_one("max_record_bytes", self.max_record_bytes as u64)
+            .or_else(|| at_least_one("max_request_bytes", self.max_request_bytes.unwrap_or(1)))
+            .or_else(|| at_least_one("max_connections", self.max_connections as u64))
+            .or_else(|| duration_problem("idle_timeout", self.idle_timeout, false))
+    }
+}
+
+/// The record size limit unless
+/// [`EmulatorBuilder::max_record_bytes`](super::EmulatorBuilder::max_record_bytes)
+/// sets another: 16 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+
+/// The size limit of a `records:batch` body unless
+/// [`EmulatorBuilder::max_request_bytes`](super::EmulatorBuilder::max_request_bytes)
+/// sets one: 64 MiB. Streaming bodies have none by default.
+pub const DEFAULT_MAX_BATCH_REQUEST_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The most connections served at once unless
+/// [`EmulatorBuilder::max_connections`](super::EmulatorBuilder::max_connections)
+/// sets another.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// How long a connection may send nothing unless
+/// [`EmulatorBuilder::idle_timeout`](super::EmulatorBuilder::idle_timeout) sets
+/// another: 30 s, after which the real service closes idle connections.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The largest key plus value the emulated Kafka producer accepts (its
 /// `max.request.size` default).

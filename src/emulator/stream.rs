@@ -6,19 +6,18 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use http_body_util::BodyExt as _;
-use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
+use super::body::{BodyReader, Read, too_large_message};
 use super::compact;
 use super::faults::{self, FaultPlan, Lane, Rng, Stats};
 use super::record::{self, ParseError, Prepared, RawRecord, RecordError};
 use super::report::{self, Delivered, SuccessWriter};
 use super::scan::{Scan, Scanner, is_ws};
-use super::server::{Charset, ResponseBody, error_response};
+use super::server::{Charset, ResponseBody, error_response, payload_too_large};
 use super::state::{Appender, MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
 
 /// Report chunks that may wait for the connection before record handling pauses.
@@ -102,13 +101,14 @@ fn validate<'a>(raw: &mut RawRecord<'a>) -> Result<Prepared<'a>, RecordError> {
 
 /// Waits for the first meaningful body bytes, then answers HTTP 200 and hands the
 /// rest of the body to a task that streams the reports. A body that ends before
-/// any non-whitespace byte gets HTTP 422 instead, and a planned open failure its
-/// HTTP error at once.
+/// any non-whitespace byte gets HTTP 422 instead, one that outgrows its limit
+/// first HTTP 413, one that stays idle an empty HTTP 200 (as an idle stream
+/// ends), and a planned open failure its HTTP error at once.
 pub(crate) async fn respond(
     shared: Arc<Shared>,
     topic: Arc<TopicLog>,
     charset: Charset,
-    mut body: Incoming,
+    mut body: BodyReader,
     kill: Arc<Notify>,
 ) -> Response<ResponseBody> {
     let (plan, index) = shared.faults.start_stream();
@@ -122,9 +122,9 @@ pub(crate) async fn respond(
         return plan.open_failure.response();
     }
     let first = loop {
-        match body.frame().await {
-            None => return error_response(StatusCode::UNPROCESSABLE_ENTITY, 422, EMPTY_BODY),
-            Some(Err(error)) => {
+        match body.next().await {
+            Read::End => return error_response(StatusCode::UNPROCESSABLE_ENTITY, 422, EMPTY_BODY),
+            Read::Failed(error) => {
                 tracing::debug!(%error, "request body failed before the first record");
                 return error_response(
                     StatusCode::BAD_REQUEST,
@@ -132,10 +132,16 @@ pub(crate) async fn respond(
                     "Bad Request: the request body could not be read",
                 );
             }
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data()
-                    && data.iter().any(|&b| !is_ws(b))
-                {
+            Read::Idle => {
+                tracing::debug!("closing a stream idle before its first record");
+                // The response ends at once; with the request body unfinished,
+                // the connection closes once it is written.
+                let (_, rx) = mpsc::channel(1);
+                return stream_response(rx);
+            }
+            Read::TooLarge => return payload_too_large(body.limit().unwrap_or_default()),
+            Read::Data(data) => {
+                if data.iter().any(|&b| !is_ws(b)) {
                     break data;
                 }
             }
@@ -144,6 +150,11 @@ pub(crate) async fn respond(
     let (tx, rx) = mpsc::channel(PENDING_CHUNKS);
     let stream = Stream::new(shared, topic, charset, plan, index, rng);
     tokio::spawn(stream.run(body, first, tx, kill));
+    stream_response(rx)
+}
+
+/// HTTP 200 with the reports `rx` receives as its body.
+fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Stream(rx));
     response
         .headers_mut()
@@ -171,9 +182,8 @@ enum Handled {
 
 /// What ended the wait for more body bytes.
 enum Wake {
-    Frame(Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>),
+    Read(Read),
     Expired,
-    Idle,
 }
 
 /// Sleeps until the deadline, or forever without one.
@@ -258,7 +268,7 @@ impl Stream {
 
     async fn run(
         mut self,
-        mut body: Incoming,
+        mut body: BodyReader,
         first: Bytes,
         tx: mpsc::Sender<Bytes>,
         kill: Arc<Notify>,
@@ -266,6 +276,11 @@ impl Stream {
         if self.cut_after == Some(0) || self.plan.cut_after_records == Some(0) {
             self.cut(&tx, &kill).await;
             return;
+        }
+        // A planned idle timeout shorter than the configured one is a fault.
+        let planned_idle = self.plan.idle_timeout.filter(|&d| d < body.idle());
+        if let Some(idle) = planned_idle {
+            body.set_idle(idle);
         }
         // Bytes of an object whose end has not arrived yet.
         let mut carry: Vec<u8> = Vec::new();
@@ -285,24 +300,29 @@ impl Stream {
                     }
                 }
             }
-            let idle_at = self
-                .plan
-                .idle_timeout
-                .and_then(|d| Instant::now().checked_add(d));
             let wake = tokio::select! {
                 biased;
-                frame = body.frame() => Wake::Frame(frame),
+                read = body.next() => Wake::Read(read),
                 () = until(self.closing_at) => Wake::Expired,
-                () = until(idle_at) => Wake::Idle,
             };
-            let frame = match wake {
-                Wake::Frame(frame) => frame,
+            let read = match wake {
+                Wake::Read(read) => read,
                 Wake::Expired => {
                     drop_connection(&tx, &kill).await;
                     return;
                 }
-                Wake::Idle => {
-                    Stats::bump(&self.shared.faults.stats.idle_closes);
+            };
+            match read {
+                Read::Data(data) => next = Some(data),
+                Read::End => break,
+                Read::Failed(error) => {
+                    tracing::debug!(%error, "request body failed mid-stream");
+                    return;
+                }
+                Read::Idle => {
+                    if planned_idle.is_some() {
+                        Stats::bump(&self.shared.faults.stats.idle_closes);
+                    }
                     tracing::debug!(
                         reports = self.reports,
                         "closing an idle stream; the response ends here"
@@ -311,14 +331,14 @@ impl Stream {
                     // makes the connection close once the response is written.
                     return;
                 }
-            };
-            match frame {
-                None => break,
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "request body failed mid-stream");
+                Read::TooLarge => {
+                    let limit = body.limit().unwrap_or_default();
+                    tracing::debug!(limit, "stream body over its limit; the response ends here");
+                    // Whatever record is unfinished gets no report.
+                    self.failure(413, &too_large_message(limit));
+                    let _ = self.flush(&tx).await;
                     return;
                 }
-                Some(Ok(frame)) => next = frame.into_data().ok(),
             }
         }
         if self.scanner.in_object() {
@@ -376,7 +396,7 @@ impl Stream {
                 && let Some(object) = text.get(start..)
                 && let mut reader = compact::Reader::new(object)
                 && let Some(mut raw) = reader.record()
-                && limit.is_none_or(|limit| reader.consumed() <= limit)
+                && reader.consumed() <= limit
             {
                 self.scanner.skip_to(start + reader.consumed());
                 let handled = self.record_read(&mut raw, &mut appender);
@@ -385,7 +405,7 @@ impl Stream {
                 }
                 continue;
             }
-            let handled = match self.scanner.next(data, limit) {
+            let handled = match self.scanner.next(data, Some(limit)) {
                 Scan::NeedMore => return Step::More,
                 Scan::Object { start, end } => self.record(&data[start..end], &mut appender),
                 Scan::Rest { end } => {
@@ -407,8 +427,7 @@ impl Stream {
                 }
                 Scan::TooLarge => {
                     self.write_fatal(&format!(
-                        "Bad Request: Produce request size is larger than allowed threshold of {} bytes",
-                        limit.unwrap_or_default()
+                        "Bad Request: Produce request size is larger than allowed threshold of {limit} bytes"
                     ));
                     return Step::Fatal;
                 }

@@ -89,6 +89,13 @@ impl RawConn {
         writer.write_all(&chunk_frame(data)).await.is_ok() && writer.flush().await.is_ok()
     }
 
+    /// Writes bytes as they are, chunk framing and all; false if the
+    /// connection is gone.
+    pub async fn raw(&mut self, bytes: &[u8]) -> bool {
+        let writer = self.writer.as_mut().expect("body still open");
+        writer.write_all(bytes).await.is_ok() && writer.flush().await.is_ok()
+    }
+
     /// Ends the body.
     pub async fn finish(&mut self) {
         let writer = self.writer.as_mut().expect("body still open");
