@@ -28,6 +28,18 @@ impl Write for Captured {
     }
 }
 
+/// Every log line of this thread, TRACE included, from here until the guard
+/// is dropped.
+fn capture_trace_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
 const CLIENT_ID: &str = "oauth-client-1";
 const CLIENT_SECRET: &str = "oauth-client-secret-4e7d21";
 const KEY_MARKER: &str = "private-key-body-8c2f";
@@ -155,13 +167,7 @@ fn configuration_errors_do_not_echo_secrets() {
 
 #[tokio::test]
 async fn errors_and_trace_logs_of_failed_calls_hold_no_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_trace_logs();
 
     let emulator = common::emulator()
         .api_key(API_KEY, "another-secret")
@@ -222,13 +228,7 @@ fn bearer_of_last_request(emulator: &Emulator) -> Vec<String> {
 
 #[tokio::test]
 async fn the_oauth_flow_leaks_no_client_secret_or_token_into_errors_or_trace_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_trace_logs();
 
     let emulator = common::emulator()
         .oauth_client(CLIENT_ID, CLIENT_SECRET, "sa-1", POOL)
@@ -304,13 +304,7 @@ async fn the_oauth_flow_leaks_no_client_secret_or_token_into_errors_or_trace_log
 
 #[tokio::test]
 async fn a_proxy_password_and_an_endpoint_password_never_show_in_errors_or_trace_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_trace_logs();
 
     // A proxy on loopback that refuses everything it is asked to carry.
     let proxy = common::hostile::serve(common::hostile::Reply::sized(

@@ -15,15 +15,26 @@ use std::path::PathBuf;
 #[command(version, about)]
 pub struct Args {
     /// The cluster's REST endpoint, e.g. https://pkc-abc12.us-east-1.aws.confluent.cloud:443.
-    #[arg(long, env = "KAFKA_REST_ENDPOINT", value_name = "URL")]
+    #[arg(
+        long,
+        help_heading = "Connection",
+        env = "KAFKA_REST_ENDPOINT",
+        value_name = "URL"
+    )]
     pub endpoint: Option<String>,
 
     /// The cluster id, e.g. lkc-abc12.
-    #[arg(long, env = "KAFKA_CLUSTER_ID", value_name = "ID")]
+    #[arg(
+        long,
+        help_heading = "Connection",
+        env = "KAFKA_CLUSTER_ID",
+        value_name = "ID"
+    )]
     pub cluster: Option<String>,
 
     /// API key (HTTP Basic user name).
     #[arg(
+        help_heading = "Connection",
         long,
         env = "KAFKA_API_KEY",
         requires = "api_secret",
@@ -33,6 +44,7 @@ pub struct Args {
 
     /// The secret of --api-key.
     #[arg(
+        help_heading = "Connection",
         long,
         env = "KAFKA_API_SECRET",
         hide_env_values = true,
@@ -43,6 +55,7 @@ pub struct Args {
 
     /// A static bearer token, used when no API key is given.
     #[arg(
+        help_heading = "Connection",
         long,
         env = "KAFKA_REST_BEARER_TOKEN",
         hide_env_values = true,
@@ -51,73 +64,110 @@ pub struct Args {
     pub bearer_token: Option<String>,
 
     /// The identity pool of --bearer-token.
-    #[arg(long, env = "KAFKA_IDENTITY_POOL_ID", value_name = "POOL")]
+    #[arg(
+        long,
+        help_heading = "Connection",
+        env = "KAFKA_IDENTITY_POOL_ID",
+        value_name = "POOL"
+    )]
     pub identity_pool_id: Option<String>,
 
     /// Confluent Cloud (paths under /kafka/v3) or the self-managed REST Proxy
     /// (/v3). Default: KAFKA_REST_FLAVOUR, else cloud.
-    #[arg(long, value_enum)]
+    #[arg(long, help_heading = "Connection", value_enum)]
     pub flavour: Option<Flavour>,
 
     /// The topic. Defaults to `demo` on the embedded emulator.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, help_heading = "Input", value_name = "NAME")]
     pub topic: Option<String>,
 
     /// Read records from this file instead of standard input.
-    #[arg(long, value_name = "PATH", conflicts_with = "count")]
+    #[arg(
+        long,
+        help_heading = "Input",
+        value_name = "PATH",
+        conflicts_with = "count"
+    )]
     pub file: Option<PathBuf>,
 
-    /// What a line's value (and key) is: text, a JSON value, or standard base64 of bytes.
-    #[arg(long, value_enum, default_value_t = Format::String)]
+    /// What a line's value and key are: text, a JSON value, or standard
+    /// base64 of bytes (--key-format and --value-format set one each).
+    #[arg(long, value_enum, default_value_t = Format::String, help_heading = "Input")]
     pub format: Format,
 
-    /// Split each line into key and value at the first SEP; the key is read
-    /// in --format like the value.
-    #[arg(long, value_name = "SEP", conflicts_with = "count",
+    /// What a line's key is; default: --format.
+    #[arg(
+        long,
+        help_heading = "Input",
+        value_enum,
+        value_name = "FORMAT",
+        requires = "key_separator",
+        help_heading = "Input"
+    )]
+    pub key_format: Option<Format>,
+
+    /// What a line's value is; default: --format.
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Input")]
+    pub value_format: Option<Format>,
+
+    /// Split each line into key and value at the first SEP.
+    #[arg(long, help_heading = "Input", value_name = "SEP", conflicts_with = "count",
           value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub key_separator: Option<String>,
 
     /// Send every record to this partition instead of letting the server choose.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+    #[arg(long, help_heading = "Input", value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
     pub partition: Option<i32>,
 
     /// A header added to every record, as name=value (repeatable).
-    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = parse_header)]
+    #[arg(long = "header", help_heading = "Input", value_name = "NAME=VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
 
     /// Produce N generated records (keys key-0, key-1, ...) instead of reading input.
-    #[arg(long, value_name = "N")]
+    #[arg(long, help_heading = "Input", value_name = "N")]
     pub count: Option<u64>,
 
     /// Size in bytes of each generated value.
-    #[arg(long, value_name = "B", default_value_t = 100, requires = "count")]
+    #[arg(
+        long,
+        help_heading = "Input",
+        value_name = "B",
+        default_value_t = 100,
+        requires = "count"
+    )]
     pub value_size: usize,
 
     /// Use the streaming producer (long-lived chunked requests) instead of one
     /// request per record.
-    #[arg(long)]
+    #[arg(long, help_heading = "Delivery")]
     pub stream: bool,
 
+    /// How long the streaming producer waits to gather records into one
+    /// write (0: write at once).
+    #[arg(long, value_name = "MS", requires = "stream", help_heading = "Delivery",
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub linger_ms: Option<u64>,
+
     /// Streaming connections per topic.
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "stream",
+    #[arg(long, help_heading = "Delivery", value_name = "N", default_value_t = 1, requires = "stream",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub connections: u16,
 
     /// Requests in flight at once without --stream.
-    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "stream",
+    #[arg(long, help_heading = "Delivery", value_name = "N", default_value_t = 1, conflicts_with = "stream",
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
     /// How long a record may take, retries included, before it fails: the
     /// streaming producer's delivery timeout, or without --stream the
     /// deadline of one record's attempts.
-    #[arg(long, value_name = "MS", default_value_t = 120_000,
+    #[arg(long, help_heading = "Delivery", value_name = "MS", default_value_t = 120_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub delivery_timeout_ms: u64,
 
     /// Attempts per record, the first included. Default: 10 with --stream,
     /// 5 without.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, help_heading = "Delivery", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: Option<u32>,
 
     /// Which credential options were given on the command line (rather than

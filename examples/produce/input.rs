@@ -13,7 +13,8 @@ pub type Item = Result<Record, String>;
 /// How every record is completed: partition and headers from the flags.
 #[derive(Clone)]
 pub struct Shape {
-    format: Format,
+    key_format: Format,
+    value_format: Format,
     key_separator: Option<String>,
     partition: Option<i32>,
     headers: Vec<(String, String)>,
@@ -22,7 +23,8 @@ pub struct Shape {
 impl Shape {
     pub fn new(args: &Args) -> Shape {
         Shape {
-            format: args.format,
+            key_format: args.key_format.unwrap_or(args.format),
+            value_format: args.value_format.unwrap_or(args.format),
             key_separator: args.key_separator.clone(),
             partition: args.partition,
             headers: args.headers.clone(),
@@ -49,40 +51,19 @@ impl Shape {
                 (Some(&line[..at]), &line[at + separator.len()..])
             }
         };
-        let mut record = Record::from_value(
-            self.payload(value)
-                .map_err(|e| format!("line {number}: value is not {}: {e}", self.format_name()))?,
-        );
+        let value = payload(self.value_format, value).map_err(|e| {
+            format!(
+                "line {number}: value is not {}: {e}",
+                name(self.value_format)
+            )
+        })?;
+        let mut record = Record::from_value(value);
         if let Some(key) = key {
-            record =
-                record.with_key(self.payload(key).map_err(|e| {
-                    format!("line {number}: key is not {}: {e}", self.format_name())
-                })?);
+            let key = payload(self.key_format, key)
+                .map_err(|e| format!("line {number}: key is not {}: {e}", name(self.key_format)))?;
+            record = record.with_key(key);
         }
         Ok(self.finish(record))
-    }
-
-    fn payload(&self, text: &[u8]) -> Result<Payload, String> {
-        match self.format {
-            Format::String => std::str::from_utf8(text)
-                .map(Payload::from)
-                .map_err(|e| e.to_string()),
-            Format::Json => serde_json::from_slice::<serde_json::Value>(text)
-                .map(Payload::from)
-                .map_err(|e| e.to_string()),
-            Format::Binary => STANDARD
-                .decode(text)
-                .map(Payload::from)
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    fn format_name(&self) -> &'static str {
-        match self.format {
-            Format::String => "UTF-8 text",
-            Format::Json => "JSON",
-            Format::Binary => "standard base64",
-        }
     }
 
     /// Generated record `i`: key `key-{i}`, a value of `size` printable bytes.
@@ -131,4 +112,29 @@ where
         }
     })
     .boxed()
+}
+
+/// A key or value read from `text` in `format`.
+fn payload(format: Format, text: &[u8]) -> Result<Payload, String> {
+    match format {
+        Format::String => std::str::from_utf8(text)
+            .map(Payload::from)
+            .map_err(|e| e.to_string()),
+        Format::Json => serde_json::from_slice::<serde_json::Value>(text)
+            .map(Payload::from)
+            .map_err(|e| e.to_string()),
+        Format::Binary => STANDARD
+            .decode(text)
+            .map(Payload::from)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// What `format` expects, for messages.
+fn name(format: Format) -> &'static str {
+    match format {
+        Format::String => "UTF-8 text",
+        Format::Json => "JSON",
+        Format::Binary => "standard base64",
+    }
 }

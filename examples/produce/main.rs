@@ -246,6 +246,9 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         if let Some(attempts) = args.max_attempts {
             config = config.with_max_attempts(attempts);
         }
+        if let Some(linger) = args.linger_ms {
+            config = config.with_linger(Duration::from_millis(linger));
+        }
         let producer = Producer::with_config(client, config)?;
         let window = 10_000 * usize::from(args.connections);
         let handed = Box::pin(streamed(&producer, &topic, input, interrupt.clone()));
@@ -271,6 +274,9 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
 
     let all_delivered = output.failed == 0;
+    if output.delivered == 0 && all_delivered && !*interrupt.borrow() {
+        eprintln!("the input held no records: nothing was produced");
+    }
     output.finish(retried)?;
     if let Some(Ok(error)) = read_error.map(|mut rx| rx.try_recv()) {
         eprintln!("error: reading input failed: {error}");
@@ -318,16 +324,28 @@ fn resends(outcome: &Result<DeliveryReport, Error>) -> u32 {
     attempts.saturating_sub(1)
 }
 
-/// Writes every outcome as it comes.
+/// Writes every outcome as it comes: buffered while more are ready at once,
+/// flushed before waiting, so that a reader down a pipe sees each report when
+/// it arrives and a fast stream still gets large writes.
 async fn drain(
     outcomes: impl futures_util::Stream<Item = Outcome>,
     output: &mut Output,
 ) -> std::io::Result<()> {
+    use futures_util::FutureExt;
     let mut outcomes = std::pin::pin!(outcomes);
-    while let Some(outcome) = outcomes.next().await {
-        output.write(&outcome)?;
+    loop {
+        let outcome = match outcomes.next().now_or_never() {
+            Some(outcome) => outcome,
+            None => {
+                output.flush()?;
+                outcomes.next().await
+            }
+        };
+        match outcome {
+            Some(outcome) => output.write(&outcome)?,
+            None => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// Resolves once Ctrl-C was pressed.

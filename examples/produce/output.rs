@@ -137,6 +137,11 @@ impl Output {
         Ok(())
     }
 
+    /// Writes what is buffered to stdout.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
     /// Flushes stdout and prints the summary on stderr.
     pub fn finish(mut self, retried: u64) -> std::io::Result<()> {
         let flushed = self.out.flush();
