@@ -14,6 +14,7 @@ use super::report::{self, SuccessWriter};
 use super::scan::is_ws;
 use super::server::{
     Charset, ResponseBody, error_response, json_response, payload_too_large, request_timeout,
+    unreadable_body,
 };
 use super::state::{Shared, TopicLog};
 use super::stream::{EMPTY_BODY, deliver};
@@ -157,11 +158,7 @@ pub(crate) async fn respond(
             Read::End => break,
             Read::Failed(error) => {
                 tracing::debug!(%error, "batch body failed");
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    400,
-                    "Bad Request: the request body could not be read",
-                );
+                return unreadable_body();
             }
             Read::Idle => {
                 tracing::debug!("batch body idle; answering 408");

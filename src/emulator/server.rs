@@ -574,6 +574,16 @@ pub(crate) fn payload_too_large(limit: u64) -> Response<ResponseBody> {
     )
 }
 
+/// HTTP 400 for a request body that failed to arrive (a broken connection or
+/// chunk framing).
+pub(crate) fn unreadable_body() -> Response<ResponseBody> {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        400,
+        "Bad Request: the request body could not be read",
+    )
+}
+
 /// HTTP 408 for a request body that stopped arriving for `idle`.
 pub(crate) fn request_timeout(idle: Duration) -> Response<ResponseBody> {
     error_response(

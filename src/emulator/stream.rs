@@ -17,7 +17,7 @@ use super::faults::{self, FaultPlan, Lane, Rng, Stats};
 use super::record::{self, ParseError, Prepared, RawRecord, RecordError};
 use super::report::{self, Delivered, SuccessWriter};
 use super::scan::{Scan, Scanner, is_ws};
-use super::server::{Charset, ResponseBody, error_response, payload_too_large};
+use super::server::{Charset, ResponseBody, error_response, payload_too_large, unreadable_body};
 use super::state::{Appender, MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
 
 /// Report chunks that may wait for the connection before record handling pauses.
@@ -126,11 +126,7 @@ pub(crate) async fn respond(
             Read::End => return error_response(StatusCode::UNPROCESSABLE_ENTITY, 422, EMPTY_BODY),
             Read::Failed(error) => {
                 tracing::debug!(%error, "request body failed before the first record");
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    400,
-                    "Bad Request: the request body could not be read",
-                );
+                return unreadable_body();
             }
             Read::Idle => {
                 tracing::debug!("closing a stream idle before its first record");
