@@ -4,8 +4,6 @@ use crate::args::{Args, Format};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ccloud_kafka_rest::{Payload, Record};
-use futures_util::stream::{self, BoxStream, StreamExt};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// A record, or why its line could not become one.
 pub type Item = Result<Record, String>;
@@ -66,19 +64,30 @@ impl Shape {
         Ok(self.finish(record))
     }
 
-    /// Generated record `i`: key `key-{i}`, a value of `size` printable bytes.
-    pub fn generated(&self, i: u64, size: usize) -> Record {
-        const TEXT: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        let start = (i % TEXT.len() as u64) as usize;
-        let value: String = TEXT
-            .iter()
-            .cycle()
-            .skip(start)
-            .take(size)
-            .map(|&b| b as char)
-            .collect();
-        self.finish(Record::new().with_key(format!("key-{i}")).with_value(value))
+    /// What [`Shape::generated`] takes its values from: `size` printable
+    /// bytes from each offset of a repeating text.
+    pub fn value_maker(&self, size: usize) -> Values {
+        let text = TEXT.repeat(size / TEXT.len() + 2);
+        Values { text, size }
     }
+
+    /// Generated record `i`: key `key-{i}`, a value of printable bytes.
+    pub fn generated(&self, values: &Values, i: u64) -> Record {
+        let start = (i % TEXT.len() as u64) as usize;
+        let value = values.text[start..start + values.size].to_owned();
+        let mut key = String::with_capacity(24);
+        key.push_str("key-");
+        key.push_str(itoa::Buffer::new().format(i));
+        self.finish(Record::new().with_key(key).with_value(value))
+    }
+}
+
+const TEXT: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// See [`Shape::value_maker`].
+pub struct Values {
+    text: String,
+    size: usize,
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -86,32 +95,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         return Some(0);
     }
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// The lines of `reader` (without `\n` or `\r\n`) as they are read; a read
-/// error ends the lines after being reported in their place.
-pub fn lines<R>(reader: R) -> BoxStream<'static, std::io::Result<Vec<u8>>>
-where
-    R: AsyncBufRead + Unpin + Send + 'static,
-{
-    stream::unfold(Some(reader), |reader| async move {
-        let mut reader = reader?;
-        let mut line = Vec::new();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) => None,
-            Ok(_) => {
-                if line.ends_with(b"\n") {
-                    line.pop();
-                    if line.ends_with(b"\r") {
-                        line.pop();
-                    }
-                }
-                Some((Ok(line), Some(reader)))
-            }
-            Err(error) => Some((Err(error), None)),
-        }
-    })
-    .boxed()
 }
 
 /// A key or value read from `text` in `format`.

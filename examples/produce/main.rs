@@ -16,6 +16,7 @@ mod args;
 mod in_order;
 mod input;
 mod output;
+mod source;
 
 use args::{Args, Flavour};
 use ccloud_kafka_rest::emulator::Emulator;
@@ -23,16 +24,15 @@ use ccloud_kafka_rest::{
     ApiFlavour, ClientBuilder, Credentials, DeliveryReport, Error, ProduceRetries, Producer,
     ProducerConfig,
 };
-use futures_util::future::ready;
+use futures_util::FutureExt;
 use futures_util::stream::{BoxStream, StreamExt};
 use input::{Item, Shape};
 use output::{Failure, Outcome, Output};
+use source::Source;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::BufReader;
 use tokio::sync::watch;
 
 /// Attempts per record without `--stream` unless `--max-attempts` says
@@ -41,7 +41,10 @@ const UNARY_MAX_ATTEMPTS: u32 = 5;
 
 fn main() -> ExitCode {
     let args = Args::parse_with_sources();
-    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
     let code = runtime.block_on(async {
         match run(args).await {
             Ok(code) => code,
@@ -166,22 +169,17 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     });
 
     let shape = Shape::new(&args);
-    let demo_shape = shape.clone();
-    let mut read_error = None;
-    let input: BoxStream<'static, Item> = match count {
-        Some(count) => {
-            let size = args.value_size;
-            futures_util::stream::iter(0..count)
-                .map(move |i| Ok(shape.generated(i, size)))
-                .boxed()
-        }
+    let source = match count {
+        Some(count) => Source::Generated {
+            count,
+            size: args.value_size,
+        },
         None => {
-            let lines = match &args.file {
-                Some(path) => input::lines(BufReader::new(
-                    tokio::fs::File::open(path)
-                        .await
+            let input: Box<dyn std::io::Read + Send> = match &args.file {
+                Some(path) => Box::new(
+                    std::fs::File::open(path)
                         .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
-                )),
+                ),
                 None => {
                     if std::io::stdin().is_terminal() {
                         output.progress().suspend(|| {
@@ -190,53 +188,17 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
                             )
                         });
                     }
-                    input::lines(BufReader::new(tokio::io::stdin()))
+                    Box::new(std::io::stdin())
                 }
             };
-            let (error_tx, error_rx) = tokio::sync::oneshot::channel();
-            read_error = Some(error_rx);
-            let mut error_tx = Some(error_tx);
-            lines
-                .enumerate()
-                .filter_map(move |(i, line)| {
-                    ready(match line {
-                        Ok(line) => Some(shape.parse(i as u64 + 1, &line)),
-                        Err(error) => {
-                            if let Some(tx) = error_tx.take() {
-                                let _ = tx.send(error);
-                            }
-                            None
-                        }
-                    })
-                })
-                .boxed()
+            // On the embedded emulator, standard input that ends without a
+            // line (a pipe, /dev/null) gets the demo as a terminal does.
+            let demo = (args.endpoint.is_none() && args.file.is_none())
+                .then_some((DEMO_RECORDS, args.value_size));
+            Source::Lines { input, demo }
         }
     };
-    // On the embedded emulator, standard input that ends without a line
-    // (a pipe, /dev/null) gets the demo as a terminal does.
-    let input = if count.is_none() && args.endpoint.is_none() && args.file.is_none() {
-        let seen = Arc::new(AtomicBool::new(false));
-        let saw = Arc::clone(&seen);
-        let size = args.value_size;
-        let demo = futures_util::stream::once(async move {
-            let records = if seen.load(Ordering::Relaxed) {
-                0
-            } else {
-                eprintln!(
-                    "standard input ended without a line: producing {DEMO_RECORDS} generated records"
-                );
-                DEMO_RECORDS
-            };
-            futures_util::stream::iter(0..records).map(move |i| Ok(demo_shape.generated(i, size)))
-        })
-        .flatten();
-        input
-            .inspect(move |_| saw.store(true, Ordering::Relaxed))
-            .chain(demo)
-            .boxed()
-    } else {
-        input
-    };
+    let (input, mut read_error) = source::start(source, shape);
     let input = input.take_until(interrupted(interrupt.clone())).boxed();
 
     let retried = if args.stream {
@@ -251,7 +213,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
         let producer = Producer::with_config(client, config)?;
         let window = 10_000 * usize::from(args.connections);
-        let handed = Box::pin(streamed(&producer, &topic, input, interrupt.clone()));
+        let handed = Box::pin(streamed(&producer, &topic, input, &interrupt));
         let outcomes = in_order::in_order(handed, window);
         drain(outcomes, &mut output).await?;
         producer.close().await;
@@ -278,7 +240,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         eprintln!("the input held no records: nothing was produced");
     }
     output.finish(retried)?;
-    if let Some(Ok(error)) = read_error.map(|mut rx| rx.try_recv()) {
+    if let Ok(error) = read_error.try_recv() {
         eprintln!("error: reading input failed: {error}");
         return Ok(ExitCode::FAILURE);
     }
@@ -297,16 +259,21 @@ fn streamed<'a>(
     producer: &'a Producer,
     topic: &'a str,
     input: BoxStream<'a, Item>,
-    interrupt: watch::Receiver<bool>,
+    interrupt: &'a watch::Receiver<bool>,
 ) -> impl futures_util::Stream<Item = in_order::Handed> + 'a {
     input.then(move |item| {
-        let interrupt = interrupt.clone();
         async move {
             let record = item.map_err(Failure::local)?;
+            // Most records are handed over at once; only one that waits for
+            // room also watches for Ctrl-C.
+            let mut enqueue = std::pin::pin!(producer.enqueue(topic, &record));
+            if let Some(delivery) = (&mut enqueue).now_or_never() {
+                return Ok(delivery);
+            }
             tokio::select! {
                 biased;
-                delivery = producer.enqueue(topic, &record) => Ok(delivery),
-                () = interrupted(interrupt) => Err(Failure::interrupted()),
+                delivery = enqueue => Ok(delivery),
+                () = interrupted(interrupt.clone()) => Err(Failure::interrupted()),
             }
         }
     })
@@ -331,7 +298,6 @@ async fn drain(
     outcomes: impl futures_util::Stream<Item = Outcome>,
     output: &mut Output,
 ) -> std::io::Result<()> {
-    use futures_util::FutureExt;
     let mut outcomes = std::pin::pin!(outcomes);
     loop {
         let outcome = match outcomes.next().now_or_never() {
