@@ -25,13 +25,14 @@ use ccloud_kafka_rest::{
     ProducerConfig,
 };
 use futures_util::FutureExt;
-use futures_util::stream::{BoxStream, StreamExt};
+use futures_util::stream::StreamExt;
 use input::{Item, Shape};
 use output::{Failure, Outcome, Output};
 use source::Source;
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -154,6 +155,11 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
     // Ctrl-C: stop reading, finish what is in flight; a second one quits at once.
     let (interrupt_tx, interrupt) = watch::channel(false);
+    let pressed = Arc::new(AtomicBool::new(false));
+    let input_interrupt = source::Interrupt {
+        pressed: Arc::clone(&pressed),
+        watch: interrupt.clone(),
+    };
     let mut output = Output::new(count);
     let progress = output.progress();
     tokio::spawn(async move {
@@ -161,6 +167,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             progress.suspend(|| {
                 eprintln!("interrupted: no more input is read; finishing the records in flight (Ctrl-C again to quit now)")
             });
+            pressed.store(true, Ordering::SeqCst);
             interrupt_tx.send_replace(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -198,9 +205,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Source::Lines { input, demo }
         }
     };
-    let (input, mut read_error) = source::start(source, shape);
-    let input = input.take_until(interrupted(interrupt.clone())).boxed();
-
+    let mut read_error;
     let retried = if args.stream {
         let mut config = ProducerConfig::default()
             .with_connections(usize::from(args.connections))
@@ -213,12 +218,17 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
         let producer = Producer::with_config(client, config)?;
         let window = 10_000 * usize::from(args.connections);
-        let handed = Box::pin(streamed(&producer, &topic, input, &interrupt));
+        let hand = hand_over(producer.clone(), topic.clone(), interrupt.clone());
+        let (handed, error) = source::start(source, shape, input_interrupt, hand);
+        read_error = error;
         let outcomes = in_order::in_order(handed, window);
         drain(outcomes, &mut output).await?;
         producer.close().await;
         producer.stats().retried
     } else {
+        let (input, error) = source::start(source, shape, input_interrupt, |item| item);
+        read_error = error;
+        let input = input.take_until(interrupted(interrupt.clone())).boxed();
         let retried = AtomicU64::new(0);
         let outcomes = input
             .map(|item| {
@@ -252,31 +262,33 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     })
 }
 
-/// Hands each record to the producer as it is read, in input order. A
-/// record still waiting for room in the producer when Ctrl-C comes is not
-/// sent.
-fn streamed<'a>(
-    producer: &'a Producer,
-    topic: &'a str,
-    input: BoxStream<'a, Item>,
-    interrupt: &'a watch::Receiver<bool>,
-) -> impl futures_util::Stream<Item = in_order::Handed> + 'a {
-    input.then(move |item| {
-        async move {
-            let record = item.map_err(Failure::local)?;
-            // Most records are handed over at once; only one that waits for
-            // room also watches for Ctrl-C.
-            let mut enqueue = std::pin::pin!(producer.enqueue(topic, &record));
-            if let Some(delivery) = (&mut enqueue).now_or_never() {
-                return Ok(delivery);
-            }
+/// Hands each record to the producer as it is read, in input order, on the
+/// input thread. A record still waiting for room in the producer when
+/// Ctrl-C comes is not sent.
+fn hand_over(
+    producer: Producer,
+    topic: String,
+    interrupt: watch::Receiver<bool>,
+) -> impl FnMut(Item) -> in_order::Handed + Send + 'static {
+    let runtime = tokio::runtime::Handle::current();
+    move |item| {
+        let record = item.map_err(Failure::local)?;
+        // A lane's task is started on the runtime.
+        let _entered = runtime.enter();
+        let mut enqueue = std::pin::pin!(producer.enqueue(&topic, &record));
+        // Most records are handed over at once; only one that waits for
+        // room also watches for Ctrl-C.
+        if let Some(delivery) = (&mut enqueue).now_or_never() {
+            return Ok(delivery);
+        }
+        runtime.block_on(async {
             tokio::select! {
                 biased;
                 delivery = enqueue => Ok(delivery),
                 () = interrupted(interrupt.clone()) => Err(Failure::interrupted()),
             }
-        }
-    })
+        })
+    }
 }
 
 /// How many times a record was sent again, as its outcome tells.

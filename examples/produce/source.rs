@@ -6,7 +6,10 @@ use crate::input::{Item, Shape};
 use ccloud_kafka_rest::DEFAULT_MAX_RECORD_BYTES;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use std::io::{BufRead, BufReader, Read};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Records per batch, at most.
 const BATCH_RECORDS: usize = 1024;
@@ -32,14 +35,37 @@ pub enum Source {
     },
 }
 
-/// The records, in order, and the error that ended the input early, if one did.
-pub fn start(
+/// Ctrl-C as the input thread and the runtime see it.
+#[derive(Clone)]
+pub struct Interrupt {
+    /// Set first: the thread reads it before each record.
+    pub pressed: Arc<AtomicBool>,
+    /// Then this, for the runtime's side.
+    pub watch: watch::Receiver<bool>,
+}
+
+/// Each record made into a `T` by `hand` on the input thread (the streaming
+/// producer's hand-over runs there, beside the reading), in order, and the
+/// error that ended the input early, if one did. After Ctrl-C no further
+/// record is handed over, and the stream ends once every record handed over
+/// has come out of it.
+pub fn start<T: Send + 'static>(
     source: Source,
     shape: Shape,
-) -> (BoxStream<'static, Item>, oneshot::Receiver<std::io::Error>) {
+    interrupt: Interrupt,
+    hand: impl FnMut(Item) -> T + Send + 'static,
+) -> (BoxStream<'static, T>, oneshot::Receiver<std::io::Error>) {
     let (records, batches) = mpsc::channel(BATCHES_AHEAD);
     let (error_tx, error_rx) = oneshot::channel();
-    let mut out = Batches::new(records);
+    let reading = Arc::new(AtomicBool::new(false));
+    let mut out = Batches {
+        to: records,
+        hand,
+        batch: Vec::with_capacity(BATCH_RECORDS),
+        bytes: 0,
+        reading: Arc::clone(&reading),
+        pressed: Arc::clone(&interrupt.pressed),
+    };
     std::thread::Builder::new()
         .name("input".to_owned())
         .spawn(move || {
@@ -67,9 +93,36 @@ pub fn start(
             .and_then(|()| out.send());
         })
         .expect("a thread for reading input");
-    let items = stream::unfold(batches, |mut batches| async move {
-        let batch = batches.recv().await?;
-        Some((stream::iter(batch), batches))
+    let state = (batches, interrupt.watch, reading);
+    let items = stream::unfold(state, |(mut batches, mut watch, reading)| async move {
+        if !*watch.borrow() {
+            let batch = tokio::select! {
+                biased;
+                batch = batches.recv() => Some(batch),
+                _ = watch.wait_for(|pressed| *pressed) => None,
+            };
+            if let Some(batch) = batch {
+                return Some((stream::iter(batch?), (batches, watch, reading)));
+            }
+        }
+        // Interrupted: what the thread handed over is taken until it has
+        // stopped, or waits on a read, which cannot be cancelled (it hands
+        // its batch over before any read).
+        loop {
+            match batches.try_recv() {
+                Ok(batch) => return Some((stream::iter(batch), (batches, watch, reading))),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) if reading.load(SeqCst) => {
+                    return match batches.try_recv() {
+                        Ok(batch) => Some((stream::iter(batch), (batches, watch, reading))),
+                        Err(_) => None,
+                    };
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await
+                }
+            }
+        }
     })
     .flatten()
     .boxed();
@@ -85,25 +138,25 @@ enum Stop {
 }
 
 /// Records gathered into batches on their way to the producer.
-struct Batches {
-    to: mpsc::Sender<Vec<Item>>,
-    batch: Vec<Item>,
+struct Batches<T, H> {
+    to: mpsc::Sender<Vec<T>>,
+    hand: H,
+    batch: Vec<T>,
     bytes: usize,
+    /// Set while the thread waits on a read with nothing gathered.
+    reading: Arc<AtomicBool>,
+    pressed: Arc<AtomicBool>,
 }
 
-impl Batches {
-    fn new(to: mpsc::Sender<Vec<Item>>) -> Batches {
-        Batches {
-            to,
-            batch: Vec::with_capacity(BATCH_RECORDS),
-            bytes: 0,
-        }
-    }
-
+impl<T, H: FnMut(Item) -> T> Batches<T, H> {
     /// Adds a record made of `bytes` bytes of input; hands the batch over
-    /// when it is full.
+    /// when it is full. Stops after Ctrl-C, with what was gathered handed over.
     fn push(&mut self, item: Item, bytes: usize) -> Result<(), Stop> {
-        self.batch.push(item);
+        if self.pressed.load(SeqCst) {
+            self.send()?;
+            return Err(Stop::Gone);
+        }
+        self.batch.push((self.hand)(item));
         self.bytes += bytes;
         if self.batch.len() >= BATCH_RECORDS || self.bytes >= BATCH_BYTES {
             self.send()?;
@@ -122,7 +175,12 @@ impl Batches {
     }
 }
 
-fn generate(shape: &Shape, count: u64, size: usize, out: &mut Batches) -> Result<(), Stop> {
+fn generate<T, H: FnMut(Item) -> T>(
+    shape: &Shape,
+    count: u64,
+    size: usize,
+    out: &mut Batches<T, H>,
+) -> Result<(), Stop> {
     let values = shape.value_maker(size);
     for i in 0..count {
         out.push(Ok(shape.generated(&values, i)), size)?;
@@ -133,7 +191,11 @@ fn generate(shape: &Shape, count: u64, size: usize, out: &mut Batches) -> Result
 /// Reads `input` line by line (without `\n` or `\r\n`) and returns how many
 /// lines it held. What is gathered is handed over before any read that may
 /// wait, so a slow source's records go out as each line comes.
-fn read_lines(shape: &Shape, input: Box<dyn Read + Send>, out: &mut Batches) -> Result<u64, Stop> {
+fn read_lines<T, H: FnMut(Item) -> T>(
+    shape: &Shape,
+    input: Box<dyn Read + Send>,
+    out: &mut Batches<T, H>,
+) -> Result<u64, Stop> {
     let mut reader = BufReader::with_capacity(READ_BUFFER, input);
     // A line that spans reads, gathered here; `overlong` once it passed the cap.
     let mut pending = Vec::new();
@@ -142,8 +204,11 @@ fn read_lines(shape: &Shape, input: Box<dyn Read + Send>, out: &mut Batches) -> 
     loop {
         if reader.buffer().is_empty() {
             out.send()?;
+            out.reading.store(true, SeqCst);
         }
-        let buffer = match reader.fill_buf() {
+        let read = reader.fill_buf();
+        out.reading.store(false, SeqCst);
+        let buffer = match read {
             Ok(buffer) => buffer,
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => return Err(Stop::Read(error)),
