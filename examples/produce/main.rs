@@ -157,6 +157,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let (interrupt_tx, interrupt) = watch::channel(false);
     let pressed = Arc::new(AtomicBool::new(false));
     let input_interrupt = source::Interrupt {
+        runtime: tokio::runtime::Handle::current(),
         pressed: Arc::clone(&pressed),
         watch: interrupt.clone(),
     };
@@ -263,7 +264,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 /// Hands each record to the producer as it is read, in input order, on the
-/// input thread. A record still waiting for room in the producer when
+/// input thread (which is in the runtime's context). A record still waiting for room in the producer when
 /// Ctrl-C comes is not sent.
 fn hand_over(
     producer: Producer,
@@ -273,8 +274,6 @@ fn hand_over(
     let runtime = tokio::runtime::Handle::current();
     move |item| {
         let record = item.map_err(Failure::local)?;
-        // A lane's task is started on the runtime.
-        let _entered = runtime.enter();
         let mut enqueue = std::pin::pin!(producer.enqueue(&topic, &record));
         // Most records are handed over at once; only one that waits for
         // room also watches for Ctrl-C.
