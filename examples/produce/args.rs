@@ -127,13 +127,15 @@ pub struct Args {
     #[arg(long, help_heading = "Input", value_name = "N")]
     pub count: Option<u64>,
 
-    /// Size in bytes of each generated value.
+    /// Size in bytes of each generated value (at most 1048576, the most a
+    /// record holds).
     #[arg(
         long,
         help_heading = "Input",
         value_name = "B",
         default_value_t = 100,
-        requires = "count"
+        requires = "count",
+        value_parser = parse_value_size
     )]
     pub value_size: usize,
 
@@ -224,4 +226,15 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(format!("expected NAME=VALUE, got {text:?}")),
     }
+}
+
+fn parse_value_size(text: &str) -> Result<usize, String> {
+    let size: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if size > ccloud_kafka_rest::DEFAULT_MAX_RECORD_BYTES {
+        return Err(format!(
+            "{size} is more than a record can hold ({} bytes)",
+            ccloud_kafka_rest::DEFAULT_MAX_RECORD_BYTES
+        ));
+    }
+    Ok(size)
 }

@@ -34,6 +34,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::watch;
 
 /// Attempts per record without `--stream` unless `--max-attempts` says
@@ -251,11 +252,20 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         eprintln!("the input held no records: nothing was produced");
     }
     output.finish(retried)?;
-    if let Ok(error) = read_error.try_recv() {
-        eprintln!("error: reading input failed: {error}");
-        return Ok(ExitCode::FAILURE);
-    }
     let was_interrupted = *interrupt.borrow();
+    match read_error.try_recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            eprintln!("error: reading input failed: {error}");
+            return Ok(ExitCode::FAILURE);
+        }
+        // Still waiting on a read that Ctrl-C cannot cancel.
+        Err(TryRecvError::Empty) if was_interrupted => {}
+        Err(_) => {
+            eprintln!("error: the input thread stopped before the input ended");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     Ok(if all_delivered && !was_interrupted {
         ExitCode::SUCCESS
     } else {

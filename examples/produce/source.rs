@@ -48,8 +48,10 @@ pub struct Interrupt {
 }
 
 /// Each record made into a `T` by `hand` on the input thread (the streaming
-/// producer's hand-over runs there, beside the reading), in order, and the
-/// error that ended the input early, if one did. After Ctrl-C no further
+/// producer's hand-over runs there, beside the reading), in order, and how
+/// the input ended: `Ok` at its end, an error when a read failed; nothing
+/// sent when the thread failed, and nothing yet when it waits on a read
+/// after Ctrl-C. After Ctrl-C no further
 /// record is handed over, and the stream ends once every record handed over
 /// has come out of it.
 pub fn start<T: Send + 'static>(
@@ -57,9 +59,12 @@ pub fn start<T: Send + 'static>(
     shape: Shape,
     interrupt: Interrupt,
     hand: impl FnMut(Item) -> T + Send + 'static,
-) -> (BoxStream<'static, T>, oneshot::Receiver<std::io::Error>) {
+) -> (
+    BoxStream<'static, T>,
+    oneshot::Receiver<std::io::Result<()>>,
+) {
     let (records, batches) = mpsc::channel(BATCHES_AHEAD);
-    let (error_tx, error_rx) = oneshot::channel();
+    let (end_tx, end_rx) = oneshot::channel();
     let reading = Arc::new(AtomicBool::new(false));
     let interrupt_runtime = interrupt.runtime.clone();
     let mut out = Batches {
@@ -74,7 +79,7 @@ pub fn start<T: Send + 'static>(
         .name("input".to_owned())
         .spawn(move || {
             let _entered = interrupt_runtime.enter();
-            let _ = match source {
+            let ended = match source {
                 Source::Generated { count, size } => generate(&shape, count, size, &mut out),
                 Source::Lines { input, demo } => match read_lines(&shape, input, &mut out) {
                     Ok(0) => match demo {
@@ -87,15 +92,19 @@ pub fn start<T: Send + 'static>(
                         None => Ok(()),
                     },
                     Ok(_) => Ok(()),
-                    Err(Stop::Read(error)) => {
-                        let _ = out.send();
-                        let _ = error_tx.send(error);
-                        Ok(())
-                    }
-                    Err(Stop::Gone) => Err(Stop::Gone),
+                    Err(stop) => Err(stop),
                 },
             }
             .and_then(|()| out.send());
+            // Sent before the channel closes with this thread's end: the
+            // stream's reader finds it when the records end.
+            let _ = end_tx.send(match ended {
+                Err(Stop::Read(error)) => {
+                    let _ = out.send();
+                    Err(error)
+                }
+                _ => Ok(()),
+            });
         })
         .expect("a thread for reading input");
     let state = (batches, interrupt.watch, reading);
@@ -131,7 +140,7 @@ pub fn start<T: Send + 'static>(
     })
     .flatten()
     .boxed();
-    (items, error_rx)
+    (items, end_rx)
 }
 
 /// Why the thread stopped early.
