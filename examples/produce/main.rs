@@ -158,7 +158,6 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let (interrupt_tx, interrupt) = watch::channel(false);
     let pressed = Arc::new(AtomicBool::new(false));
     let input_interrupt = source::Interrupt {
-        runtime: tokio::runtime::Handle::current(),
         pressed: Arc::clone(&pressed),
         watch: interrupt.clone(),
     };
@@ -207,8 +206,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Source::Lines { input, demo }
         }
     };
-    let mut read_error;
-    let retried = if args.stream {
+    let (retried, mut read_error) = if args.stream {
         let mut config = ProducerConfig::default()
             .with_connections(usize::from(args.connections))
             .with_delivery_timeout(delivery_timeout);
@@ -221,15 +219,13 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         let producer = Producer::with_config(client, config)?;
         let window = 10_000 * usize::from(args.connections);
         let hand = hand_over(producer.clone(), topic.clone(), interrupt.clone());
-        let (handed, error) = source::start(source, shape, input_interrupt, hand);
-        read_error = error;
+        let (handed, read_error) = source::start(source, shape, input_interrupt, hand);
         let outcomes = in_order::in_order(handed, window);
         drain(outcomes, &mut output).await?;
         producer.close().await;
-        producer.stats().retried
+        (producer.stats().retried, read_error)
     } else {
-        let (input, error) = source::start(source, shape, input_interrupt, |item| item);
-        read_error = error;
+        let (input, read_error) = source::start(source, shape, input_interrupt, |item| item);
         let input = input.take_until(interrupted(interrupt.clone())).boxed();
         let retried = AtomicU64::new(0);
         let outcomes = input
@@ -244,7 +240,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             })
             .buffered(usize::from(args.concurrency));
         drain(outcomes, &mut output).await?;
-        retried.load(Ordering::Relaxed)
+        (retried.load(Ordering::Relaxed), read_error)
     };
 
     let all_delivered = output.failed == 0;
@@ -274,8 +270,8 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
 }
 
 /// Hands each record to the producer as it is read, in input order, on the
-/// input thread (which is in the runtime's context). A record still waiting for room in the producer when
-/// Ctrl-C comes is not sent.
+/// input thread (which is in the runtime's context). A record still waiting
+/// for room in the producer when Ctrl-C comes is not sent.
 fn hand_over(
     producer: Producer,
     topic: String,

@@ -38,9 +38,6 @@ pub enum Source {
 /// Ctrl-C as the input thread and the runtime see it.
 #[derive(Clone)]
 pub struct Interrupt {
-    /// The runtime the thread hands records to, entered once for all of them
-    /// (a lane's task is started on it).
-    pub runtime: tokio::runtime::Handle,
     /// Set first: the thread reads it before each record.
     pub pressed: Arc<AtomicBool>,
     /// Then this, for the runtime's side.
@@ -66,7 +63,9 @@ pub fn start<T: Send + 'static>(
     let (records, batches) = mpsc::channel(BATCHES_AHEAD);
     let (end_tx, end_rx) = oneshot::channel();
     let reading = Arc::new(AtomicBool::new(false));
-    let interrupt_runtime = interrupt.runtime.clone();
+    // The thread is in the caller's runtime, entered once for every record
+    // handed over (a lane's task is started on it).
+    let runtime = tokio::runtime::Handle::current();
     let mut out = Batches {
         to: records,
         hand,
@@ -78,7 +77,7 @@ pub fn start<T: Send + 'static>(
     std::thread::Builder::new()
         .name("input".to_owned())
         .spawn(move || {
-            let _entered = interrupt_runtime.enter();
+            let _entered = runtime.enter();
             let ended = match source {
                 Source::Generated { count, size } => generate(&shape, count, size, &mut out),
                 Source::Lines { input, demo } => match read_lines(&shape, input, &mut out) {
