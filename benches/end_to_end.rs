@@ -55,8 +55,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ccloud_kafka_rest::emulator::Emulator;
 use ccloud_kafka_rest::{Client, Producer, ProducerConfig, Record};
+use ccloud_kafka_rest_emulator::Emulator;
 use clap::Parser;
 use futures_util::{FutureExt as _, StreamExt, future, stream};
 use http_body_util::BodyExt as _;

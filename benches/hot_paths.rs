@@ -22,8 +22,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use ccloud_kafka_rest::__bench::{Reports, emulator_stream, encode_record};
+use ccloud_kafka_rest::__bench::{Reports, encode_record};
 use ccloud_kafka_rest::Record;
+use ccloud_kafka_rest_emulator::__bench::emulator_stream;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const REPORTS: usize = 1000;

@@ -36,8 +36,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ccloud_kafka_rest::emulator::{Emulator, FaultPlan};
 use ccloud_kafka_rest::{Client, Error, Producer, ProducerConfig, Record, RetryClass};
+use ccloud_kafka_rest_emulator::{Emulator, FaultPlan};
 use clap::Parser;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -442,7 +442,7 @@ struct Report {
 impl Report {
     fn new(
         slots: &[Slot],
-        stored: &[ccloud_kafka_rest::emulator::StoredRecord],
+        stored: &[ccloud_kafka_rest_emulator::StoredRecord],
         windows: &[(Duration, Duration)],
     ) -> Report {
         let mut copies = vec![0u32; slots.len()];

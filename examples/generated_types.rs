@@ -15,9 +15,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ccloud_kafka_rest::emulator::Emulator;
 use ccloud_kafka_rest::types::{ProduceRequest, ProduceRequestHeader, ProduceResponse};
 use ccloud_kafka_rest::{Client, DeliveryReport, Payload, Record, StoredData};
+use ccloud_kafka_rest_emulator::Emulator;
 use serde_json::{Value, json};
 
 #[tokio::main(flavor = "current_thread")]

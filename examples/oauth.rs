@@ -16,10 +16,10 @@
 //!   KAFKA_IDENTITY_POOL_ID=pool-… cargo run --example oauth -- orders
 //! ```
 
-use ccloud_kafka_rest::emulator::Emulator;
 use ccloud_kafka_rest::{
     Client, ClientCredentials, Credentials, ENV_ENDPOINT, ENV_OAUTH_TOKEN_URL, Record,
 };
+use ccloud_kafka_rest_emulator::Emulator;
 use std::process::ExitCode;
 
 const CLIENT_ID: &str = "demo-client";

@@ -10,8 +10,8 @@
 //! `cargo run --example produce -- --stream --format json --file events.jsonl`
 //! does the same against a real cluster.
 
-use ccloud_kafka_rest::emulator::Emulator;
 use ccloud_kafka_rest::{Client, Producer, ProducerConfig, Record};
+use ccloud_kafka_rest_emulator::Emulator;
 use futures_util::StreamExt;
 use futures_util::stream;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -209,17 +209,20 @@ def main():
         sys.exit("curl is needed")
     if not args.no_build:
         subprocess.run(
-            ["cargo", "build", "--release", "--example", "produce", "--example", "emulator"],
+            ["cargo", "build", "--release", "--example", "produce", "-p", "ccloud-kafka-rest",
+             "-p", "ccloud-kafka-rest-emulator", "--bin", "ccloud-kafka-rest-emulator"],
             cwd=ROOT,
             check=True,
         )
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     binaries = {
-        name: target / "release" / "examples" / name for name in ("produce", "emulator")
+        "produce": target / "release" / "examples" / "produce",
+        "emulator": target / "release" / "ccloud-kafka-rest-emulator",
     }
     for path in binaries.values():
         if not path.exists():
-            sys.exit(f"{path} is missing: build with cargo build --release --example produce --example emulator")
+            sys.exit(f"{path} is missing: build with cargo build --release --example produce "
+                     "and cargo build --release -p ccloud-kafka-rest-emulator")
 
     results = []
     print(

@@ -26,9 +26,6 @@ mod testing;
 mod tls;
 mod token;
 
-#[cfg(feature = "emulator")]
-pub mod emulator;
-
 pub use auth::Credentials;
 pub use client::Client;
 pub use config::{
@@ -94,14 +91,6 @@ pub mod __bench {
     /// block; returns the encoded length.
     pub fn encode_record(record: &crate::Record) -> usize {
         crate::producer::encode::encode(record).len()
-    }
-
-    /// The emulator's handling of a streamed request body held in memory,
-    /// `read` bytes at a time: parsing, checks, appending to a fresh topic
-    /// and writing reports. Returns the reports and their bytes.
-    #[cfg(feature = "emulator")]
-    pub fn emulator_stream(body: &[u8], read: usize) -> (usize, usize) {
-        crate::emulator::handle_in_memory(body, read)
     }
 }
 

@@ -1,15 +1,13 @@
 //! `records:batch` against the emulator over loopback: one outcome per record,
 //! in the order given, whatever happens to the record or to its request.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::{Emulator, HttpFault};
 use ccloud_kafka_rest::{
     ApiFlavour, Client, ClientBuilder, Credentials, DEFAULT_MAX_BATCH_ENTRIES, DataType, Error,
     InvalidInput, Record, RetryClass, StoredData,
 };
+use ccloud_kafka_rest_emulator::{Emulator, HttpFault};
 
 fn rest_proxy(emulator: &Emulator) -> ClientBuilder {
     common::client_for(emulator).with_flavour(ApiFlavour::RestProxy)

@@ -1,12 +1,10 @@
 //! Credentials, every HTTP and in-band error the server gives, and input the
 //! client refuses before sending.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::HttpFault;
 use ccloud_kafka_rest::{Credentials, Error, InvalidInput, Record, RetryClass};
+use ccloud_kafka_rest_emulator::HttpFault;
 use common::{API_KEY, API_SECRET, POOL, TOKEN};
 use std::time::Duration;
 

@@ -1,12 +1,10 @@
 //! Unary produce against the emulator over loopback: what arrives in the log
 //! is byte-exact, and the report says where and how big.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::DataType as StoredType;
 use ccloud_kafka_rest::{ApiFlavour, DataType, Payload, Record, StoredData};
+use ccloud_kafka_rest_emulator::DataType as StoredType;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
 

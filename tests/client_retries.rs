@@ -3,8 +3,8 @@
 
 mod common;
 
-use ccloud_kafka_rest::emulator::HttpFault;
 use ccloud_kafka_rest::{Error, OnOutcomeUnknown, ProduceRetries, Record, RetryClass};
+use ccloud_kafka_rest_emulator::HttpFault;
 use std::time::Duration;
 
 fn retries(attempts: u32) -> ProduceRetries {

@@ -1,8 +1,6 @@
 //! The console producer (`examples/produce`) in a pipeline: each delivery
 //! report reaches stdout while the input is still open, not at exit.
 
-#![cfg(feature = "emulator")]
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

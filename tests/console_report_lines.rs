@@ -3,8 +3,6 @@
 //! own tests, run here because `cargo test` builds the example as a
 //! program (which tests/console_producer.rs runs), not as a test.
 
-#![cfg(feature = "emulator")]
-
 #[allow(dead_code)]
 #[path = "../examples/produce/output.rs"]
 mod output;

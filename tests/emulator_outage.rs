@@ -2,16 +2,14 @@
 //! (connects are refused), open connections are dropped, and the same port
 //! serves again once the window is over. Over HTTP and HTTPS.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ccloud_kafka_rest::emulator::{Emulator, FaultPlan};
 use ccloud_kafka_rest::{Error, Record};
+use ccloud_kafka_rest_emulator::{Emulator, FaultPlan};
 use common::raw_http::{RawConn, client};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;

@@ -3,8 +3,6 @@
 //! silently change is refused. Peak memory is measured in a child process
 //! running only that case (see `common::child`).
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
 use ccloud_kafka_rest::{

@@ -2,16 +2,14 @@
 //! and absurd durations from servers (Retry-After, token lifetimes) are
 //! capped instead of overflowing a deadline.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::HttpFault;
 use ccloud_kafka_rest::{
     Client, ClientBuilder, ClientCredentials, Credentials, Error, MAX_CHUNK_BYTES,
     MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS,
     MAX_RECORD_BYTES_LIMIT, MAX_RETRY_AFTER, Producer, ProducerConfig, Record,
 };
+use ccloud_kafka_rest_emulator::HttpFault;
 use std::time::Duration;
 
 /// A client of a port nothing listens on: building a producer sends nothing.

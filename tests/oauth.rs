@@ -2,15 +2,13 @@
 //! many requests, refresh ahead of expiry, a refused token refreshed once,
 //! and clear errors when the token endpoint says no.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::Emulator;
 use ccloud_kafka_rest::{
     AccessToken, Client, ClientAuth, ClientCredentials, Credentials, Error, Record, TokenError,
     TokenFuture, TokenProvider,
 };
+use ccloud_kafka_rest_emulator::Emulator;
 use common::POOL;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,13 +1,11 @@
 //! The streaming producer against the emulator over loopback.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::{Emulator, HttpFault};
 use ccloud_kafka_rest::{
     Credentials, Error, OnOutcomeUnknown, Producer, ProducerConfig, Record, Routing,
 };
+use ccloud_kafka_rest_emulator::{Emulator, HttpFault};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;

@@ -3,12 +3,10 @@
 //! is in the log twice only if its report says possibly duplicated, and only
 //! records with a terminal error fail.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::{FaultPlan, HttpFault};
 use ccloud_kafka_rest::{Producer, ProducerConfig, Record, RetryClass};
+use ccloud_kafka_rest_emulator::{FaultPlan, HttpFault};
 use futures_util::StreamExt;
 use std::time::Duration;
 

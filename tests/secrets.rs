@@ -2,15 +2,13 @@
 //! issued by the token endpoint, private keys) in Debug output, errors or
 //! logs.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::{Emulator, HttpFault};
 use ccloud_kafka_rest::{
     AccessToken, Client, ClientAuth, ClientBuilder, ClientCredentials, Credentials, Record,
     TokenError,
 };
+use ccloud_kafka_rest_emulator::{Emulator, HttpFault};
 use common::{API_KEY, API_SECRET, POOL, TOKEN};
 use std::io::Write;
 use std::sync::{Arc, Mutex};

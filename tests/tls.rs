@@ -1,12 +1,10 @@
 //! TLS settings against the emulator over HTTPS: extra root certificates,
 //! client certificates (mutual TLS) and an HTTPS proxy.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
-use ccloud_kafka_rest::emulator::Emulator;
 use ccloud_kafka_rest::{ClientBuilder, ClientCredentials, Credentials, Error, Record};
+use ccloud_kafka_rest_emulator::Emulator;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -19,11 +19,11 @@ mod output;
 mod source;
 
 use args::{Args, Flavour};
-use ccloud_kafka_rest::emulator::Emulator;
 use ccloud_kafka_rest::{
     ApiFlavour, ClientBuilder, Credentials, DeliveryReport, Error, ProduceRetries, Producer,
     ProducerConfig,
 };
+use ccloud_kafka_rest_emulator::Emulator;
 use futures_util::FutureExt;
 use futures_util::stream::StreamExt;
 use input::{Item, Shape};

@@ -256,8 +256,8 @@ fn json_string(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ccloud_kafka_rest::emulator::Emulator;
     use ccloud_kafka_rest::{ClientBuilder, Payload, Producer, Record};
+    use ccloud_kafka_rest_emulator::Emulator;
 
     /// Reports of records of every shape, from a producer and the unary
     /// call, written both ways.

@@ -10,5 +10,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let read = usize::from(seed % 64) + 1;
-    let _ = ccloud_kafka_rest::__bench::emulator_stream(body, read);
+    let _ = ccloud_kafka_rest_emulator::__bench::emulator_stream(body, read);
 });

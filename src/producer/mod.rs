@@ -58,7 +58,7 @@ use tokio::time::Instant;
 ///
 /// ```
 /// use ccloud_kafka_rest::{Client, Producer, Record};
-/// # use ccloud_kafka_rest::emulator::Emulator;
+/// # use ccloud_kafka_rest_emulator::Emulator;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), ccloud_kafka_rest::Error> {
 /// # let emulator = Emulator::start_default().await.unwrap();

@@ -2,9 +2,11 @@
 //! a report the fast path accepts is the report serde gives for the same
 //! bytes, and a decoded stream is serde's stream, under any split.
 
-use super::json_grammar::{Mutation, fields, mutation, number, object, string, ws};
 use crate::producer::decode::ReportDecoder;
 use crate::report::{Repeated, ReportWire};
+use ccloud_kafka_rest_testkit::json_grammar::{
+    Mutation, fields, mutation, number, object, string, ws,
+};
 use proptest::prelude::*;
 
 fn stored_data() -> impl Strategy<Value = String> {

@@ -1,6 +1,6 @@
-//! Test-only code shared by property tests: JSON grammars, and the checks
-//! that the fast readers and writers agree with serde_json.
+//! Test-only code: the checks
+//! that the fast readers and writers agree with serde_json, on the JSON grammars of
+//! `ccloud-kafka-rest-testkit`.
 
 mod agree_encoder;
 mod agree_reports;
-pub(crate) mod json_grammar;

@@ -3,11 +3,13 @@
 
 pub mod child;
 pub mod hostile;
+/// The hand-driven HTTP/1.1 client of the emulator's own wire tests.
+#[path = "../../emulator/tests/common/raw_http.rs"]
 pub mod raw_http;
 pub mod silent;
 
-use ccloud_kafka_rest::emulator::{Emulator, EmulatorBuilder};
 use ccloud_kafka_rest::{Client, ClientBuilder, Credentials};
+use ccloud_kafka_rest_emulator::{Emulator, EmulatorBuilder};
 
 pub const API_KEY: &str = "TESTKEY123";
 pub const API_SECRET: &str = "api-secret-value-7f3a9c";

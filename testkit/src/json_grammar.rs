@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 /// Whitespace between tokens, as JSON allows it (and sometimes none).
-pub(crate) fn ws() -> impl Strategy<Value = String> {
+pub fn ws() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop_oneof![Just(" "), Just("\t"), Just("\r\n"), Just("\n")],
         0..3,
@@ -17,7 +17,7 @@ pub(crate) fn ws() -> impl Strategy<Value = String> {
 /// A JSON string literal: plain text, escapes of every kind, raw UTF-8, and
 /// now and then something JSON refuses (a raw control byte, a lone
 /// surrogate).
-pub(crate) fn string() -> impl Strategy<Value = String> {
+pub fn string() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop_oneof![
             6 => "[a-zA-Z0-9 ._-]{1,6}".prop_map(|s| s),
@@ -38,7 +38,7 @@ pub(crate) fn string() -> impl Strategy<Value = String> {
 
 /// A JSON number near the limits of the integers it is read into, or in a
 /// form an integer field refuses.
-pub(crate) fn number() -> impl Strategy<Value = String> {
+pub fn number() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => (0i64..1000).prop_map(|n| n.to_string()),
         2 => any::<i32>().prop_map(|n| n.to_string()),
@@ -54,7 +54,7 @@ pub(crate) fn number() -> impl Strategy<Value = String> {
 
 /// `{` fields `}` with whitespace anywhere between tokens; `fields` are
 /// `(name, value)` texts, in the order given.
-pub(crate) fn object(
+pub fn object(
     fields: impl Strategy<Value = Vec<(String, String)>>,
 ) -> impl Strategy<Value = String> {
     (fields, prop::collection::vec(ws(), 16)).prop_map(|(fields, spaces)| {
@@ -78,7 +78,7 @@ pub(crate) fn object(
 }
 
 /// Fields drawn from `choices` in any order, some repeated, some left out.
-pub(crate) fn fields(
+pub fn fields(
     choices: impl Strategy<Value = (String, String)> + Clone,
 ) -> impl Strategy<Value = Vec<(String, String)>> {
     prop::collection::vec(choices, 0..9)
@@ -86,13 +86,13 @@ pub(crate) fn fields(
 
 /// A single-byte change: replace, insert or delete at some position.
 #[derive(Clone, Debug)]
-pub(crate) enum Mutation {
+pub enum Mutation {
     Replace(prop::sample::Index, u8),
     Insert(prop::sample::Index, u8),
     Delete(prop::sample::Index),
 }
 
-pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
+pub fn mutation() -> impl Strategy<Value = Mutation> {
     let byte = prop_oneof![
         Just(b'"'),
         Just(b'\\'),
@@ -113,7 +113,7 @@ pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
 }
 
 impl Mutation {
-    pub(crate) fn apply(&self, text: &[u8]) -> Vec<u8> {
+    pub fn apply(&self, text: &[u8]) -> Vec<u8> {
         let mut out = text.to_vec();
         if out.is_empty() {
             return out;

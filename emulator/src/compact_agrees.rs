@@ -5,7 +5,7 @@
 
 use super::compact::{Reader, read};
 use super::record::RawRecord;
-use crate::testing::json_grammar::{fields, mutation, number, object, string};
+use ccloud_kafka_rest_testkit::json_grammar::{fields, mutation, number, object, string};
 use proptest::prelude::*;
 
 fn data() -> impl Strategy<Value = String> {

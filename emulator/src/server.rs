@@ -28,7 +28,7 @@ use super::body::{BodyReader, too_large_message};
 use super::faults::HttpFault;
 use super::report::json_string;
 use super::state::Shared;
-use super::{batch, oauth, stream, tls};
+use super::{batch, inspect, oauth, stream, tls};
 
 /// How long in-flight requests may run on after shutdown before their connections
 /// are closed.
@@ -409,7 +409,7 @@ fn parse_path(path: &str) -> Option<Target> {
     })
 }
 
-fn percent_decode(segment: &str) -> Option<String> {
+pub(crate) fn percent_decode(segment: &str) -> Option<String> {
     if !segment.contains('%') {
         return Some(segment.to_owned());
     }
@@ -502,6 +502,16 @@ async fn route(
                 &format!("Request Timeout: the token request did not arrive within {idle:?}"),
             ),
         };
+    }
+    if let Some(topic) = inspect::topic_of(req.uri().path()) {
+        // The extension is not the produce API: faults are not for it.
+        return inspect::respond(
+            shared,
+            req.method(),
+            req.headers(),
+            topic,
+            req.uri().query(),
+        );
     }
     if let Some(fault) = shared.faults.take_http() {
         return fault_response(&fault);

@@ -1,13 +1,13 @@
 //! Runs the produce-endpoint emulator as a standalone server until Ctrl-C.
 //!
 //! ```text
-//! cargo run --example emulator -- --listen 127.0.0.1:8082 --topic orders:6 --api-key k --api-secret s -v
+//! cargo run -p ccloud-kafka-rest-emulator -- --listen 127.0.0.1:8082 --topic orders:6 --api-key k --api-secret s -v
 //! ```
 //!
 //! Seeded faults for testing a client against a misbehaving server:
 //!
 //! ```text
-//! cargo run --example emulator -- --seed 7 --error-rate 0.01 --error-codes 429,50003 \
+//! cargo run -p ccloud-kafka-rest-emulator -- --seed 7 --error-rate 0.01 --error-codes 429,50003 \
 //!     --cut-probability 0.001 --stream-max-records 10000 --dribble
 //! ```
 //!
@@ -15,15 +15,15 @@
 //! serves again), here from 1 s to 4 s and from 10 s to 12 s after start:
 //!
 //! ```text
-//! cargo run --example emulator -- --outage 1000:4000 --outage 10000:12000
+//! cargo run -p ccloud-kafka-rest-emulator -- --outage 1000:4000 --outage 10000:12000
 //! ```
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ccloud_kafka_rest::MAX_CONFIGURED_DURATION;
-use ccloud_kafka_rest::emulator::{
+use ccloud_kafka_rest_emulator::MAX_CONFIGURED_DURATION;
+use ccloud_kafka_rest_emulator::{
     DEFAULT_CLUSTER_ID, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD_BYTES,
     Emulator, EmulatorBuilder, FaultPlan, HttpFault,
 };

@@ -270,6 +270,19 @@ impl TopicLog {
             .collect()
     }
 
+    /// Runs `read` on one partition's log while holding it; `None` for a
+    /// partition the topic does not have.
+    pub fn with_partition<R>(
+        &self,
+        partition: i32,
+        read: impl FnOnce(&PartitionLog) -> R,
+    ) -> Option<R> {
+        let log = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.partitions.get(p))?;
+        Some(read(&lock(log)))
+    }
+
     /// The records of one partition.
     pub fn partition_records(&self, partition: i32) -> Vec<StoredRecord> {
         let Some(log) = usize::try_from(partition)

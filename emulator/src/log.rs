@@ -114,7 +114,14 @@ impl PartitionLog {
 
     /// The records in offset order.
     pub fn iter(&self) -> impl Iterator<Item = LogRecord<'_>> {
-        self.entries.iter().enumerate().map(|(offset, e)| {
+        self.iter_from(0)
+    }
+
+    /// The records from offset `from` on, in offset order.
+    pub fn iter_from(&self, from: usize) -> impl Iterator<Item = LogRecord<'_>> {
+        let skipped = self.entries.get(from..).unwrap_or_default();
+        skipped.iter().enumerate().map(move |(i, e)| {
+            let offset = from + i;
             let block = &self.blocks[e.block as usize];
             let mut at = e.start as usize;
             let mut take = |len: u32| {
@@ -150,7 +157,7 @@ mod tests {
     use std::borrow::Cow;
 
     use super::*;
-    use crate::emulator::record::Payload;
+    use crate::record::Payload;
 
     fn record(key: Option<&[u8]>, value: Option<Vec<u8>>, headers: Headers) -> Prepared<'_> {
         Prepared {

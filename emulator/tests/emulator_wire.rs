@@ -1,7 +1,5 @@
 //! Loopback tests of the emulator's wire behaviour, using plain HTTP clients.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
 use std::time::Duration;
@@ -9,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use ccloud_kafka_rest::emulator::{DataType, Emulator, HttpFault, StoredRecord};
+use ccloud_kafka_rest_emulator::{DataType, Emulator, HttpFault, StoredRecord};
 use common::raw_http::{RawConn, client, find};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;

@@ -3,7 +3,7 @@
 //! request body is written chunk by chunk while the response is read, with
 //! exact control over chunk boundaries and over when the body ends.
 
-use ccloud_kafka_rest::emulator::Emulator;
+use ccloud_kafka_rest_emulator::Emulator;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,14 +1,12 @@
 //! Loopback tests of the emulator's seeded fault plan, using a hand-driven HTTP/1.1
 //! client (for exact control over chunks and connection ends) and reqwest.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use ccloud_kafka_rest::emulator::{Emulator, FaultPlan, HttpFault, StoredRecord};
+use ccloud_kafka_rest_emulator::{Emulator, FaultPlan, HttpFault, StoredRecord};
 use common::raw_http::{RawConn, client};
 use serde_json::{Value, json};
 use tokio::time::timeout;

@@ -2,8 +2,6 @@
 //! timeout, the connection cap, and the request and record size limits, the
 //! last one with the peak memory of an emulator in a child process.
 
-#![cfg(feature = "emulator")]
-
 mod common;
 
 use std::future::Future;
@@ -11,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ccloud_kafka_rest::emulator::{Emulator, EmulatorBuilder};
+use ccloud_kafka_rest_emulator::{Emulator, EmulatorBuilder};
 use common::raw_http::{RawConn, chunk_frame};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,4 +1,5 @@
-//! An in-process emulator of the Kafka REST v3 produce endpoint.
+//! An emulator of the Kafka REST v3 produce endpoint, in process or as a
+//! standalone server (`cargo run -p ccloud-kafka-rest-emulator -- --listen 127.0.0.1:8082`).
 //!
 //! The emulator is a small HTTP/1.1 server that answers the produce API the way
 //! Confluent Cloud and the self-managed REST Proxy do: it accepts
@@ -16,7 +17,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use ccloud_kafka_rest::emulator::Emulator;
+//! use ccloud_kafka_rest_emulator::Emulator;
 //!
 //! let emu = Emulator::builder()
 //!     .cluster_id("lkc-test")
@@ -47,6 +48,9 @@
 //! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
 //! start, whose PEM is [`Emulator::ca_certificate_pem`].
 
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
 mod activity;
 mod auth;
 mod batch;
@@ -54,7 +58,10 @@ mod body;
 mod compact;
 #[cfg(test)]
 mod compact_agrees;
+mod data_type;
 mod faults;
+mod inspect;
+mod limits;
 mod log;
 mod oauth;
 mod record;
@@ -88,12 +95,11 @@ pub use state::{
 };
 use state::{Limits, Shared, Topics};
 
-pub(crate) use stream::handle_in_memory;
-
 /// The cluster id the emulator answers to unless another is configured.
 pub const DEFAULT_CLUSTER_ID: &str = "lkc-emulator";
 
-pub use crate::record::DataType;
+pub use data_type::DataType;
+pub use limits::MAX_CONFIGURED_DURATION;
 
 /// A record as the emulator stored it in a topic partition's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,7 +292,7 @@ impl EmulatorBuilder {
     /// that takes none of the response for this long (reads no reports, say)
     /// is dropped. Defaults to
     /// [`DEFAULT_IDLE_TIMEOUT`] (30 s); [`start`](Self::start) refuses zero and
-    /// durations past [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION).
+    /// durations past [`MAX_CONFIGURED_DURATION`].
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.limits.idle_timeout = timeout;
         self
@@ -644,5 +650,17 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.shutdown_tx.send(true);
+    }
+}
+
+/// Entry points for the client's benchmarks and fuzz targets, not part of the
+/// API: they may change or go away in any release.
+#[doc(hidden)]
+pub mod __bench {
+    /// The emulator's handling of a streamed request body held in memory,
+    /// `read` bytes at a time: parsing, checks, appending to a fresh topic
+    /// and writing reports. Returns the reports and their bytes.
+    pub fn emulator_stream(body: &[u8], read: usize) -> (usize, usize) {
+        crate::stream::handle_in_memory(body, read)
     }
 }
