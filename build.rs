@@ -7,22 +7,18 @@
 #[path = "build/normalize.rs"]
 mod normalize;
 
-use normalize::{FoundOperation, Normalized, WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA, Wrapped};
+use normalize::{FoundOperation, Normalized, WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA};
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 const VENDORED: &str = "openapi/kafka-rest-v3.yaml";
 const OVERRIDE_VAR: &str = "KAFKA_REST_OPENAPI";
-/// Set when the document has the batch operation, so that the crate sends
-/// batches through the generated `produce_records_batch`.
-const BATCH_CFG: &str = "kafka_rest_generated_batch";
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=build/normalize.rs");
     println!("cargo::rerun-if-env-changed={OVERRIDE_VAR}");
-    println!("cargo::rustc-check-cfg=cfg({BATCH_CFG})");
     let document = match std::env::var_os(OVERRIDE_VAR) {
         Some(path) if !path.is_empty() => PathBuf::from(path),
         _ => PathBuf::from(VENDORED),
@@ -85,12 +81,6 @@ fn run(document: &Path) -> Result<(), String> {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set")?);
     std::fs::write(out.join("codegen.rs"), code)
         .map_err(|e| format!("could not write codegen.rs: {e}"))?;
-    if operations
-        .iter()
-        .any(|op| op.wrapped == Wrapped::ProduceBatch)
-    {
-        println!("cargo::rustc-cfg={BATCH_CFG}");
-    }
     Ok(())
 }
 
@@ -108,12 +98,12 @@ fn generate(document: &serde_json::Value) -> Result<proc_macro2::TokenStream, St
         // directly, with no conversion through the document's types.
         .with_replacement(
             WIRE_RECORD_SCHEMA,
-            "crate::record::Record",
+            "crate::wire::record::Record",
             std::iter::empty(),
         )
         .with_replacement(
             WIRE_REPORT_SCHEMA,
-            "crate::response::ReportBody",
+            "crate::client::response::ReportBody",
             std::iter::empty(),
         );
     let mut generator = Generator::new(&settings);

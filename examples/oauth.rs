@@ -16,9 +16,8 @@
 //!   KAFKA_IDENTITY_POOL_ID=pool-… cargo run --example oauth -- orders
 //! ```
 
-use ccloud_kafka_rest::{
-    Client, ClientCredentials, Credentials, ENV_ENDPOINT, ENV_OAUTH_TOKEN_URL, Record,
-};
+use ccloud_kafka_rest::env::{ENDPOINT, OAUTH_TOKEN_URL};
+use ccloud_kafka_rest::{Client, ClientCredentials, Credentials, Record};
 use ccloud_kafka_rest_emulator::Emulator;
 use std::process::ExitCode;
 
@@ -40,10 +39,10 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // Kept alive until the end of `run` when used.
     let mut emulator = None;
-    let (client, topic) = if std::env::var_os(ENV_ENDPOINT).is_some() {
-        if std::env::var_os(ENV_OAUTH_TOKEN_URL).is_none() {
+    let (client, topic) = if std::env::var_os(ENDPOINT).is_some() {
+        if std::env::var_os(OAUTH_TOKEN_URL).is_none() {
             return Err(format!(
-                "{ENV_OAUTH_TOKEN_URL} is not set: this example produces with OAuth credentials \
+                "{OAUTH_TOKEN_URL} is not set: this example produces with OAuth credentials \
                  (see the variables in its documentation)"
             )
             .into());
@@ -61,7 +60,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .start()
             .await?;
         eprintln!(
-            "{ENV_ENDPOINT} is not set: producing to the embedded emulator at {} \
+            "{ENDPOINT} is not set: producing to the embedded emulator at {} \
              (token endpoint {})",
             started.url(),
             started.token_url()

@@ -3,60 +3,95 @@
 #![forbid(unsafe_code)]
 
 mod auth;
-mod batch;
-mod body;
 mod client;
-mod config;
+pub mod env;
 mod error;
 mod generated;
-mod hooks;
+mod http;
 mod limits;
-mod oauth;
-mod plain_http;
 mod producer;
-mod record;
 mod redact;
-mod report;
-mod response;
-mod retries;
-mod retry_class;
-mod retry_policy;
+mod retry;
 #[cfg(test)]
 mod testing;
-mod tls;
-mod token;
+mod wire;
 
 pub use auth::Credentials;
-pub use client::Client;
-pub use config::{
-    ApiFlavour, ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES, ENV_API_KEY,
-    ENV_API_SECRET, ENV_BEARER_TOKEN, ENV_CA_FILE, ENV_CLIENT_CERT_FILE, ENV_CLIENT_KEY_FILE,
-    ENV_CLUSTER_ID, ENV_ENDPOINT, ENV_FLAVOUR, ENV_IDENTITY_POOL_ID, ENV_OAUTH_CLIENT_AUTH,
-    ENV_OAUTH_CLIENT_ID, ENV_OAUTH_CLIENT_SECRET, ENV_OAUTH_SCOPE, ENV_OAUTH_TOKEN_URL, ENV_PROXY,
+pub use auth::oauth::{ClientAuth, ClientCredentials};
+pub use auth::token::{AccessToken, TokenFuture, TokenProvider};
+pub use client::{
+    ApiFlavour, Client, ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES,
 };
-pub use error::{ApiError, Error, InvalidInput};
+pub use error::{ApiError, Error, InvalidInput, RetryClass, TokenError};
 pub use limits::{
     MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_ERROR_BODY_BYTES,
     MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS, MAX_RECORD_BYTES_LIMIT, MAX_REPORT_BYTES,
     MAX_RESPONSE_BYTES, MAX_RETRY_AFTER, MAX_TOKEN_ANSWER_BYTES, MAX_TOKEN_LIFETIME,
     MIN_TOKEN_LIFETIME,
 };
-pub use oauth::{ClientAuth, ClientCredentials};
 pub use producer::{
     DeliveryFuture, OnOutcomeUnknown, Producer, ProducerConfig, ProducerStats, Routing,
 };
-pub use record::{DataType, Header, Payload, Record, validate_topic};
-pub use report::{DeliveryReport, StoredData};
-pub use retries::ProduceRetries;
-pub use retry_class::RetryClass;
-pub use token::{AccessToken, TokenError, TokenFuture, TokenProvider};
+pub use retry::produce::ProduceRetries;
+pub use wire::record::{DataType, Header, Payload, Record, validate_topic};
+pub use wire::report::{DeliveryReport, StoredData};
+
+// The environment variables' names at the crate root, as before `env`.
+#[deprecated(since = "0.2.0", note = "use `env::API_KEY`")]
+/// The name of [`env::API_KEY`], under its former name.
+pub const ENV_API_KEY: &str = env::API_KEY;
+#[deprecated(since = "0.2.0", note = "use `env::API_SECRET`")]
+/// The name of [`env::API_SECRET`], under its former name.
+pub const ENV_API_SECRET: &str = env::API_SECRET;
+#[deprecated(since = "0.2.0", note = "use `env::BEARER_TOKEN`")]
+/// The name of [`env::BEARER_TOKEN`], under its former name.
+pub const ENV_BEARER_TOKEN: &str = env::BEARER_TOKEN;
+#[deprecated(since = "0.2.0", note = "use `env::CA_FILE`")]
+/// The name of [`env::CA_FILE`], under its former name.
+pub const ENV_CA_FILE: &str = env::CA_FILE;
+#[deprecated(since = "0.2.0", note = "use `env::CLIENT_CERT_FILE`")]
+/// The name of [`env::CLIENT_CERT_FILE`], under its former name.
+pub const ENV_CLIENT_CERT_FILE: &str = env::CLIENT_CERT_FILE;
+#[deprecated(since = "0.2.0", note = "use `env::CLIENT_KEY_FILE`")]
+/// The name of [`env::CLIENT_KEY_FILE`], under its former name.
+pub const ENV_CLIENT_KEY_FILE: &str = env::CLIENT_KEY_FILE;
+#[deprecated(since = "0.2.0", note = "use `env::CLUSTER_ID`")]
+/// The name of [`env::CLUSTER_ID`], under its former name.
+pub const ENV_CLUSTER_ID: &str = env::CLUSTER_ID;
+#[deprecated(since = "0.2.0", note = "use `env::ENDPOINT`")]
+/// The name of [`env::ENDPOINT`], under its former name.
+pub const ENV_ENDPOINT: &str = env::ENDPOINT;
+#[deprecated(since = "0.2.0", note = "use `env::FLAVOUR`")]
+/// The name of [`env::FLAVOUR`], under its former name.
+pub const ENV_FLAVOUR: &str = env::FLAVOUR;
+#[deprecated(since = "0.2.0", note = "use `env::IDENTITY_POOL_ID`")]
+/// The name of [`env::IDENTITY_POOL_ID`], under its former name.
+pub const ENV_IDENTITY_POOL_ID: &str = env::IDENTITY_POOL_ID;
+#[deprecated(since = "0.2.0", note = "use `env::OAUTH_CLIENT_AUTH`")]
+/// The name of [`env::OAUTH_CLIENT_AUTH`], under its former name.
+pub const ENV_OAUTH_CLIENT_AUTH: &str = env::OAUTH_CLIENT_AUTH;
+#[deprecated(since = "0.2.0", note = "use `env::OAUTH_CLIENT_ID`")]
+/// The name of [`env::OAUTH_CLIENT_ID`], under its former name.
+pub const ENV_OAUTH_CLIENT_ID: &str = env::OAUTH_CLIENT_ID;
+#[deprecated(since = "0.2.0", note = "use `env::OAUTH_CLIENT_SECRET`")]
+/// The name of [`env::OAUTH_CLIENT_SECRET`], under its former name.
+pub const ENV_OAUTH_CLIENT_SECRET: &str = env::OAUTH_CLIENT_SECRET;
+#[deprecated(since = "0.2.0", note = "use `env::OAUTH_SCOPE`")]
+/// The name of [`env::OAUTH_SCOPE`], under its former name.
+pub const ENV_OAUTH_SCOPE: &str = env::OAUTH_SCOPE;
+#[deprecated(since = "0.2.0", note = "use `env::OAUTH_TOKEN_URL`")]
+/// The name of [`env::OAUTH_TOKEN_URL`], under its former name.
+pub const ENV_OAUTH_TOKEN_URL: &str = env::OAUTH_TOKEN_URL;
+#[deprecated(since = "0.2.0", note = "use `env::PROXY`")]
+/// The name of [`env::PROXY`], under its former name.
+pub const ENV_PROXY: &str = env::PROXY;
 
 /// Entry points for the benchmarks in `benches/`, not part of the API: they
 /// may change or go away in any release.
 #[doc(hidden)]
 pub mod __bench {
-    use crate::producer::decode::ReportDecoder;
-    use crate::report::ReportWire;
+    use crate::wire::decode::ReportDecoder;
+    use crate::wire::report::ReportWire;
 
     /// The streaming producer's delivery-report decoding: framing, JSON and
     /// conversion into a report or an error.
@@ -90,7 +125,7 @@ pub mod __bench {
     /// The streaming producer's encoding of a record into its per-thread
     /// block; returns the encoded length.
     pub fn encode_record(record: &crate::Record) -> usize {
-        crate::producer::encode::encode(record).len()
+        crate::wire::encode::encode(record).len()
     }
 }
 
@@ -98,8 +133,8 @@ pub mod __bench {
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod __fuzz {
-    use crate::producer::decode::ReportDecoder;
-    use crate::report::ReportWire;
+    use crate::wire::decode::ReportDecoder;
+    use crate::wire::report::ReportWire;
     use std::sync::OnceLock;
     use std::time::Duration;
 
@@ -133,13 +168,13 @@ pub mod __fuzz {
 
     /// The streaming producer's encoding of a record.
     pub fn encode_record(record: &crate::Record) -> Vec<u8> {
-        crate::producer::encode::encode(record).to_vec()
+        crate::wire::encode::encode(record).to_vec()
     }
 
     /// The OAuth token endpoint's answer as the client reads it: the token
     /// and its lifetime, or the error's text.
     pub fn token_answer(status: u16, body: &[u8]) -> Result<(String, Option<Duration>), String> {
-        static PROVIDER: OnceLock<Option<crate::oauth::ClientCredentialsProvider>> =
+        static PROVIDER: OnceLock<Option<crate::auth::oauth::ClientCredentialsProvider>> =
             OnceLock::new();
         let provider = PROVIDER.get_or_init(|| {
             let http = crate::ClientBuilder::new().http_client().ok()?;
@@ -148,7 +183,7 @@ pub mod __fuzz {
                 "fuzz-client",
                 FUZZ_CLIENT_SECRET,
             )
-            .provider(http, false, &crate::config::ProxySetting::Off)
+            .provider(http, false, &crate::http::proxy::ProxySetting::Off)
             .ok()
         });
         let Some(provider) = provider else {

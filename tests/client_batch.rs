@@ -287,3 +287,24 @@ async fn an_unreachable_server_fails_every_slot() {
         assert_eq!(e.status(), None);
     }
 }
+
+#[tokio::test]
+async fn a_refused_connection_between_calls_gives_every_record_a_retriable_error() {
+    let (emulator, client) = open().await;
+    let records: Vec<Record> = (0..15).map(|i| Record::from_value(i.to_string())).collect();
+    let first = client.produce_batch("orders", &records).await.unwrap();
+    assert!(first.iter().all(Result::is_ok), "{first:?}");
+    // The connection the client keeps is dropped and new ones are refused.
+    emulator.outage(std::time::Duration::from_secs(30)).await;
+    let outcomes = client.produce_batch("orders", &records).await.unwrap();
+    assert_eq!(outcomes.len(), records.len());
+    for outcome in &outcomes {
+        let e = outcome.as_ref().unwrap_err();
+        assert!(matches!(e, Error::Transport(_)), "{e:?}");
+        assert!(e.is_retriable(), "{e}");
+        assert_eq!(e.retry_class(), RetryClass::Retriable, "{e}");
+    }
+    // Only the first call's records were written.
+    assert_eq!(emulator.records("orders").len(), records.len());
+    emulator.clear_faults();
+}

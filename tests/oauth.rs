@@ -175,6 +175,33 @@ async fn a_revoked_token_is_refreshed_once_and_the_request_sent_again() {
 }
 
 #[tokio::test]
+async fn a_revoked_token_is_refreshed_once_for_a_batch_too() {
+    let emulator = oauth_emulator(Duration::from_secs(3600)).await;
+    let client = common::client_for(&emulator)
+        .with_flavour(ccloud_kafka_rest::ApiFlavour::RestProxy)
+        .with_root_certificate_pem(emulator.ca_certificate_pem().expect("TLS is on"))
+        .with_credentials(
+            Credentials::oauth(ClientCredentials::new(
+                emulator.token_url(),
+                CLIENT_ID,
+                CLIENT_SECRET,
+            ))
+            .with_identity_pool_id(POOL),
+        )
+        .build()
+        .expect("client builds");
+    let records: Vec<Record> = (0..3).map(|i| Record::from_value(i.to_string())).collect();
+    let first = client.produce_batch("demo", &records).await.unwrap();
+    assert!(first.iter().all(Result::is_ok), "{first:?}");
+    emulator.revoke_tokens();
+    let second = client.produce_batch("demo", &records).await.unwrap();
+    assert!(second.iter().all(Result::is_ok), "{second:?}");
+    assert_eq!(emulator.tokens_issued(), 2);
+    assert_eq!(emulator.auth_failures(), 1);
+    assert_eq!(emulator.records("demo").len(), 6);
+}
+
+#[tokio::test]
 async fn a_revoked_token_of_a_disabled_client_is_a_clear_auth_error() {
     let emulator = oauth_emulator(Duration::from_secs(3600)).await;
     let client = oauth_client(&emulator, CLIENT_SECRET);

@@ -10,6 +10,7 @@ use hyper::HeaderMap;
 use hyper::header::AUTHORIZATION;
 
 use super::oauth::{DEFAULT_TOKEN_LIFETIME, OAuthServer};
+use super::secret::constant_time_eq;
 
 /// The header Confluent Cloud uses to name the identity pool of an OAuth token.
 pub(crate) const IDENTITY_POOL_HEADER: &str = "confluent-identity-pool-id";
@@ -124,14 +125,6 @@ impl AuthConfig {
                 .is_none_or(|allowed| allowed.contains(topic)),
         }
     }
-}
-
-/// Compares secrets without stopping at the first difference.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

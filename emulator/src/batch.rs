@@ -9,13 +9,14 @@ use hyper::{Response, StatusCode};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::body::{BodyReader, Read};
-use super::record::{self, RawRecord};
+use super::raw::RawRecord;
+use super::record;
 use super::report::{self, SuccessWriter};
-use super::scan::is_ws;
-use super::server::{
+use super::response::{
     Charset, ResponseBody, error_response, json_response, payload_too_large, request_timeout,
     unreadable_body,
 };
+use super::scan::is_ws;
 use super::state::{Shared, TopicLog};
 use super::stream::{EMPTY_BODY, deliver};
 

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use super::record::{RawData, RawHeader, RawPayload, RawRecord, Text};
+use super::raw::{RawData, RawHeader, RawPayload, RawRecord, Text};
 use super::scan::is_ws;
 
 /// The record in `json` (one object and nothing but whitespace around it), or

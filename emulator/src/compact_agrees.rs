@@ -4,7 +4,7 @@
 //! mutations of them.
 
 use super::compact::{Reader, read};
-use super::record::RawRecord;
+use super::raw::RawRecord;
 use ccloud_kafka_rest_testkit::json_grammar::{fields, mutation, number, object, string};
 use proptest::prelude::*;
 

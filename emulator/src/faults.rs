@@ -17,8 +17,8 @@ use hyper::{Response, StatusCode};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::server::ResponseBody;
-use super::state::lock;
+use super::response::ResponseBody;
+use super::sync::lock;
 
 /// An HTTP error response the emulator sends instead of handling a request.
 ///

@@ -27,8 +27,9 @@ use hyper::{HeaderMap, Method, Response, StatusCode};
 use tokio::sync::mpsc;
 
 use super::log::LogRecord;
+use super::path::percent_decode;
 use super::report::json_string;
-use super::server::{ResponseBody, error_response, percent_decode};
+use super::response::{ResponseBody, error_response};
 use super::state::{Shared, TopicLog};
 
 /// The path prefix of the extension.

@@ -64,12 +64,17 @@ mod inspect;
 mod limits;
 mod log;
 mod oauth;
+mod path;
+mod raw;
 mod record;
 mod report;
+mod response;
 mod scan;
+mod secret;
 mod server;
 mod state;
 mod stream;
+mod sync;
 mod tls;
 
 use std::collections::{HashMap, HashSet};

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::DataType;
-use super::record::Prepared;
+use super::record::{Headers, Prepared};
 
 /// The size of a partition's first block; each next block doubles it, up to
 /// [`MAX_BLOCK`].
@@ -21,9 +21,6 @@ const MAX_BLOCK: usize = 64 * 1024;
 
 /// Marks a null key or value in an [`Entry`].
 const NULL: u32 = u32::MAX;
-
-/// Record headers: names and decoded values, in request order.
-pub(crate) type Headers = Vec<(String, Option<Vec<u8>>)>;
 
 /// A record as kept in the log: where its key and value bytes are (the key's,
 /// then the value's, in one block) and what else it carries.

@@ -29,9 +29,9 @@ use hyper::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW
 use hyper::{Method, Request, Response, StatusCode};
 use url::form_urlencoded;
 
-use super::auth::constant_time_eq;
-use super::server::{ResponseBody, json_response};
-use super::state::lock;
+use super::response::{ResponseBody, json_response};
+use super::secret::constant_time_eq;
+use super::sync::lock;
 
 /// Where the token endpoint is served.
 pub(crate) const TOKEN_PATH: &str = "/oauth2/token";

@@ -3,14 +3,12 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -18,84 +16,22 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_rustls::TlsAcceptor;
 
 use super::activity::{Activity, Watched};
-use super::body::{BodyReader, too_large_message};
+use super::body::BodyReader;
 use super::faults::HttpFault;
-use super::report::json_string;
+use super::path::percent_decode;
+use super::response::{Charset, ResponseBody, error_response, payload_too_large};
 use super::state::Shared;
 use super::{batch, inspect, oauth, stream, tls};
 
 /// How long in-flight requests may run on after shutdown before their connections
 /// are closed.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
-
-/// A response body: either complete up front or fed by a streaming task.
-pub(crate) enum ResponseBody {
-    Full(Option<Bytes>),
-    Stream(mpsc::Receiver<Bytes>),
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            ResponseBody::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self, ResponseBody::Full(None))
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            ResponseBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ResponseBody::Full(None) => SizeHint::with_exact(0),
-            ResponseBody::Stream(_) => SizeHint::default(),
-        }
-    }
-}
-
-/// The character set of a JSON request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Charset {
-    Utf8,
-    Latin1,
-}
-
-/// A JSON error body `{"error_code":code,"message":message}`.
-pub(crate) fn error_response(
-    status: StatusCode,
-    code: i32,
-    message: &str,
-) -> Response<ResponseBody> {
-    let body = format!(
-        "{{\"error_code\":{code},\"message\":{}}}",
-        json_string(message)
-    );
-    json_response(status, Bytes::from(body))
-}
-
-/// A complete JSON response.
-pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response<ResponseBody> {
-    let mut response = Response::new(ResponseBody::Full(Some(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
 
 fn fault_response(fault: &HttpFault) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(
@@ -409,26 +345,6 @@ fn parse_path(path: &str) -> Option<Target> {
     })
 }
 
-pub(crate) fn percent_decode(segment: &str) -> Option<String> {
-    if !segment.contains('%') {
-        return Some(segment.to_owned());
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Why a `Content-Type` is refused.
 #[derive(Debug, PartialEq, Eq)]
 enum MediaTypeError {
@@ -573,34 +489,6 @@ async fn route(
     } else {
         stream::respond(Arc::clone(shared), topic, charset, body, connection.kill).await
     }
-}
-
-/// HTTP 413 for a body over `limit` bytes.
-pub(crate) fn payload_too_large(limit: u64) -> Response<ResponseBody> {
-    error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        413,
-        &too_large_message(limit),
-    )
-}
-
-/// HTTP 400 for a request body that failed to arrive (a broken connection or
-/// chunk framing).
-pub(crate) fn unreadable_body() -> Response<ResponseBody> {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        400,
-        "Bad Request: the request body could not be read",
-    )
-}
-
-/// HTTP 408 for a request body that stopped arriving for `idle`.
-pub(crate) fn request_timeout(idle: Duration) -> Response<ResponseBody> {
-    error_response(
-        StatusCode::REQUEST_TIMEOUT,
-        408,
-        &format!("Request Timeout: no byte of the request body arrived for {idle:?}"),
-    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use super::auth::AuthConfig;
 use super::faults::Faults;
 use super::log::PartitionLog;
 use super::record::{Prepared, RecordError};
+use super::sync::lock;
 
 /// Size and lifetime limits.
 #[derive(Debug, Clone)]
@@ -126,13 +127,6 @@ impl Shared {
     pub fn last_headers(&self) -> Option<Vec<(String, String)>> {
         lock(&self.last_headers).clone()
     }
-}
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it (the state
-/// stays consistent because every update under a lock is whole: one record
-/// appended, one value replaced).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The topics known to the emulator.

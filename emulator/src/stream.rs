@@ -14,10 +14,11 @@ use tokio::time::Instant;
 use super::body::{BodyReader, Read, too_large_message};
 use super::compact;
 use super::faults::{self, FaultPlan, Lane, Rng, Stats};
-use super::record::{self, ParseError, Prepared, RawRecord, RecordError};
+use super::raw::RawRecord;
+use super::record::{self, ParseError, Prepared, RecordError};
 use super::report::{self, Delivered, SuccessWriter};
+use super::response::{Charset, ResponseBody, error_response, payload_too_large, unreadable_body};
 use super::scan::{Scan, Scanner, is_ws};
-use super::server::{Charset, ResponseBody, error_response, payload_too_large, unreadable_body};
 use super::state::{Appender, MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
 
 /// Report chunks that may wait for the connection before record handling pauses.

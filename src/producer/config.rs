@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::limits::{
     MAX_CHUNK_BYTES, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS, duration_problem,
 };
-use crate::retry_policy::{Guarantee, RetryPolicy};
+use crate::retry::policy::{OnOutcomeUnknown, RetryPolicy};
 use std::time::Duration;
 
 /// Which connection a record travels on. Reports come back in send order on
@@ -23,30 +23,6 @@ pub enum Routing {
     /// Records for the same explicit partition share a connection; records
     /// without one are routed by key, then in turn.
     ByPartition,
-}
-
-/// What to do with a record whose outcome is unknown: the server reported a
-/// 5xx error code for it (500, 50003, 50302) or the connection ended before
-/// its report arrived. It may or may not have been written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OnOutcomeUnknown {
-    /// Send it again (at-least-once); its report then says
-    /// [`possibly_duplicated`](crate::DeliveryReport::possibly_duplicated).
-    #[default]
-    Resend,
-    /// Fail it (at-most-once): the caller decides.
-    Fail,
-}
-
-impl OnOutcomeUnknown {
-    /// The delivery guarantee this choice makes.
-    pub(crate) fn guarantee(self) -> Guarantee {
-        match self {
-            OnOutcomeUnknown::Resend => Guarantee::AtLeastOnce,
-            OnOutcomeUnknown::Fail => Guarantee::AtMostOnce,
-        }
-    }
 }
 
 /// Settings of a [`Producer`](crate::Producer). Start from

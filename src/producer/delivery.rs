@@ -5,7 +5,7 @@ use super::machine::Ticket;
 use super::outcome::{self, Outcome, OutcomeReceiver, OutcomeSender};
 use super::stats::Stats;
 use crate::error::Error;
-use crate::report::DeliveryReport;
+use crate::wire::report::DeliveryReport;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -4,19 +4,16 @@
 //! machine decides; it decides nothing itself.
 
 use super::config::ProducerConfig;
-use super::decode::ReportDecoder;
 use super::delivery::{LaneShared, Pending, Room};
 use super::inbox::Inbox;
 use super::machine::{Action, Counters, Entry, Event, Machine};
 use super::stats::Stats;
-use crate::body;
 use crate::client::Client;
+use crate::client::request::{RecordsPath, refusal};
 use crate::error::Error;
-use crate::limits::MAX_ERROR_BODY_BYTES;
-use crate::response;
+use crate::wire::decode::ReportDecoder;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use reqwest::header::CONTENT_TYPE;
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -94,7 +91,7 @@ pub(crate) fn spawn(
     stats.lane_started();
     let driver = Driver {
         machine: Machine::new(config.lane_settings(), fastrand::u64(..), now),
-        url: client.records_url(topic),
+        url: client.records_url(topic, RecordsPath::Records),
         client,
         shared: Arc::clone(&shared),
         stats,
@@ -301,7 +298,7 @@ impl Driver {
                     debug!(stream, "request given up");
                     self.streams.remove(&stream);
                 }
-                Action::RefreshCredentials => self.client.credentials_rejected().await,
+                Action::RefreshCredentials => self.client.credentials_rejected(),
             }
         }
         self.record_counters();
@@ -373,12 +370,7 @@ async fn read_stream(
             return;
         }
     };
-    let request = client
-        .http()
-        .post(&url)
-        .headers(headers)
-        .header(CONTENT_TYPE, "application/json")
-        .body(body);
+    let request = client.post_json(&url, headers, body);
     let response = match request.send().await {
         Ok(response) => response,
         Err(e) => {
@@ -393,13 +385,7 @@ async fn read_stream(
     };
     let status = response.status();
     if status != reqwest::StatusCode::OK {
-        let retry_after = response::retry_after(response.headers());
-        // A body cut short still says what it can.
-        let body = body::read_limited(response, MAX_ERROR_BODY_BYTES)
-            .await
-            .map(|limited| limited.bytes)
-            .unwrap_or_default();
-        let error = response::api_error_from_body(status.as_u16(), &body, retry_after);
+        let error = refusal(response).await;
         warn!(stream, error = %error, "stream refused");
         send(Event::Refused(Error::Api(error))).await;
         return;

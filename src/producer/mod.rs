@@ -7,23 +7,23 @@
 //! configuration, not by how many records are sent.
 
 mod config;
-pub(crate) mod decode;
 mod delivery;
-pub(crate) mod encode;
 mod inbox;
 mod lane;
 mod machine;
 mod outcome;
 mod stats;
 
-pub use config::{OnOutcomeUnknown, ProducerConfig, Routing};
+pub use crate::retry::policy::OnOutcomeUnknown;
+pub use config::{ProducerConfig, Routing};
 pub use delivery::DeliveryFuture;
 pub use stats::ProducerStats;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::record::{Payload, Record, validate_topic};
-use crate::report::DeliveryReport;
+use crate::wire::encode;
+use crate::wire::record::{Payload, Record, validate_topic};
+use crate::wire::report::DeliveryReport;
 use bytes::Bytes;
 use delivery::{Pending, Room};
 use futures_util::Stream;

@@ -7,7 +7,7 @@
 //! slots is gone.
 
 use crate::error::Error;
-use crate::report::DeliveryReport;
+use crate::wire::report::DeliveryReport;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};

@@ -2,8 +2,8 @@
 //! record (the form the generated client sends), for any text, bytes, JSON,
 //! headers, partition and timestamp.
 
-use crate::producer::encode::encode;
-use crate::record::{Payload, Record};
+use crate::wire::encode::encode;
+use crate::wire::record::{Payload, Record};
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::Value;

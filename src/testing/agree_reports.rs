@@ -2,8 +2,8 @@
 //! a report the fast path accepts is the report serde gives for the same
 //! bytes, and a decoded stream is serde's stream, under any split.
 
-use crate::producer::decode::ReportDecoder;
-use crate::report::{Repeated, ReportWire};
+use crate::wire::decode::ReportDecoder;
+use crate::wire::report::{Repeated, ReportWire};
 use ccloud_kafka_rest_testkit::json_grammar::{
     Mutation, fields, mutation, number, object, string, ws,
 };

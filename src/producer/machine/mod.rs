@@ -17,9 +17,9 @@ mod tests;
 pub(crate) use entry::{Entry, Ticket};
 
 use crate::error::Error;
-use crate::report::DeliveryReport;
-use crate::retry_class::RetryClass;
-use crate::retry_policy::{Decision, Failure, MAX_RETRY_AFTER, RetryPolicy};
+use crate::error::RetryClass;
+use crate::retry::policy::{Decision, Failure, MAX_RETRY_AFTER, RetryPolicy};
+use crate::wire::report::DeliveryReport;
 use backon::ExponentialBackoff;
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};

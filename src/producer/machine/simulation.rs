@@ -4,11 +4,11 @@
 //! reproduces exactly. Invariants are checked after every step.
 
 use super::{Action, Entry, Event, Machine, Outcome, Settings, Ticket};
+use crate::error::RetryClass;
+use crate::error::TokenError;
 use crate::error::{ApiError, Error};
-use crate::report::DeliveryReport;
-use crate::retry_class::RetryClass;
-use crate::retry_policy::{Guarantee, MAX_RETRY_AFTER, RetryPolicy};
-use crate::token::TokenError;
+use crate::retry::policy::{Guarantee, MAX_RETRY_AFTER, RetryPolicy};
+use crate::wire::report::DeliveryReport;
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::cmp::Reverse;

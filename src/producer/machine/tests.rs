@@ -3,7 +3,7 @@
 
 use super::Settings;
 use super::simulation::{self, Mode, Scheduled, Told};
-use crate::retry_policy::{Guarantee, RetryPolicy};
+use crate::retry::policy::{Guarantee, RetryPolicy};
 use std::time::Duration;
 
 /// Schedules per run, and events per schedule.

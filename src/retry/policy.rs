@@ -3,8 +3,8 @@
 //! a random source it is handed. The streaming producer's lanes and
 //! `Client::produce`'s opt-in retries both ask it.
 
+use crate::error::RetryClass;
 pub(crate) use crate::limits::MAX_RETRY_AFTER;
-use crate::retry_class::RetryClass;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -122,6 +122,30 @@ impl RetryPolicy {
             .with_jitter_seed(rng.u64(..))
             .without_max_times()
             .build()
+    }
+}
+
+/// What to do with a record whose outcome is unknown: the server reported a
+/// 5xx error code for it (500, 50003, 50302) or the connection ended before
+/// its report arrived. It may or may not have been written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OnOutcomeUnknown {
+    /// Send it again (at-least-once); its report then says
+    /// [`possibly_duplicated`](crate::DeliveryReport::possibly_duplicated).
+    #[default]
+    Resend,
+    /// Fail it (at-most-once): the caller decides.
+    Fail,
+}
+
+impl OnOutcomeUnknown {
+    /// The delivery guarantee this choice makes.
+    pub(crate) fn guarantee(self) -> Guarantee {
+        match self {
+            OnOutcomeUnknown::Resend => Guarantee::AtLeastOnce,
+            OnOutcomeUnknown::Fail => Guarantee::AtMostOnce,
+        }
     }
 }
 

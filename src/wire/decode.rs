@@ -3,7 +3,7 @@
 //! the one place that splits them.
 
 use crate::limits::MAX_REPORT_BYTES;
-use crate::report::{Repeated, ReportWire};
+use crate::wire::report::{Repeated, ReportWire};
 use bytes::BytesMut;
 use std::fmt;
 

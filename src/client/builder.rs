@@ -1,57 +1,26 @@
 //! Client configuration: builder, environment, validation.
 
+use crate::auth::oauth::{ClientAuth, ClientCredentials};
 use crate::auth::{Authenticator, Credentials};
+use crate::client::ApiFlavour;
 use crate::client::Client;
+use crate::env::{
+    API_KEY, API_SECRET, BEARER_TOKEN, CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, CLUSTER_ID,
+    ENDPOINT, FLAVOUR, IDENTITY_POOL_ID, OAUTH_CLIENT_AUTH, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
+    OAUTH_SCOPE, OAUTH_TOKEN_URL, PROXY,
+};
 use crate::error::Error;
+use crate::http::plain;
+use crate::http::proxy::ProxySetting;
+use crate::http::tls::{KeySource, PemSource, TlsSettings};
 use crate::limits::{MAX_RECORD_BYTES_LIMIT, duration_problem};
-use crate::oauth::{ClientAuth, ClientCredentials};
-use crate::plain_http;
 use crate::redact;
-use crate::retries::ProduceRetries;
-use crate::tls::{KeySource, PemSource, TlsSettings};
+use crate::retry::produce::ProduceRetries;
 use secrecy::SecretString;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
-
-/// Environment variable holding the cluster's REST endpoint.
-pub const ENV_ENDPOINT: &str = "KAFKA_REST_ENDPOINT";
-/// Environment variable holding the cluster id.
-pub const ENV_CLUSTER_ID: &str = "KAFKA_CLUSTER_ID";
-/// Environment variable holding the API key.
-pub const ENV_API_KEY: &str = "KAFKA_API_KEY";
-/// Environment variable holding the API secret.
-pub const ENV_API_SECRET: &str = "KAFKA_API_SECRET";
-/// Environment variable holding a static bearer token (used when no API key is set).
-pub const ENV_BEARER_TOKEN: &str = "KAFKA_REST_BEARER_TOKEN";
-/// Environment variable holding the identity pool of the bearer token.
-pub const ENV_IDENTITY_POOL_ID: &str = "KAFKA_IDENTITY_POOL_ID";
-/// Environment variable choosing the API flavour: `cloud` (default) or `rest-proxy`.
-pub const ENV_FLAVOUR: &str = "KAFKA_REST_FLAVOUR";
-/// Environment variable holding the OAuth token endpoint of the identity provider.
-pub const ENV_OAUTH_TOKEN_URL: &str = "KAFKA_OAUTH_TOKEN_URL";
-/// Environment variable holding the OAuth client id.
-pub const ENV_OAUTH_CLIENT_ID: &str = "KAFKA_OAUTH_CLIENT_ID";
-/// Environment variable holding the OAuth client secret.
-pub const ENV_OAUTH_CLIENT_SECRET: &str = "KAFKA_OAUTH_CLIENT_SECRET";
-/// Environment variable holding the OAuth scope to ask for (optional).
-pub const ENV_OAUTH_SCOPE: &str = "KAFKA_OAUTH_SCOPE";
-/// Environment variable choosing how the OAuth client authenticates to the
-/// token endpoint: `basic` (default) or `post` (id and secret in the form).
-pub const ENV_OAUTH_CLIENT_AUTH: &str = "KAFKA_OAUTH_CLIENT_AUTH";
-/// Environment variable naming a PEM file of CA certificates to trust in
-/// addition to the platform's.
-pub const ENV_CA_FILE: &str = "KAFKA_REST_CA_FILE";
-/// Environment variable naming a PEM file with the client certificate (chain)
-/// for mutual TLS.
-pub const ENV_CLIENT_CERT_FILE: &str = "KAFKA_REST_CLIENT_CERT_FILE";
-/// Environment variable naming a PEM file with the client certificate's
-/// private key.
-pub const ENV_CLIENT_KEY_FILE: &str = "KAFKA_REST_CLIENT_KEY_FILE";
-/// Environment variable holding a proxy URL for every connection the client
-/// makes (`http://` or `https://`, optionally with `user:password@`).
-pub const ENV_PROXY: &str = "KAFKA_REST_PROXY";
 
 /// Default maximum record size (key, value and headers): the REST Proxy's
 /// Kafka producer refuses larger records.
@@ -60,66 +29,6 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Default number of records per `records:batch` request: the REST Proxy's
 /// default limit. The server can be configured to accept up to 50.
 pub const DEFAULT_MAX_BATCH_ENTRIES: usize = 10;
-
-/// Which server the endpoint is, which sets the API's path prefix.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ApiFlavour {
-    /// Confluent Cloud (and Confluent Server's embedded REST): `/kafka/v3`.
-    #[default]
-    ConfluentCloud,
-    /// The self-managed Confluent REST Proxy: `/v3`.
-    RestProxy,
-}
-
-impl ApiFlavour {
-    /// The path prefix of the v3 API.
-    pub fn path_prefix(self) -> &'static str {
-        match self {
-            ApiFlavour::ConfluentCloud => "/kafka/v3",
-            ApiFlavour::RestProxy => "/v3",
-        }
-    }
-}
-
-impl std::str::FromStr for ApiFlavour {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "cloud" | "confluent-cloud" | "kafka/v3" => Ok(ApiFlavour::ConfluentCloud),
-            "rest-proxy" | "proxy" | "self-managed" | "v3" => Ok(ApiFlavour::RestProxy),
-            other => Err(Error::Config(format!(
-                "unknown API flavour {other:?}: use \"cloud\" (paths under /kafka/v3) or \"rest-proxy\" (paths under /v3)"
-            ))),
-        }
-    }
-}
-
-/// Which proxy connections go through.
-#[derive(Clone, Default)]
-pub(crate) enum ProxySetting {
-    /// reqwest's default: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
-    /// `NO_PROXY` from the environment (not the operating system's settings).
-    #[default]
-    Environment,
-    /// This proxy for every connection.
-    Url(SecretString),
-    /// No proxy, whatever the environment says.
-    Off,
-}
-
-impl fmt::Debug for ProxySetting {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProxySetting::Environment => f.write_str("Environment"),
-            ProxySetting::Url(url) => {
-                use secrecy::ExposeSecret;
-                write!(f, "Url({})", redact::url(url.expose_secret()))
-            }
-            ProxySetting::Off => f.write_str("Off"),
-        }
-    }
-}
 
 /// Builds a [`Client`]. Settings given here win over the environment
 /// ([`ClientBuilder::from_env`]), which wins over the defaults.
@@ -230,49 +139,49 @@ impl ClientBuilder {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<ClientBuilder, Error> {
         let mut builder = ClientBuilder::new();
-        builder.endpoint = lookup(ENV_ENDPOINT);
-        builder.cluster_id = lookup(ENV_CLUSTER_ID);
-        if let Some(flavour) = lookup(ENV_FLAVOUR) {
+        builder.endpoint = lookup(ENDPOINT);
+        builder.cluster_id = lookup(CLUSTER_ID);
+        if let Some(flavour) = lookup(FLAVOUR) {
             builder.flavour = flavour.parse()?;
         }
-        builder.credentials = match (lookup(ENV_API_KEY), lookup(ENV_API_SECRET)) {
+        builder.credentials = match (lookup(API_KEY), lookup(API_SECRET)) {
             (Some(key), Some(secret)) => Credentials::api_key(key, secret),
             (Some(_), None) => {
                 return Err(Error::Config(format!(
-                    "{ENV_API_KEY} is set but {ENV_API_SECRET} is not; set both"
+                    "{API_KEY} is set but {API_SECRET} is not; set both"
                 )));
             }
             (None, Some(_)) => {
                 return Err(Error::Config(format!(
-                    "{ENV_API_SECRET} is set but {ENV_API_KEY} is not; set both"
+                    "{API_SECRET} is set but {API_KEY} is not; set both"
                 )));
             }
             (None, None) => match oauth_from_lookup(&lookup)? {
                 Some(oauth) => with_pool(Credentials::oauth(oauth), &lookup),
-                None => match lookup(ENV_BEARER_TOKEN) {
+                None => match lookup(BEARER_TOKEN) {
                     Some(token) => with_pool(Credentials::bearer_token(token), &lookup),
                     None => Credentials::None,
                 },
             },
         };
-        if let Some(path) = lookup(ENV_CA_FILE) {
+        if let Some(path) = lookup(CA_FILE) {
             builder = builder.with_root_certificate_file(path);
         }
-        match (lookup(ENV_CLIENT_CERT_FILE), lookup(ENV_CLIENT_KEY_FILE)) {
+        match (lookup(CLIENT_CERT_FILE), lookup(CLIENT_KEY_FILE)) {
             (Some(cert), Some(key)) => builder = builder.with_client_certificate_files(cert, key),
             (Some(_), None) => {
                 return Err(Error::Config(format!(
-                    "{ENV_CLIENT_CERT_FILE} is set but {ENV_CLIENT_KEY_FILE} is not; set both"
+                    "{CLIENT_CERT_FILE} is set but {CLIENT_KEY_FILE} is not; set both"
                 )));
             }
             (None, Some(_)) => {
                 return Err(Error::Config(format!(
-                    "{ENV_CLIENT_KEY_FILE} is set but {ENV_CLIENT_CERT_FILE} is not; set both"
+                    "{CLIENT_KEY_FILE} is set but {CLIENT_CERT_FILE} is not; set both"
                 )));
             }
             (None, None) => {}
         }
-        if let Some(proxy) = lookup(ENV_PROXY) {
+        if let Some(proxy) = lookup(PROXY) {
             builder = builder.with_proxy(proxy);
         }
         Ok(builder)
@@ -437,7 +346,7 @@ impl ClientBuilder {
         // Never the generated constructor: its 15 s total timeout would cut
         // long-lived streams.
         let mut http = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::tls::client_config(&self.tls)?)
+            .tls_backend_preconfigured(crate::http::tls::client_config(&self.tls)?)
             .http1_only()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
@@ -482,7 +391,7 @@ impl ClientBuilder {
     pub(crate) fn base_url(&self) -> Result<String, Error> {
         let endpoint = self.endpoint.as_deref().ok_or_else(|| {
             Error::Config(format!(
-                "no endpoint: call with_endpoint(\"https://pkc-….confluent.cloud:443\") or set {ENV_ENDPOINT}"
+                "no endpoint: call with_endpoint(\"https://pkc-….confluent.cloud:443\") or set {ENDPOINT}"
             ))
         })?;
         let shown = redact::url(endpoint);
@@ -497,7 +406,7 @@ impl ClientBuilder {
             return Err(Error::Config(format!(
                 "endpoint {shown:?} has a user name or password in it; give the endpoint without \
                  them and the API key with with_credentials(Credentials::api_key(key, secret)) \
-                 (or {ENV_API_KEY} and {ENV_API_SECRET})"
+                 (or {API_KEY} and {API_SECRET})"
             )));
         }
         match url.scheme() {
@@ -505,7 +414,7 @@ impl ClientBuilder {
             "http" => {
                 if !self.credentials.is_none()
                     && !self.allow_credentials_over_http
-                    && let Some(hop) = plain_http::clear_hop(&url, &self.proxy)
+                    && let Some(hop) = plain::clear_hop(&url, &self.proxy)
                 {
                     return Err(Error::Config(format!(
                         "refusing to send credentials over plain http to {hop}; use https, \
@@ -571,7 +480,7 @@ impl ClientBuilder {
         match self.cluster_id.as_deref() {
             Some(id) if !id.trim().is_empty() => Ok(id),
             _ => Err(Error::Config(format!(
-                "no cluster id: call with_cluster_id(\"lkc-…\") or set {ENV_CLUSTER_ID}"
+                "no cluster id: call with_cluster_id(\"lkc-…\") or set {CLUSTER_ID}"
             ))),
         }
     }
@@ -582,19 +491,19 @@ impl ClientBuilder {
 fn oauth_from_lookup(
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<ClientCredentials>, Error> {
-    let url = lookup(ENV_OAUTH_TOKEN_URL);
-    let id = lookup(ENV_OAUTH_CLIENT_ID);
-    let secret = lookup(ENV_OAUTH_CLIENT_SECRET);
-    let scope = lookup(ENV_OAUTH_SCOPE);
-    let client_auth = lookup(ENV_OAUTH_CLIENT_AUTH);
+    let url = lookup(OAUTH_TOKEN_URL);
+    let id = lookup(OAUTH_CLIENT_ID);
+    let secret = lookup(OAUTH_CLIENT_SECRET);
+    let scope = lookup(OAUTH_SCOPE);
+    let client_auth = lookup(OAUTH_CLIENT_AUTH);
     if url.is_none() && id.is_none() && secret.is_none() && scope.is_none() && client_auth.is_none()
     {
         return Ok(None);
     }
     let missing: Vec<&str> = [
-        (ENV_OAUTH_TOKEN_URL, url.is_none()),
-        (ENV_OAUTH_CLIENT_ID, id.is_none()),
-        (ENV_OAUTH_CLIENT_SECRET, secret.is_none()),
+        (OAUTH_TOKEN_URL, url.is_none()),
+        (OAUTH_CLIENT_ID, id.is_none()),
+        (OAUTH_CLIENT_SECRET, secret.is_none()),
     ]
     .into_iter()
     .filter_map(|(name, absent)| absent.then_some(name))
@@ -602,7 +511,7 @@ fn oauth_from_lookup(
     let (Some(url), Some(id), Some(secret)) = (url, id, secret) else {
         return Err(Error::Config(format!(
             "OAuth settings are incomplete: {} not set; an OAuth client needs \
-             {ENV_OAUTH_TOKEN_URL}, {ENV_OAUTH_CLIENT_ID} and {ENV_OAUTH_CLIENT_SECRET}",
+             {OAUTH_TOKEN_URL}, {OAUTH_CLIENT_ID} and {OAUTH_CLIENT_SECRET}",
             missing.join(" and ")
         )));
     };
@@ -612,7 +521,7 @@ fn oauth_from_lookup(
     }
     if let Some(client_auth) = client_auth {
         let client_auth: ClientAuth = client_auth.parse().map_err(|e: Error| {
-            Error::Config(format!("{ENV_OAUTH_CLIENT_AUTH}: {}", config_message(e)))
+            Error::Config(format!("{OAUTH_CLIENT_AUTH}: {}", config_message(e)))
         })?;
         oauth = oauth.with_client_auth(client_auth);
     }
@@ -627,7 +536,7 @@ fn config_message(e: Error) -> String {
 }
 
 fn with_pool(credentials: Credentials, lookup: &impl Fn(&str) -> Option<String>) -> Credentials {
-    match lookup(ENV_IDENTITY_POOL_ID) {
+    match lookup(IDENTITY_POOL_ID) {
         Some(pool) => credentials.with_identity_pool_id(pool),
         None => credentials,
     }
@@ -649,10 +558,10 @@ mod tests {
     #[test]
     fn environment_sets_endpoint_cluster_and_credentials() {
         let b = from(&[
-            (ENV_ENDPOINT, "https://pkc-1.example:443"),
-            (ENV_CLUSTER_ID, "lkc-1"),
-            (ENV_API_KEY, "k"),
-            (ENV_API_SECRET, "s"),
+            (ENDPOINT, "https://pkc-1.example:443"),
+            (CLUSTER_ID, "lkc-1"),
+            (API_KEY, "k"),
+            (API_SECRET, "s"),
         ])
         .unwrap();
         assert_eq!(b.base_url().unwrap(), "https://pkc-1.example/kafka/v3");
@@ -668,16 +577,16 @@ mod tests {
 
     #[test]
     fn half_an_api_key_is_an_error_naming_the_missing_variable() {
-        let e = from(&[(ENV_API_KEY, "k")]).unwrap_err().to_string();
-        assert!(e.contains(ENV_API_SECRET), "{e}");
+        let e = from(&[(API_KEY, "k")]).unwrap_err().to_string();
+        assert!(e.contains(API_SECRET), "{e}");
     }
 
     #[test]
     fn missing_settings_say_what_to_set() {
         let e = ClientBuilder::new().base_url().unwrap_err().to_string();
-        assert!(e.contains(ENV_ENDPOINT), "{e}");
+        assert!(e.contains(ENDPOINT), "{e}");
         let e = ClientBuilder::new().cluster_id().unwrap_err().to_string();
-        assert!(e.contains(ENV_CLUSTER_ID), "{e}");
+        assert!(e.contains(CLUSTER_ID), "{e}");
     }
 
     #[test]
@@ -712,13 +621,13 @@ mod tests {
     #[test]
     fn environment_sets_oauth_with_pool_and_says_what_is_missing() {
         let b = from(&[
-            (ENV_OAUTH_TOKEN_URL, "https://idp.example/token"),
-            (ENV_OAUTH_CLIENT_ID, "client"),
-            (ENV_OAUTH_CLIENT_SECRET, "secret"),
-            (ENV_OAUTH_SCOPE, "kafka"),
-            (ENV_OAUTH_CLIENT_AUTH, "post"),
-            (ENV_IDENTITY_POOL_ID, "pool-1"),
-            (ENV_BEARER_TOKEN, "ignored: OAuth comes first"),
+            (OAUTH_TOKEN_URL, "https://idp.example/token"),
+            (OAUTH_CLIENT_ID, "client"),
+            (OAUTH_CLIENT_SECRET, "secret"),
+            (OAUTH_SCOPE, "kafka"),
+            (OAUTH_CLIENT_AUTH, "post"),
+            (IDENTITY_POOL_ID, "pool-1"),
+            (BEARER_TOKEN, "ignored: OAuth comes first"),
         ])
         .unwrap();
         let Credentials::OAuth {
@@ -734,26 +643,26 @@ mod tests {
         assert_eq!(identity_pool_id.as_deref(), Some("pool-1"));
         assert!(format!("{client:?}").contains("RequestBody"));
 
-        let e = from(&[(ENV_OAUTH_TOKEN_URL, "https://idp.example/token")])
+        let e = from(&[(OAUTH_TOKEN_URL, "https://idp.example/token")])
             .unwrap_err()
             .to_string();
-        assert!(e.contains(ENV_OAUTH_CLIENT_ID), "{e}");
-        assert!(e.contains(ENV_OAUTH_CLIENT_SECRET), "{e}");
+        assert!(e.contains(OAUTH_CLIENT_ID), "{e}");
+        assert!(e.contains(OAUTH_CLIENT_SECRET), "{e}");
         let e = from(&[
-            (ENV_OAUTH_TOKEN_URL, "https://idp.example/token"),
-            (ENV_OAUTH_CLIENT_ID, "client"),
-            (ENV_OAUTH_CLIENT_SECRET, "secret"),
-            (ENV_OAUTH_CLIENT_AUTH, "jwt"),
+            (OAUTH_TOKEN_URL, "https://idp.example/token"),
+            (OAUTH_CLIENT_ID, "client"),
+            (OAUTH_CLIENT_SECRET, "secret"),
+            (OAUTH_CLIENT_AUTH, "jwt"),
         ])
         .unwrap_err()
         .to_string();
-        assert!(e.contains(ENV_OAUTH_CLIENT_AUTH), "{e}");
+        assert!(e.contains(OAUTH_CLIENT_AUTH), "{e}");
 
         // An API key comes before OAuth.
         let b = from(&[
-            (ENV_API_KEY, "k"),
-            (ENV_API_SECRET, "s"),
-            (ENV_OAUTH_TOKEN_URL, "https://idp.example/token"),
+            (API_KEY, "k"),
+            (API_SECRET, "s"),
+            (OAUTH_TOKEN_URL, "https://idp.example/token"),
         ])
         .unwrap();
         assert!(matches!(b.credentials, Credentials::ApiKey { .. }));
@@ -762,10 +671,10 @@ mod tests {
     #[test]
     fn environment_sets_tls_and_proxy() {
         let b = from(&[
-            (ENV_CA_FILE, "/etc/ca.pem"),
-            (ENV_CLIENT_CERT_FILE, "/etc/client.pem"),
-            (ENV_CLIENT_KEY_FILE, "/etc/client.key"),
-            (ENV_PROXY, "http://user:pw@proxy.example:3128"),
+            (CA_FILE, "/etc/ca.pem"),
+            (CLIENT_CERT_FILE, "/etc/client.pem"),
+            (CLIENT_KEY_FILE, "/etc/client.key"),
+            (PROXY, "http://user:pw@proxy.example:3128"),
         ])
         .unwrap();
         let debug = format!("{b:?}");
@@ -773,10 +682,10 @@ mod tests {
         assert!(debug.contains("/etc/client.key"), "{debug}");
         assert!(debug.contains("proxy.example"), "{debug}");
         assert!(!debug.contains("pw@"), "{debug}");
-        let e = from(&[(ENV_CLIENT_KEY_FILE, "/etc/client.key")])
+        let e = from(&[(CLIENT_KEY_FILE, "/etc/client.key")])
             .unwrap_err()
             .to_string();
-        assert!(e.contains(ENV_CLIENT_CERT_FILE), "{e}");
+        assert!(e.contains(CLIENT_CERT_FILE), "{e}");
         // The file is read when the client is built, and a missing one named.
         let e = b
             .with_endpoint("https://pkc-1.example")

@@ -1,9 +1,14 @@
-//! The crate's one error type.
+//! The crate's one error type, what it says about trying again, and the
+//! errors of getting a token.
 
-use crate::retry_class::RetryClass;
+mod retry_class;
+mod token;
+
+pub use retry_class::RetryClass;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+pub use token::TokenError;
 
 /// Everything that can go wrong producing a record.
 ///
@@ -84,7 +89,7 @@ pub enum Error {
     /// client or could not be reached, or a token provider failed. Nothing
     /// was sent to the Kafka REST endpoint.
     #[error("{0}")]
-    Token(crate::token::TokenError),
+    Token(crate::error::TokenError),
 }
 
 impl Error {

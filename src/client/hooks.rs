@@ -11,8 +11,8 @@
 //! that no answer can grow memory without limit.
 
 use crate::auth::Authenticator;
-use crate::body;
 use crate::generated;
+use crate::http::body;
 use crate::limits::MAX_RESPONSE_BYTES;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::StatusCode;

@@ -7,11 +7,11 @@
 //! JSON text so the crate compiles whatever field types the document gives
 //! them.
 
+use crate::client::hooks::ResponseMeta;
 use crate::error::{ApiError, Error};
 use crate::generated::types;
-use crate::hooks::ResponseMeta;
 use crate::limits::MAX_RETRY_AFTER;
-use crate::report::{DeliveryReport, ReportWire};
+use crate::wire::report::{DeliveryReport, ReportWire};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use std::time::Duration;
 

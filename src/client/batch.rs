@@ -1,19 +1,21 @@
 //! `records:batch`: many records in one request (self-managed REST Proxy).
 //!
 //! The request is `{"entries":[{"id":"0", ...record}, ...]}` and the answer,
-//! HTTP 207, lists `successes` and `failures` by entry id. When the OpenAPI
-//! document describes the operation, the generated `produce_records_batch`
-//! sends it; otherwise the same JSON is posted by hand. Either way the 207
-//! body is read by [`outcomes`], and any other answer is mapped to an error by
-//! the same code as a single produce.
+//! HTTP 207, lists `successes` and `failures` by entry id. The request is
+//! built here rather than by the generated code, because many of Confluent's
+//! documents do not describe the operation; it goes through the same request
+//! path as a single produce (credentials, the retry after a refused token,
+//! bounded reads, the same reading of a refusal), and the 207 body is read by
+//! [`outcomes`].
 
 use crate::client::Client;
+use crate::client::request::{RecordsPath, refusal};
+use crate::client::response;
 use crate::error::{ApiError, Error, InvalidInput};
-use crate::generated::types;
-use crate::hooks::ResponseMeta;
-use crate::record::{Record, validate_topic};
-use crate::report::{DeliveryReport, ReportWire};
-use crate::response;
+use crate::http::body;
+use crate::limits::MAX_RESPONSE_BYTES;
+use crate::wire::record::{Record, validate_topic};
+use crate::wire::report::{DeliveryReport, ReportWire};
 use serde_json::{Map, Value};
 
 /// One record's outcome in a batch.
@@ -101,39 +103,7 @@ impl Client {
             .collect())
     }
 
-    /// Sends one batch through the generated call.
-    #[cfg(kafka_rest_generated_batch)]
-    async fn send_batch(&self, topic: &str, body: Value, count: usize) -> Vec<Outcome> {
-        let request: types::ProduceBatchRequest = match serde_json::from_value(body) {
-            Ok(request) => request,
-            Err(e) => {
-                return per_record(
-                    Error::Config(format!(
-                        "the ProduceBatchRequest type generated from the OpenAPI document cannot \
-                         hold these records ({e}); check the document"
-                    )),
-                    count,
-                );
-            }
-        };
-        let (result, meta) = crate::hooks::run_call(
-            None,
-            self.api()
-                .produce_records_batch(self.cluster_id(), topic, &request),
-        )
-        .await;
-        match result {
-            Ok(value) => match serde_json::to_value(value.into_inner()) {
-                Ok(json) => outcomes(&json, count),
-                Err(source) => per_record(Error::decode(String::new(), Some(207), source), count),
-            },
-            Err(error) => per_record(request_error(error, meta).await, count),
-        }
-    }
-
-    /// Sends one batch as a hand-built request, for documents without the
-    /// batch operation.
-    #[cfg(not(kafka_rest_generated_batch))]
+    /// Sends one batch and reads its outcomes.
     async fn send_batch(&self, topic: &str, body: Value, count: usize) -> Vec<Outcome> {
         match self.post_batch(topic, &body).await {
             Ok(json) => outcomes(&json, count),
@@ -141,45 +111,34 @@ impl Client {
         }
     }
 
-    /// Posts the batch and returns the 207 body as JSON.
-    #[cfg(not(kafka_rest_generated_batch))]
+    /// Posts the batch (again with a new token after a 401, as a single
+    /// produce does) and returns the 207 body as JSON.
     async fn post_batch(&self, topic: &str, body: &Value) -> Result<Value, Error> {
-        use crate::limits::MAX_RESPONSE_BYTES;
-        use progenitor_client::Error as E;
-        use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
-
-        let headers = self.credential_headers().await?;
-        let response = self
-            .http()
-            .post(format!("{}:batch", self.records_url(topic)))
-            .headers(headers)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .body(
-                serde_json::to_vec(body)
-                    .map_err(|e| Error::invalid(InvalidInput::Json(e.to_string())))?,
-            )
-            .send()
-            .await
-            .map_err(Error::transport)?;
-        let (response, overflowed) = crate::body::in_memory(response, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(Error::transport)?;
-        if response.status() != reqwest::StatusCode::MULTI_STATUS {
-            return Err(
-                request_error(E::UnexpectedResponse(response), ResponseMeta::default()).await,
-            );
-        }
-        let meta = ResponseMeta {
-            status: Some(response.status()),
-            headers: response.headers().clone(),
-            overflowed,
-        };
-        let bytes = response.bytes().await.map_err(Error::transport)?;
-        match serde_json::from_slice(&bytes) {
-            Ok(json) => Ok(json),
-            Err(source) => Err(request_error(E::InvalidResponsePayload(bytes, source), meta).await),
-        }
+        let body = serde_json::to_vec(body)
+            .map_err(|e| Error::invalid(InvalidInput::Json(e.to_string())))?;
+        let url = self.records_url(topic, RecordsPath::Batch);
+        self.with_credentials(|credentials| {
+            let request = self.post_json(&url, credentials, body.clone());
+            async move {
+                let response = request.send().await.map_err(Error::transport)?;
+                if response.status() != reqwest::StatusCode::MULTI_STATUS {
+                    return Err(Error::Api(refusal(response).await));
+                }
+                let limited = body::read_limited(response, MAX_RESPONSE_BYTES)
+                    .await
+                    .map_err(Error::transport)?;
+                if limited.overflowed {
+                    return Err(Error::Interrupted(format!(
+                        "the records:batch answer (HTTP 207) is longer than {MAX_RESPONSE_BYTES} \
+                         bytes (MAX_RESPONSE_BYTES) and was not read further"
+                    )));
+                }
+                serde_json::from_slice(&limited.bytes).map_err(|source| {
+                    Error::decode(response::truncate(&limited.bytes), Some(207), source)
+                })
+            }
+        })
+        .await
     }
 }
 
@@ -305,15 +264,6 @@ fn failure(entry: &Value) -> Outcome {
         retry_after: None,
         in_band: true,
     }))
-}
-
-/// The error for a request that did not get its 207, mapped exactly as a
-/// single produce maps it.
-async fn request_error(error: progenitor_client::Error<types::Error>, meta: ResponseMeta) -> Error {
-    match response::into_report(Err(error), meta).await {
-        Err(error) => error,
-        Ok(_) => unreachable!("an error result is mapped to an error"),
-    }
 }
 
 /// One error for each of `count` records from one error of their request.

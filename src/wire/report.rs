@@ -1,7 +1,7 @@
 //! Delivery reports: what the server says about each record.
 
 use crate::error::{ApiError, Error};
-use crate::record::DataType;
+use crate::wire::record::DataType;
 use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};

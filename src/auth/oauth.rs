@@ -14,12 +14,13 @@
 //!   error answer `{"error":…,"error_description":…}` becomes a
 //!   [`TokenError`] naming the endpoint, the status and those two fields.
 
-use crate::body;
-use crate::config::ProxySetting;
+use crate::auth::token::{AccessToken, TokenFuture, TokenProvider};
+use crate::error::TokenError;
+use crate::http::body;
+use crate::http::plain;
+use crate::http::proxy::ProxySetting;
 use crate::limits::{MAX_TOKEN_ANSWER_BYTES, MAX_TOKEN_LIFETIME};
-use crate::plain_http;
 use crate::redact;
-use crate::token::{AccessToken, TokenError, TokenFuture, TokenProvider};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -181,7 +182,7 @@ impl ClientCredentials {
             "https" => {}
             "http" if allow_http => {}
             "http" => {
-                if let Some(hop) = plain_http::clear_hop(&url, proxy) {
+                if let Some(hop) = plain::clear_hop(&url, proxy) {
                     return Err(config(format!(
                         "refusing to send the OAuth client secret over plain http to {hop}; use an \
                          https token URL, or call allow_credentials_over_http(true) if the network \

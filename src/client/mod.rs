@@ -1,13 +1,24 @@
-//! The client: one record per request through the generated call.
+//! The client of one cluster: its builder and endpoint, and one request path
+//! per kind (one record through the generated call, a `records:batch`
+//! request), with the hooks and response handling they share.
 
-use crate::config::{ApiFlavour, ClientBuilder};
+mod batch;
+mod builder;
+pub(crate) mod endpoint;
+pub(crate) mod hooks;
+pub(crate) mod request;
+pub(crate) mod response;
+
+pub use builder::{ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES};
+pub use endpoint::ApiFlavour;
+
+use crate::auth::Authenticator;
+use crate::client::hooks::run_call;
 use crate::error::Error;
 use crate::generated;
-use crate::hooks::run_call;
-use crate::record::{Record, validate_topic};
-use crate::report::DeliveryReport;
-use crate::response;
-use crate::retries::ProduceRetries;
+use crate::retry::produce::ProduceRetries;
+use crate::wire::record::{Record, validate_topic};
+use crate::wire::report::DeliveryReport;
 use std::sync::Arc;
 
 /// A client of one cluster's Kafka REST v3 API. Cheap to clone; clones share
@@ -88,8 +99,7 @@ impl Client {
     /// One attempt of [`produce`](Self::produce), the input checked.
     async fn produce_once(&self, topic: &str, record: &Record) -> Result<DeliveryReport, Error> {
         let api = &self.inner.api;
-        let auth = progenitor_client::ClientInfo::inner(api);
-        auth.call_with_refresh(|credentials| async move {
+        self.with_credentials(|credentials| async move {
             // Boxed: the call's future is large, and the wrappers below
             // would otherwise move it on every step.
             let call = Box::pin(api.produce_record(&self.inner.cluster_id, topic, record));
@@ -104,35 +114,9 @@ impl Client {
         progenitor_client::ClientInfo::client(&self.inner.api)
     }
 
-    /// The credential headers for a new request or stream.
-    /// OAuth tokens are fetched, or refreshed ahead of expiry, as needed.
-    pub(crate) async fn credential_headers(&self) -> Result<reqwest::header::HeaderMap, Error> {
+    /// What authenticates each request.
+    pub(crate) fn authenticator(&self) -> &Authenticator {
         progenitor_client::ClientInfo::inner(&self.inner.api)
-            .headers()
-            .await
-    }
-
-    /// Called when the server refused the credentials (HTTP 401): cached
-    /// credentials that can be renewed are dropped so the next request gets
-    /// fresh ones. Static credentials have nothing to renew.
-    pub(crate) async fn credentials_rejected(&self) {
-        progenitor_client::ClientInfo::inner(&self.inner.api).rejected(None);
-    }
-
-    /// The URL records for `topic` are posted to.
-    pub(crate) fn records_url(&self, topic: &str) -> String {
-        // Topic names are validated to [a-zA-Z0-9._-]: nothing to escape.
-        format!(
-            "{}/clusters/{}/topics/{topic}/records",
-            self.inner.base_url,
-            progenitor_client::encode_path(&self.inner.cluster_id)
-        )
-    }
-
-    /// The generated client, for calls made outside this module.
-    #[cfg(kafka_rest_generated_batch)]
-    pub(crate) fn api(&self) -> &generated::Client {
-        &self.inner.api
     }
 
     /// The most records sent in one `records:batch` request.

@@ -4,7 +4,7 @@
 //! `Serialize` writes through serde_json (a test checks it); writing it
 //! directly skips serde_json's byte-at-a-time string escaping.
 
-use crate::record::{Header, Payload, Record};
+use crate::wire::record::{Header, Payload, Record};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::{BufMut, Bytes, BytesMut};

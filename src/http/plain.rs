@@ -10,7 +10,7 @@
 //! environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, as
 //! reqwest reads them) gives for that URL.
 
-use crate::config::ProxySetting;
+use crate::http::proxy::ProxySetting;
 use crate::redact;
 use url::Url;
 

@@ -3,11 +3,11 @@
 //! policy.
 
 use crate::error::Error;
+use crate::error::RetryClass;
 use crate::limits::duration_problem;
-use crate::producer::OnOutcomeUnknown;
-use crate::report::DeliveryReport;
-use crate::retry_class::RetryClass;
-use crate::retry_policy::{Decision, Failure, RetryPolicy};
+use crate::retry::policy::OnOutcomeUnknown;
+use crate::retry::policy::{Decision, Failure, RetryPolicy};
+use crate::wire::report::DeliveryReport;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
