@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ccloud_kafka_rest::{Client, Error, Producer, ProducerConfig, Record, RetryClass};
+use ccloud_kafka_rest::{Client, Error, ErrorScope, Producer, ProducerConfig, Record, RetryClass};
 use ccloud_kafka_rest_emulator::{Emulator, FaultPlan};
 use clap::Parser;
 use tokio::sync::Semaphore;
@@ -158,7 +158,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A short name for an error's kind, with its code where it has one.
 fn kind(error: &Error) -> String {
     match error {
-        Error::Api(api) => match (api.in_band, api.error_code) {
+        Error::Api(api) => match (api.scope == ErrorScope::Record, api.error_code) {
             (true, Some(code)) => format!("Api in-band {code}"),
             (false, Some(code)) => format!("Api HTTP {} ({code})", api.status),
             (_, None) => format!("Api HTTP {}", api.status),

@@ -16,7 +16,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ccloud_kafka_rest::types::{ProduceRequest, ProduceRequestHeader, ProduceResponse};
-use ccloud_kafka_rest::{Client, DeliveryReport, Payload, Record, StoredData};
+use ccloud_kafka_rest::{Client, DeliveryReport, Payload, PayloadSummary, Record};
 use ccloud_kafka_rest_emulator::Emulator;
 use serde_json::{Value, json};
 
@@ -131,7 +131,7 @@ fn payload(object: Value) -> Result<Option<Payload>, Box<dyn std::error::Error>>
 
 /// The delivery report as the server's `ProduceResponse`.
 fn response_from_report(report: &DeliveryReport) -> Result<ProduceResponse, serde_json::Error> {
-    let stored = |data: Option<StoredData>| {
+    let stored = |data: Option<PayloadSummary>| {
         data.map(|d| json!({"type": d.data_type.as_str(), "size": d.size}))
     };
     serde_json::from_value(json!({

@@ -20,9 +20,11 @@ pub use auth::Credentials;
 pub use auth::oauth::{ClientAuth, ClientCredentials};
 pub use auth::token::{AccessToken, TokenFuture, TokenProvider};
 pub use client::{
-    ApiFlavour, Client, ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES,
+    Client, ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES, ServerKind,
 };
-pub use error::{ApiError, Error, InvalidInput, RetryClass, TokenError};
+pub use error::{
+    ApiError, Error, ErrorScope, InvalidInput, RetryClass, TokenError, TransportError,
+};
 pub use limits::{
     MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_ERROR_BODY_BYTES,
     MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS, MAX_RECORD_BYTES_LIMIT, MAX_REPORT_BYTES,
@@ -34,7 +36,14 @@ pub use producer::{
 };
 pub use retry::produce::ProduceRetries;
 pub use wire::record::{DataType, Header, Payload, Record, validate_topic};
-pub use wire::report::{DeliveryReport, StoredData};
+pub use wire::report::{DeliveryReport, PayloadSummary};
+
+/// Former name of [`ServerKind`].
+#[deprecated(since = "0.2.0", note = "renamed to `ServerKind`")]
+pub type ApiFlavour = ServerKind;
+/// Former name of [`PayloadSummary`].
+#[deprecated(since = "0.2.0", note = "renamed to `PayloadSummary`")]
+pub type StoredData = PayloadSummary;
 
 // The environment variables' names at the crate root, as before `env`.
 #[deprecated(since = "0.2.0", note = "use `env::API_KEY`")]

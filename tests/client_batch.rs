@@ -4,13 +4,13 @@
 mod common;
 
 use ccloud_kafka_rest::{
-    ApiFlavour, Client, ClientBuilder, Credentials, DEFAULT_MAX_BATCH_ENTRIES, DataType, Error,
-    InvalidInput, Record, RetryClass, StoredData,
+    Client, ClientBuilder, Credentials, DEFAULT_MAX_BATCH_ENTRIES, DataType, Error, ErrorScope,
+    InvalidInput, PayloadSummary, Record, RetryClass, ServerKind,
 };
 use ccloud_kafka_rest_emulator::{Emulator, HttpFault};
 
 fn rest_proxy(emulator: &Emulator) -> ClientBuilder {
-    common::client_for(emulator).with_flavour(ApiFlavour::RestProxy)
+    common::client_for(emulator).with_server_kind(ServerKind::RestProxy)
 }
 
 async fn open() -> (Emulator, Client) {
@@ -47,7 +47,7 @@ async fn twenty_five_records_in_batches_of_ten_arrive_in_order_byte_exact() {
         assert_eq!((report.partition, report.offset), (0, i as i64));
         assert_eq!(
             report.value,
-            Some(StoredData {
+            Some(PayloadSummary {
                 data_type: DataType::String,
                 size: format!("value ✓ {i}").len() as u64
             })
@@ -90,7 +90,7 @@ async fn a_refused_entry_fails_alone() {
     assert_eq!(outcomes[0].as_ref().unwrap().partition, 0);
     let e = outcomes[1].as_ref().unwrap_err();
     assert_eq!(api(e), (Some(207), Some(40403)), "{e}");
-    assert!(matches!(e, Error::Api(a) if a.in_band));
+    assert!(matches!(e, Error::Api(a) if a.scope == ErrorScope::Record));
     assert_eq!(e.retry_class(), RetryClass::Terminal);
     assert_eq!(outcomes[2].as_ref().unwrap().partition, 2);
 
@@ -205,7 +205,7 @@ async fn batch_size_follows_the_setting_and_the_servers_limit() {
     for outcome in &outcomes {
         let e = outcome.as_ref().unwrap_err();
         assert_eq!(api(e), (Some(422), Some(42208)), "{e}");
-        assert!(matches!(e, Error::Api(a) if !a.in_band));
+        assert!(matches!(e, Error::Api(a) if a.scope == ErrorScope::Request));
         assert_eq!(e.retry_class(), RetryClass::Terminal);
     }
     assert!(emulator.records("orders").is_empty());
@@ -273,7 +273,7 @@ async fn an_unreachable_server_fails_every_slot() {
     let client = Client::builder()
         .with_endpoint(format!("http://{addr}"))
         .with_cluster_id("lkc-gone")
-        .with_flavour(ApiFlavour::RestProxy)
+        .with_server_kind(ServerKind::RestProxy)
         .build()
         .unwrap();
     let records: Vec<Record> = (0..3).map(|i| Record::from_value(i.to_string())).collect();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use ccloud_kafka_rest::{Credentials, Error, InvalidInput, Record, RetryClass};
+use ccloud_kafka_rest::{Credentials, Error, ErrorScope, InvalidInput, Record, RetryClass};
 use ccloud_kafka_rest_emulator::HttpFault;
 use common::{API_KEY, API_SECRET, POOL, TOKEN};
 use std::time::Duration;
@@ -142,7 +142,7 @@ async fn unknown_cluster_topic_and_partition() {
         .await
         .unwrap_err();
     assert_eq!(api(&e), (Some(200), Some(40403)), "{e}");
-    assert!(matches!(&e, Error::Api(a) if a.in_band));
+    assert!(matches!(&e, Error::Api(a) if a.scope == ErrorScope::Record));
     assert!(!e.is_retriable());
 }
 
@@ -350,6 +350,25 @@ async fn connection_refused_is_a_retriable_transport_error() {
         .unwrap_err();
     assert!(matches!(e, Error::Transport(_)), "{e:?}");
     assert_eq!(e.retry_class(), RetryClass::Retriable);
+    // What, where (once) and why, with no source chain repeating it.
+    let text = e.to_string();
+    assert!(text.contains("could not connect"), "{text}");
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+    assert_eq!(
+        text.matches(&format!("127.0.0.1:{port}")).count(),
+        1,
+        "{text}"
+    );
+    assert!(std::error::Error::source(&e).is_none(), "{text}");
+    let Error::Transport(transport) = &e else {
+        unreachable!()
+    };
+    assert!(transport.is_connect() && !transport.is_timeout());
+    assert!(
+        transport
+            .url()
+            .is_some_and(|url| url.ends_with("/topics/orders/records"))
+    );
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use ccloud_kafka_rest::{ApiFlavour, DataType, Payload, Record, StoredData};
+use ccloud_kafka_rest::{DataType, Payload, PayloadSummary, Record, ServerKind};
 use ccloud_kafka_rest_emulator::DataType as StoredType;
 use chrono::{TimeZone, Utc};
 use serde_json::json;
@@ -23,14 +23,14 @@ async fn string_key_and_value_arrive_byte_exact() {
     assert_eq!((report.partition, report.offset), (0, 0));
     assert_eq!(
         report.key,
-        Some(StoredData {
+        Some(PayloadSummary {
             data_type: DataType::String,
             size: 4
         })
     );
     assert_eq!(
         report.value,
-        Some(StoredData {
+        Some(PayloadSummary {
             data_type: DataType::String,
             size: 9
         })
@@ -58,14 +58,14 @@ async fn binary_payloads_are_base64_encoded_and_arrive_as_bytes() {
         .unwrap();
     assert_eq!(
         report.key,
-        Some(StoredData {
+        Some(PayloadSummary {
             data_type: DataType::Binary,
             size: 3
         })
     );
     assert_eq!(
         report.value,
-        Some(StoredData {
+        Some(PayloadSummary {
             data_type: DataType::Binary,
             size: 256
         })
@@ -95,7 +95,7 @@ async fn json_from_any_serialize_is_stored_compact() {
     let stored_value = br#"{"id":7,"items":["book","pen"]}"#;
     assert_eq!(
         report.value,
-        Some(StoredData {
+        Some(PayloadSummary {
             data_type: DataType::Json,
             size: stored_value.len() as u64
         })
@@ -121,7 +121,7 @@ async fn null_key_and_value_and_empty_string_are_distinct() {
     assert_eq!(empty.key, None);
     assert_eq!(
         empty.value,
-        Some(StoredData {
+        Some(PayloadSummary {
             data_type: DataType::String,
             size: 0
         })
@@ -193,7 +193,7 @@ async fn offsets_grow_per_partition_and_keys_pick_a_stable_partition() {
 async fn rest_proxy_flavour_uses_the_v3_paths() {
     let emulator = common::emulator().start().await.unwrap();
     let client = common::client_for(&emulator)
-        .with_flavour(ApiFlavour::RestProxy)
+        .with_server_kind(ServerKind::RestProxy)
         .build()
         .unwrap();
     assert_eq!(client.base_url(), format!("{}/v3", emulator.url()));

@@ -178,7 +178,7 @@ async fn a_revoked_token_is_refreshed_once_and_the_request_sent_again() {
 async fn a_revoked_token_is_refreshed_once_for_a_batch_too() {
     let emulator = oauth_emulator(Duration::from_secs(3600)).await;
     let client = common::client_for(&emulator)
-        .with_flavour(ccloud_kafka_rest::ApiFlavour::RestProxy)
+        .with_server_kind(ccloud_kafka_rest::ServerKind::RestProxy)
         .with_root_certificate_pem(emulator.ca_certificate_pem().expect("TLS is on"))
         .with_credentials(
             Credentials::oauth(ClientCredentials::new(

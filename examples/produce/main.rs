@@ -20,8 +20,8 @@ mod source;
 
 use args::{Args, Flavour};
 use ccloud_kafka_rest::{
-    ApiFlavour, ClientBuilder, Credentials, DeliveryReport, Error, ProduceRetries, Producer,
-    ProducerConfig,
+    ClientBuilder, Credentials, DeliveryReport, Error, ProduceRetries, Producer, ProducerConfig,
+    ServerKind,
 };
 use ccloud_kafka_rest_emulator::Emulator;
 use futures_util::FutureExt;
@@ -67,9 +67,9 @@ const DEMO_RECORDS: u64 = 10;
 async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut builder = ClientBuilder::from_env()?;
     if let Some(flavour) = args.flavour {
-        builder = builder.with_flavour(match flavour {
-            Flavour::Cloud => ApiFlavour::ConfluentCloud,
-            Flavour::RestProxy => ApiFlavour::RestProxy,
+        builder = builder.with_server_kind(match flavour {
+            Flavour::Cloud => ServerKind::ConfluentCloud,
+            Flavour::RestProxy => ServerKind::RestProxy,
         });
     }
     // Credentials from the environment (API key, OAuth client, bearer token)

@@ -282,7 +282,7 @@ mod tests {
             Record::from_value(Payload::from(vec![0u8, 1, 2, 255])).with_partition(0),
             Record::from_value("v")
                 .with_timestamp(DateTime::from_timestamp_millis(1_760_000_000_123).unwrap()),
-            Record::from_value("v").with_header("h", b"x".to_vec()),
+            Record::from_value("v").with_header("h", b"x"),
         ];
         let mut reports = Vec::new();
         let producer = Producer::new(client.clone());

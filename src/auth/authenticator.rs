@@ -2,7 +2,7 @@
 //! refused token.
 
 use crate::auth::token::TokenCache;
-use crate::error::{ApiError, Error};
+use crate::error::{ApiError, Error, ErrorScope};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use std::fmt;
 use std::future::Future;
@@ -95,7 +95,7 @@ impl Authenticator {
 
 /// An HTTP 401 for the whole request.
 fn is_refusal(api: &ApiError) -> bool {
-    api.status == 401 && !api.in_band
+    api.status == 401 && api.scope == ErrorScope::Request
 }
 
 fn noted(mut api: ApiError, note: &str) -> ApiError {

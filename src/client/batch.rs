@@ -11,7 +11,7 @@
 use crate::client::Client;
 use crate::client::request::{RecordsPath, refusal};
 use crate::client::response;
-use crate::error::{ApiError, Error, InvalidInput};
+use crate::error::{ApiError, Error, ErrorScope, InvalidInput};
 use crate::http::body;
 use crate::limits::MAX_RESPONSE_BYTES;
 use crate::wire::record::{Record, validate_topic};
@@ -39,7 +39,8 @@ impl Client {
     ///   same partition are written in the order given. A failed request does
     ///   not stop the ones after it.
     /// * A record the server refused holds [`Error::Api`] with status 207,
-    ///   `in_band` set and the server's `error_code` (e.g. 40403).
+    ///   scope [`ErrorScope::Record`](crate::ErrorScope::Record) and the server's
+    ///   `error_code` (e.g. 40403).
     /// * When a whole request fails (HTTP 401, 404, 422 with 42208, 429, 5xx,
     ///   a connection failure), each of its records holds an error with the
     ///   same error (a clone of it, a transport failure included).
@@ -262,7 +263,7 @@ fn failure(entry: &Value) -> Outcome {
             .unwrap_or_default()
             .to_owned(),
         retry_after: None,
-        in_band: true,
+        scope: ErrorScope::Record,
     }))
 }
 
@@ -363,7 +364,7 @@ mod tests {
             error_code: Some(50302),
             message: "unavailable".into(),
             retry_after: None,
-            in_band: false,
+            scope: ErrorScope::Request,
         });
         let results = per_record(error, 3);
         assert_eq!(results.len(), 3);

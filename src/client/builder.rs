@@ -2,8 +2,8 @@
 
 use crate::auth::oauth::{ClientAuth, ClientCredentials};
 use crate::auth::{Authenticator, Credentials};
-use crate::client::ApiFlavour;
 use crate::client::Client;
+use crate::client::ServerKind;
 use crate::env::{
     API_KEY, API_SECRET, BEARER_TOKEN, CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, CLUSTER_ID,
     ENDPOINT, FLAVOUR, IDENTITY_POOL_ID, OAUTH_CLIENT_AUTH, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
@@ -50,7 +50,7 @@ pub struct ClientBuilder {
     pub(crate) endpoint: Option<String>,
     pub(crate) cluster_id: Option<String>,
     pub(crate) credentials: Credentials,
-    pub(crate) flavour: ApiFlavour,
+    pub(crate) flavour: ServerKind,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
     pub(crate) user_agent: String,
@@ -93,7 +93,7 @@ impl Default for ClientBuilder {
             endpoint: None,
             cluster_id: None,
             credentials: Credentials::None,
-            flavour: ApiFlavour::default(),
+            flavour: ServerKind::default(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
             user_agent: concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")).into(),
@@ -208,9 +208,15 @@ impl ClientBuilder {
     }
 
     /// Confluent Cloud (`/kafka/v3`, the default) or the REST Proxy (`/v3`).
-    pub fn with_flavour(mut self, flavour: ApiFlavour) -> ClientBuilder {
-        self.flavour = flavour;
+    pub fn with_server_kind(mut self, kind: ServerKind) -> ClientBuilder {
+        self.flavour = kind;
         self
+    }
+
+    /// Former name of [`with_server_kind`](Self::with_server_kind).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_server_kind`")]
+    pub fn with_flavour(self, kind: ServerKind) -> ClientBuilder {
+        self.with_server_kind(kind)
     }
 
     /// How long to wait for a connection (TCP and TLS): more than 0 and at
@@ -570,7 +576,7 @@ mod tests {
         // The builder overrides the environment.
         let b = b
             .with_cluster_id("lkc-2")
-            .with_flavour(ApiFlavour::RestProxy);
+            .with_server_kind(ServerKind::RestProxy);
         assert_eq!(b.cluster_id().unwrap(), "lkc-2");
         assert_eq!(b.base_url().unwrap(), "https://pkc-1.example/v3");
     }

@@ -10,7 +10,7 @@ pub(crate) mod request;
 pub(crate) mod response;
 
 pub use builder::{ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES};
-pub use endpoint::ApiFlavour;
+pub use endpoint::ServerKind;
 
 use crate::auth::Authenticator;
 use crate::client::hooks::run_call;
@@ -42,7 +42,7 @@ struct Inner {
     api: generated::Client,
     base_url: String,
     cluster_id: String,
-    flavour: ApiFlavour,
+    flavour: ServerKind,
     max_record_bytes: usize,
     max_batch_entries: usize,
     retries: Option<ProduceRetries>,
@@ -139,8 +139,14 @@ impl Client {
         &self.inner.cluster_id
     }
 
-    /// The API flavour.
-    pub fn flavour(&self) -> ApiFlavour {
+    /// Which server the endpoint is (Confluent Cloud or the REST Proxy).
+    pub fn server_kind(&self) -> ServerKind {
         self.inner.flavour
+    }
+
+    /// Former name of [`server_kind`](Self::server_kind).
+    #[deprecated(since = "0.2.0", note = "renamed to `server_kind`")]
+    pub fn flavour(&self) -> ServerKind {
+        self.server_kind()
     }
 }

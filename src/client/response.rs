@@ -8,7 +8,7 @@
 //! them.
 
 use crate::client::hooks::ResponseMeta;
-use crate::error::{ApiError, Error};
+use crate::error::{ApiError, Error, ErrorScope};
 use crate::generated::types;
 use crate::limits::MAX_RETRY_AFTER;
 use crate::wire::report::{DeliveryReport, ReportWire};
@@ -109,7 +109,7 @@ pub(crate) fn api_error_from_body(
             error_code: None,
             message: truncate(body),
             retry_after,
-            in_band: false,
+            scope: ErrorScope::Request,
         },
     }
 }
@@ -129,7 +129,7 @@ fn api_error(status: u16, body: &serde_json::Value, retry_after: Option<Duration
         error_code,
         message,
         retry_after,
-        in_band: false,
+        scope: ErrorScope::Request,
     }
 }
 

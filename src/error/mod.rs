@@ -3,12 +3,14 @@
 
 mod retry_class;
 mod token;
+mod transport;
 
 pub use retry_class::RetryClass;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 pub use token::TokenError;
+pub use transport::TransportError;
 
 /// Everything that can go wrong producing a record.
 ///
@@ -29,7 +31,7 @@ pub enum Error {
     /// The request could not be sent or its answer not received: DNS, TCP,
     /// TLS, a timeout, or a connection closed early.
     #[error("could not reach the Kafka REST endpoint: {0}")]
-    Transport(#[source] Arc<reqwest::Error>),
+    Transport(TransportError),
     /// The server's answer could not be decoded. After a success status the
     /// request may have been carried out: see [`Error::retry_class`].
     #[error("could not decode the server's answer ({source}); body: {raw:?}")]
@@ -100,7 +102,6 @@ impl Error {
         match self {
             Error::MaybeWritten { last_error, .. } => last_error.status(),
             Error::Api(api) => Some(api.status),
-            Error::Transport(e) => e.status().map(|s| s.as_u16()),
             Error::Decode { status, .. } => *status,
             Error::DeliveryTimeout {
                 last_error: Some(last),
@@ -153,11 +154,11 @@ impl Error {
     pub fn retry_class(&self) -> RetryClass {
         match self {
             Error::Api(api) => match api.error_code {
-                Some(code) if api.in_band => RetryClass::for_error_code(code),
+                Some(code) if api.scope == ErrorScope::Record => RetryClass::for_error_code(code),
                 _ => RetryClass::for_http_status(api.status),
             },
             Error::Transport(e) if e.is_connect() => RetryClass::Retriable,
-            Error::Transport(e) if e.is_builder() => RetryClass::Terminal,
+            Error::Transport(e) if e.is_request() => RetryClass::Terminal,
             Error::Transport(_) | Error::Interrupted(_) => RetryClass::OutcomeUnknown,
             Error::DeliveryTimeout {
                 may_have_been_written: true,
@@ -188,7 +189,7 @@ impl Error {
 
     /// A transport failure.
     pub(crate) fn transport(error: reqwest::Error) -> Error {
-        Error::Transport(Arc::new(error))
+        Error::Transport(TransportError::new(error))
     }
 
     /// An answer that could not be decoded; `status` is its HTTP status.
@@ -218,14 +219,35 @@ pub struct ApiError {
     /// The `Retry-After` delay, when the response had one, at most
     /// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER).
     pub retry_after: Option<Duration>,
-    /// True when the error came in a delivery report rather than as the
-    /// status of the whole request.
-    pub in_band: bool,
+    /// Whether the server refused the whole request (its HTTP status) or
+    /// this record alone, in its delivery report, while the request went on.
+    pub scope: ErrorScope,
+}
+
+impl ApiError {
+    /// Whether the error came in a delivery report rather than as the status
+    /// of the whole request.
+    #[deprecated(since = "0.2.0", note = "read `scope == ErrorScope::Record`")]
+    pub fn in_band(&self) -> bool {
+        self.scope == ErrorScope::Record
+    }
+}
+
+/// What an [`ApiError`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorScope {
+    /// The whole request: an HTTP status such as 401, 404 or 429, before any
+    /// record of it was handled.
+    Request,
+    /// One record, in its delivery report (HTTP 200 for the request, an
+    /// `error_code` such as 40403 for the record); the request went on with
+    /// the records after it.
+    Record,
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.in_band {
+        if self.scope == ErrorScope::Record {
             write!(f, "the server refused the record")?;
         } else {
             write!(f, "the server answered HTTP {}", self.status)?;
@@ -321,7 +343,7 @@ mod tests {
             error_code: Some(40101),
             message: "Authentication failed".into(),
             retry_after: None,
-            in_band: false,
+            scope: ErrorScope::Request,
         });
         let text = e.to_string();
         assert!(text.contains("HTTP 401"), "{text}");

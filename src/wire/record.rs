@@ -50,9 +50,19 @@ impl std::fmt::Display for DataType {
 
 /// A record key or value.
 ///
-/// Built from `&str`/`String` (STRING), bytes (`Vec<u8>`, `&[u8]`, [`Bytes`]:
-/// BINARY, base64-encoded by the crate), [`serde_json::Value`] or any
-/// `Serialize` through [`Payload::json`] (JSON).
+/// Built from `&str`, `String`, `&String` or `Cow<str>` (STRING), bytes
+/// (`Vec<u8>`, `&Vec<u8>`, `&[u8]`, `&[u8; N]`, [`Bytes`]: BINARY,
+/// base64-encoded by the crate), integers, booleans and
+/// [`serde_json::Value`] (JSON), or any `Serialize` through
+/// [`Payload::json`] (JSON).
+///
+/// ```
+/// use ccloud_kafka_rest::{DataType, Payload};
+/// let name = String::from("order-7");
+/// assert_eq!(Payload::from(&name).data_type(), DataType::String);
+/// assert_eq!(Payload::from(42_u64), Payload::json(&42).unwrap());
+/// assert_eq!(Payload::from(true).len(), 4);
+/// ```
 #[derive(Clone, Debug)]
 pub enum Payload {
     /// Text.
@@ -134,6 +144,16 @@ impl From<String> for Payload {
         Payload::String(s)
     }
 }
+impl From<&String> for Payload {
+    fn from(s: &String) -> Self {
+        Payload::String(s.clone())
+    }
+}
+impl From<std::borrow::Cow<'_, str>> for Payload {
+    fn from(s: std::borrow::Cow<'_, str>) -> Self {
+        Payload::String(s.into_owned())
+    }
+}
 impl From<Vec<u8>> for Payload {
     fn from(b: Vec<u8>) -> Self {
         Payload::Binary(Bytes::from(b))
@@ -149,11 +169,35 @@ impl<const N: usize> From<&[u8; N]> for Payload {
         Payload::Binary(Bytes::copy_from_slice(b))
     }
 }
+impl From<&Vec<u8>> for Payload {
+    fn from(b: &Vec<u8>) -> Self {
+        Payload::Binary(Bytes::copy_from_slice(b))
+    }
+}
 impl From<Bytes> for Payload {
     fn from(b: Bytes) -> Self {
         Payload::Binary(b)
     }
 }
+/// Integers and booleans are JSON values (`42`, `true`); a number as text
+/// is `Payload::from(n.to_string())`. Floats go through [`Payload::json`],
+/// which refuses the ones JSON cannot carry (NaN, infinities).
+macro_rules! json_scalar {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Payload {
+            fn from(v: $t) -> Self {
+                let mut text = String::new();
+                // Writing a number or a boolean into a String cannot fail.
+                let _ = std::fmt::Write::write_fmt(&mut text, format_args!("{v}"));
+                Payload::Json(RawValue::from_string(text).expect("a number or boolean is JSON"))
+            }
+        }
+    )*};
+}
+json_scalar!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, bool
+);
+
 impl From<serde_json::Value> for Payload {
     fn from(v: serde_json::Value) -> Self {
         // Serializing a Value cannot fail.
@@ -244,11 +288,19 @@ impl Record {
         self
     }
 
-    /// Adds a header.
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Record {
+    /// Adds a header. The value is any bytes or text, borrowed or owned
+    /// (`&str`, `String`, `&[u8]`, `Vec<u8>`, [`Bytes`], …); it is copied.
+    ///
+    /// ```
+    /// use ccloud_kafka_rest::Record;
+    /// let trace_id = String::from("4bf92f35");
+    /// let record = Record::from_value("v").with_header("trace", &trace_id).with_header("raw", [0u8, 1]);
+    /// assert_eq!(record.headers()[0].value.as_deref(), Some(&b"4bf92f35"[..]));
+    /// ```
+    pub fn with_header(mut self, name: impl Into<String>, value: impl AsRef<[u8]>) -> Record {
         self.headers.push(Header {
             name: name.into(),
-            value: Some(value.into()),
+            value: Some(Bytes::copy_from_slice(value.as_ref())),
         });
         self
     }

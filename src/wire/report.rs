@@ -1,12 +1,28 @@
 //! Delivery reports: what the server says about each record.
 
-use crate::error::{ApiError, Error};
+use crate::error::{ApiError, Error, ErrorScope};
 use crate::wire::record::DataType;
 use chrono::{DateTime, Utc};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// Where a record was written.
+///
+/// Its `Serialize` writes the server's own report shape, not these field
+/// names: `{"error_code":200,"cluster_id":…,"topic_name":…,"partition_id":…,
+/// "offset":…,"timestamp":…,"key":{"type":…,"size":…},"value":…}`, the
+/// timestamp in RFC 3339 with milliseconds, absent fields left out, plus
+/// `attempts` and `possibly_duplicated` when the record needed more than one
+/// attempt; the console producer prints exactly this.
+///
+/// ```
+/// # use ccloud_kafka_rest::DeliveryReport;
+/// # fn show(report: &DeliveryReport) -> serde_json::Result<()> {
+/// let json = serde_json::to_value(report)?;
+/// assert_eq!(json["topic_name"], report.topic.as_str());
+/// assert_eq!(json["partition_id"], report.partition);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeliveryReport {
@@ -21,9 +37,9 @@ pub struct DeliveryReport {
     /// The record's timestamp as stored, when the server reports it.
     pub timestamp: Option<DateTime<Utc>>,
     /// Type and stored size of the key; `None` for a null key.
-    pub key: Option<StoredData>,
+    pub key: Option<PayloadSummary>,
     /// Type and stored size of the value; `None` for a null value.
-    pub value: Option<StoredData>,
+    pub value: Option<PayloadSummary>,
     /// How many times the record was sent before this report (1 when the
     /// first attempt succeeded).
     pub attempts: u32,
@@ -73,7 +89,7 @@ impl std::fmt::Display for DeliveryReport {
 
 /// The type and stored size of a key or value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredData {
+pub struct PayloadSummary {
     /// How the data was read.
     #[serde(rename = "type")]
     pub data_type: DataType,
@@ -98,9 +114,9 @@ pub(crate) struct ReportWire {
     #[serde(default, deserialize_with = "timestamp")]
     timestamp: Option<DateTime<Utc>>,
     #[serde(default)]
-    key: Option<StoredData>,
+    key: Option<PayloadSummary>,
     #[serde(default)]
-    value: Option<StoredData>,
+    value: Option<PayloadSummary>,
 }
 
 /// A report's timestamp. The server's own form, `2025-06-02T09:14:42.123Z`,
@@ -293,7 +309,7 @@ impl<'a> Compact<'a> {
     }
 
     /// `{"type":"STRING","size":3}`, fields in either order.
-    fn stored(&mut self) -> Option<StoredData> {
+    fn stored(&mut self) -> Option<PayloadSummary> {
         self.byte(b'{')?;
         let (mut data_type, mut size) = (None, None);
         loop {
@@ -308,7 +324,7 @@ impl<'a> Compact<'a> {
                 _ => return None,
             }
         }
-        Some(StoredData {
+        Some(PayloadSummary {
             data_type: data_type?,
             size: size?,
         })
@@ -317,7 +333,7 @@ impl<'a> Compact<'a> {
     /// `,"key":{"type":"STRING","size":3}` in that order, if the text goes
     /// on with `field` (`,"key":{"type":` or `,"value":{"type":`). The
     /// outer `None` means "not in this form".
-    fn stored_in_order(&mut self, field: &[u8]) -> Option<Option<StoredData>> {
+    fn stored_in_order(&mut self, field: &[u8]) -> Option<Option<PayloadSummary>> {
         if !self.literal(field) {
             return Some(None);
         }
@@ -329,7 +345,7 @@ impl<'a> Compact<'a> {
         };
         let size = u64::try_from(self.int()?).ok()?;
         self.byte(b'}')?;
-        Some(Some(StoredData { data_type, size }))
+        Some(Some(PayloadSummary { data_type, size }))
     }
 }
 
@@ -572,7 +588,7 @@ impl ReportWire {
                 error_code: Some(self.error_code),
                 message: self.message.unwrap_or_default(),
                 retry_after: None,
-                in_band: true,
+                scope: ErrorScope::Record,
             }));
         }
         match (self.partition_id, self.offset) {
@@ -784,7 +800,7 @@ mod tests {
         assert_eq!((report.partition, report.offset), (1, 7));
         assert_eq!(
             report.key,
-            Some(StoredData {
+            Some(PayloadSummary {
                 data_type: DataType::String,
                 size: 2
             })

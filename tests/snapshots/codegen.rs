@@ -237,8 +237,11 @@ Arguments:
         &'a self,
         cluster_id: &'a str,
         topic_name: &'a str,
-        body: &'a crate::record::Record,
-    ) -> Result<ResponseValue<crate::response::ReportBody>, Error<types::Error>> {
+        body: &'a crate::wire::record::Record,
+    ) -> Result<
+        ResponseValue<crate::client::response::ReportBody>,
+        Error<types::Error>,
+    > {
         let url = format!(
             "{}/clusters/{}/topics/{}/records", self.baseurl, encode_path(& cluster_id
             .to_string()), encode_path(& topic_name.to_string()),

@@ -6,7 +6,7 @@
 use super::{Action, Entry, Event, Machine, Outcome, Settings, Ticket};
 use crate::error::RetryClass;
 use crate::error::TokenError;
-use crate::error::{ApiError, Error};
+use crate::error::{ApiError, Error, ErrorScope};
 use crate::retry::policy::{Guarantee, MAX_RETRY_AFTER, RetryPolicy};
 use crate::wire::report::DeliveryReport;
 use bytes::Bytes;
@@ -730,7 +730,7 @@ impl Sim {
                         error_code: Some(i32::from(status)),
                         message: "refused".into(),
                         retry_after: retry_after.map(Duration::from_secs),
-                        in_band: false,
+                        scope: ErrorScope::Request,
                     })),
                 )
             }
@@ -796,7 +796,7 @@ impl Sim {
                         error_code: Some(code),
                         message: "in band".into(),
                         retry_after: None,
-                        in_band: true,
+                        scope: ErrorScope::Record,
                     }))
                 }
                 _ => {
