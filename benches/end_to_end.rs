@@ -298,7 +298,7 @@ impl Server {
                     .expect("a runtime");
                 runtime.block_on(async move {
                     let emulator = Emulator::builder()
-                        .topic(TOPIC, PARTITIONS)
+                        .with_topic(TOPIC, PARTITIONS)
                         .start()
                         .await
                         .expect("the emulator starts");

@@ -243,8 +243,8 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
         .build()?;
     let emulator = server.block_on(
         Emulator::builder()
-            .topic(TOPIC, PARTITIONS)
-            .faults(plan)
+            .with_topic(TOPIC, PARTITIONS)
+            .with_faults(plan)
             .start(),
     )?;
     let started = Instant::now();

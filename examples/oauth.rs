@@ -54,9 +54,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         (Client::from_env()?, topic)
     } else {
         let started = Emulator::builder()
-            .topic("demo", 3)
-            .oauth_client(CLIENT_ID, CLIENT_SECRET, "sa-demo", POOL)
-            .tls(true)
+            .with_topic("demo", 3)
+            .with_oauth_client(CLIENT_ID, CLIENT_SECRET, "sa-demo", POOL)
+            .with_tls(true)
             .start()
             .await?;
         eprintln!(

@@ -180,7 +180,7 @@ async fn max_batch_entries_is_checked_at_build() {
 #[tokio::test]
 async fn batch_size_follows_the_setting_and_the_servers_limit() {
     let emulator = common::emulator()
-        .max_batch_entries(50)
+        .with_max_batch_entries(50)
         .start()
         .await
         .unwrap();
@@ -214,7 +214,7 @@ async fn batch_size_follows_the_setting_and_the_servers_limit() {
 #[tokio::test]
 async fn http_401_fills_every_slot() {
     let emulator = common::emulator()
-        .api_key(common::API_KEY, common::API_SECRET)
+        .with_api_key(common::API_KEY, common::API_SECRET)
         .start()
         .await
         .unwrap();

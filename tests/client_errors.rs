@@ -27,7 +27,7 @@ async fn api_key_is_accepted_and_sent_as_basic() {
 #[tokio::test]
 async fn wrong_secret_or_missing_credentials_is_40101_and_terminal() {
     let emulator = common::emulator()
-        .api_key(API_KEY, API_SECRET)
+        .with_api_key(API_KEY, API_SECRET)
         .start()
         .await
         .unwrap();
@@ -50,7 +50,7 @@ async fn wrong_secret_or_missing_credentials_is_40101_and_terminal() {
 #[tokio::test]
 async fn bearer_token_with_identity_pool() {
     let emulator = common::emulator()
-        .bearer_token_with_pool(TOKEN, "svc-orders", POOL)
+        .with_bearer_token_in_pool(TOKEN, "svc-orders", POOL)
         .start()
         .await
         .unwrap();
@@ -93,8 +93,8 @@ async fn bearer_token_with_identity_pool() {
 #[tokio::test]
 async fn topic_without_permission_is_40301() {
     let emulator = common::emulator()
-        .api_key(API_KEY, API_SECRET)
-        .allow_topics(API_KEY, ["orders"])
+        .with_api_key(API_KEY, API_SECRET)
+        .with_allowed_topics(API_KEY, ["orders"])
         .start()
         .await
         .unwrap();
@@ -149,7 +149,7 @@ async fn unknown_cluster_topic_and_partition() {
 #[tokio::test]
 async fn request_larger_than_the_server_accepts_is_413() {
     let emulator = common::emulator()
-        .max_request_bytes(200)
+        .with_max_request_bytes(200)
         .start()
         .await
         .unwrap();

@@ -103,7 +103,11 @@ async fn post(http: &reqwest::Client, emu: &Emulator, data: &str) -> Value {
 
 #[tokio::test]
 async fn outage_refuses_connects_cuts_streams_and_serves_again_on_the_same_port() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let addr = emu.addr();
 
     // A stream in flight: one record reported, the body still open.
@@ -136,7 +140,11 @@ async fn outage_refuses_connects_cuts_streams_and_serves_again_on_the_same_port(
 
 #[tokio::test]
 async fn planned_windows_close_and_reopen_the_listener() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let addr = emu.addr();
     let http = client();
     assert_eq!(post(&http, &emu, "one").await["error_code"], 200);
@@ -175,8 +183,8 @@ fn periodic_windows_are_laid_out_from_the_first() {
 #[tokio::test]
 async fn outage_over_https() {
     let emu = Emulator::builder()
-        .topic("demo", 1)
-        .tls(true)
+        .with_topic("demo", 1)
+        .with_tls(true)
         .start()
         .await
         .unwrap();
@@ -216,7 +224,11 @@ async fn outage_over_https() {
 
 #[tokio::test]
 async fn clear_faults_ends_an_outage_early() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     // Far longer than the test may take: only clearing can end it.
     emu.outage(Duration::from_secs(3600)).await;
     assert_refused(emu.addr()).await;

@@ -248,7 +248,7 @@ impl TokenProvider for Instant0 {
 #[tokio::test]
 async fn a_token_with_no_lifetime_is_not_fetched_for_every_request() {
     let emulator = common::emulator()
-        .bearer_token(common::TOKEN, "svc")
+        .with_bearer_token(common::TOKEN, "svc")
         .start()
         .await
         .unwrap();
@@ -332,7 +332,7 @@ fn credentials_through_a_remote_proxy_over_plain_http_are_refused_before_connect
                     .with_endpoint("http://127.0.0.1:9")
                     .with_cluster_id("lkc-1")
                     .with_credentials(key())
-                    .allow_credentials_over_http(true)
+                    .with_credentials_over_http(true)
                     .build(),
             ),
             (

@@ -246,8 +246,8 @@ async fn a_token_endpoint_promising_eternity_does_not_panic() {
     // expires_in: 18446744073709551615, more seconds than a Duration holds
     // once read as a float.
     let emulator = common::emulator()
-        .oauth_client(CLIENT_ID, CLIENT_SECRET, "sa-abc123", common::POOL)
-        .token_lifetime(Duration::MAX)
+        .with_oauth_client(CLIENT_ID, CLIENT_SECRET, "sa-abc123", common::POOL)
+        .with_token_lifetime(Duration::MAX)
         .start()
         .await
         .unwrap();

@@ -20,9 +20,9 @@ const PRINCIPAL: &str = "sa-abc123";
 
 async fn oauth_emulator(lifetime: Duration) -> Emulator {
     common::emulator()
-        .oauth_client(CLIENT_ID, CLIENT_SECRET, PRINCIPAL, POOL)
-        .token_lifetime(lifetime)
-        .tls(true)
+        .with_oauth_client(CLIENT_ID, CLIENT_SECRET, PRINCIPAL, POOL)
+        .with_token_lifetime(lifetime)
+        .with_tls(true)
         .start()
         .await
         .expect("emulator starts")
@@ -375,7 +375,7 @@ impl TokenProvider for Rotating {
 #[tokio::test]
 async fn a_custom_token_provider_is_cached_and_asked_again_after_a_401() {
     let emulator = common::emulator()
-        .bearer_token_with_pool(common::TOKEN, "svc", POOL)
+        .with_bearer_token_in_pool(common::TOKEN, "svc", POOL)
         .start()
         .await
         .unwrap();

@@ -268,7 +268,7 @@ async fn refused_stream_opens_are_retried_after_backoff() {
 #[tokio::test]
 async fn auth_failure_at_open_fails_the_records_with_it() {
     let emulator = common::emulator()
-        .api_key(common::API_KEY, common::API_SECRET)
+        .with_api_key(common::API_KEY, common::API_SECRET)
         .start()
         .await
         .unwrap();
@@ -312,8 +312,8 @@ async fn unknown_topic_fails_its_records_only() {
 #[tokio::test]
 async fn expired_streams_are_replaced_without_losing_records() {
     let emulator = common::emulator()
-        .stream_lifetime(Duration::from_millis(150))
-        .stream_close_delay(Duration::from_millis(50))
+        .with_stream_lifetime(Duration::from_millis(150))
+        .with_stream_close_delay(Duration::from_millis(50))
         .start()
         .await
         .unwrap();

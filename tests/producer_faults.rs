@@ -19,7 +19,7 @@ struct Run {
 }
 
 async fn run(plan: FaultPlan, config: ProducerConfig) -> Run {
-    let emulator = common::emulator().faults(plan).start().await.unwrap();
+    let emulator = common::emulator().with_faults(plan).start().await.unwrap();
     let client = common::client_for(&emulator).build().unwrap();
     let producer = Producer::with_config(client, config).unwrap();
     let records = futures_util::stream::iter(0..RECORDS).map(|i| Record::from_value(i.to_string()));

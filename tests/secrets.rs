@@ -168,8 +168,8 @@ async fn errors_and_trace_logs_of_failed_calls_hold_no_secret() {
     let (captured, _guard) = capture_trace_logs();
 
     let emulator = common::emulator()
-        .api_key(API_KEY, "another-secret")
-        .bearer_token_with_pool(TOKEN, "svc", POOL)
+        .with_api_key(API_KEY, "another-secret")
+        .with_bearer_token_in_pool(TOKEN, "svc", POOL)
         .start()
         .await
         .unwrap();
@@ -229,8 +229,8 @@ async fn the_oauth_flow_leaks_no_client_secret_or_token_into_errors_or_trace_log
     let (captured, _guard) = capture_trace_logs();
 
     let emulator = common::emulator()
-        .oauth_client(CLIENT_ID, CLIENT_SECRET, "sa-1", POOL)
-        .tls(true)
+        .with_oauth_client(CLIENT_ID, CLIENT_SECRET, "sa-1", POOL)
+        .with_tls(true)
         .start()
         .await
         .unwrap();

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 async fn https_emulator() -> Emulator {
-    common::emulator().tls(true).start().await.unwrap()
+    common::emulator().with_tls(true).start().await.unwrap()
 }
 
 fn temp_file(name: &str, contents: &str) -> PathBuf {
@@ -63,7 +63,7 @@ async fn the_emulator_certificate_is_trusted_only_with_its_ca() {
 #[tokio::test]
 async fn client_certificates_for_mutual_tls() {
     let emulator = common::emulator()
-        .require_client_certificates(true)
+        .with_client_certificates_required(true)
         .start()
         .await
         .unwrap();
@@ -110,12 +110,12 @@ async fn client_certificates_for_mutual_tls() {
 #[tokio::test]
 async fn bad_certificates_and_keys_are_configuration_errors_that_say_which() {
     let emulator = common::emulator()
-        .require_client_certificates(true)
+        .with_client_certificates_required(true)
         .start()
         .await
         .unwrap();
     let other = common::emulator()
-        .require_client_certificates(true)
+        .with_client_certificates_required(true)
         .start()
         .await
         .unwrap();
@@ -185,8 +185,8 @@ async fn connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn every_connection_goes_through_the_proxy() {
     let emulator = common::emulator()
-        .oauth_client("client", "client-secret", "sa-1", common::POOL)
-        .tls(true)
+        .with_oauth_client("client", "client-secret", "sa-1", common::POOL)
+        .with_tls(true)
         .start()
         .await
         .unwrap();

@@ -116,7 +116,7 @@ impl HttpFault {
 ///
 /// Every field defaults to "no fault", so a plan is usually written as
 /// `FaultPlan { seed: 7, record_error_rate: 0.01, ..FaultPlan::default() }`. Set it
-/// with [`EmulatorBuilder::faults`](super::EmulatorBuilder::faults) or, while
+/// with [`EmulatorBuilder::with_faults`](super::EmulatorBuilder::with_faults) or, while
 /// running, [`Emulator::set_faults`](super::Emulator::set_faults). The plan
 /// applies to `POST .../records` requests only, not to `records:batch`.
 ///
@@ -185,11 +185,11 @@ pub struct FaultPlan {
     pub stream_max_records: Option<u64>,
     /// A stream expires once it has been open this long, with the same effect as
     /// [`stream_max_records`](Self::stream_max_records). When
-    /// [`EmulatorBuilder::stream_lifetime`](super::EmulatorBuilder::stream_lifetime)
+    /// [`EmulatorBuilder::with_stream_lifetime`](super::EmulatorBuilder::with_stream_lifetime)
     /// is also set, the shorter one applies. `None` by default.
     pub stream_lifetime: Option<Duration>,
     /// Overrides
-    /// [`EmulatorBuilder::stream_close_delay`](super::EmulatorBuilder::stream_close_delay)
+    /// [`EmulatorBuilder::with_stream_close_delay`](super::EmulatorBuilder::with_stream_close_delay)
     /// (500 ms unless configured) for expired streams. `None` by default.
     pub stream_close_delay: Option<Duration>,
     /// The probability, per streaming request, of answering
@@ -211,7 +211,7 @@ pub struct FaultPlan {
     /// the records read so far are written, the response ends normally (a record
     /// that has only partly arrived gets no report and is not appended), and the
     /// connection closes. The real service closes after 30 s, as the emulator
-    /// does anyway ([`EmulatorBuilder::idle_timeout`](super::EmulatorBuilder::idle_timeout));
+    /// does anyway ([`EmulatorBuilder::with_idle_timeout`](super::EmulatorBuilder::with_idle_timeout));
     /// this applies once the stream has answered HTTP 200, when it is the
     /// shorter of the two. `None` by default.
     pub idle_timeout: Option<Duration>,
@@ -331,7 +331,7 @@ pub struct FaultStats {
     /// [`Emulator::fail_next_requests`](super::Emulator::fail_next_requests).
     pub open_failures: u64,
     /// Streams closed by [`FaultPlan::idle_timeout`] (not those closed by the
-    /// configured [`EmulatorBuilder::idle_timeout`](super::EmulatorBuilder::idle_timeout)).
+    /// configured [`EmulatorBuilder::with_idle_timeout`](super::EmulatorBuilder::with_idle_timeout)).
     pub idle_closes: u64,
     /// Outages begun ([`FaultPlan::outages`] and
     /// [`Emulator::outage`](super::Emulator::outage)); overlapping windows

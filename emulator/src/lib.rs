@@ -20,9 +20,9 @@
 //! use ccloud_kafka_rest_emulator::Emulator;
 //!
 //! let emu = Emulator::builder()
-//!     .cluster_id("lkc-test")
-//!     .topic("orders", 3)
-//!     .api_key("key", "secret")
+//!     .with_cluster_id("lkc-test")
+//!     .with_topic("orders", 3)
+//!     .with_api_key("key", "secret")
 //!     .start()
 //!     .await?;
 //! println!("produce to {}/kafka/v3/clusters/lkc-test/topics/orders/records", emu.url());
@@ -40,11 +40,11 @@
 //! uses, so placement is stable and matches what a real cluster would choose. Records
 //! with neither are spread round-robin.
 //!
-//! OAuth and HTTPS: [`EmulatorBuilder::oauth_client`] registers a client with the
+//! OAuth and HTTPS: [`EmulatorBuilder::with_oauth_client`] registers a client with the
 //! emulator's token endpoint (`POST /oauth2/token`, client-credentials grant); the
-//! bearer tokens it issues expire after [`EmulatorBuilder::token_lifetime`] and are
+//! bearer tokens it issues expire after [`EmulatorBuilder::with_token_lifetime`] and are
 //! accepted only with the client's identity pool in `Confluent-Identity-Pool-Id`.
-//! [`EmulatorBuilder::tls`] serves everything over HTTPS with a certificate for
+//! [`EmulatorBuilder::with_tls`] serves everything over HTTPS with a certificate for
 //! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
 //! start, whose PEM is [`Emulator::ca_certificate_pem`].
 
@@ -171,13 +171,13 @@ impl Default for EmulatorBuilder {
 
 impl EmulatorBuilder {
     /// The address to listen on. Defaults to `127.0.0.1:0` (a free loopback port).
-    pub fn listen(mut self, addr: SocketAddr) -> Self {
+    pub fn with_listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
     }
 
     /// The cluster id accepted in request paths. Defaults to [`DEFAULT_CLUSTER_ID`].
-    pub fn cluster_id(mut self, id: impl Into<String>) -> Self {
+    pub fn with_cluster_id(mut self, id: impl Into<String>) -> Self {
         self.cluster_id = id.into();
         self
     }
@@ -185,7 +185,7 @@ impl EmulatorBuilder {
     /// Declares a topic with the given number of partitions (at least 1).
     ///
     /// Declaring the same name again replaces the earlier partition count.
-    pub fn topic(mut self, name: impl Into<String>, partitions: i32) -> Self {
+    pub fn with_topic(mut self, name: impl Into<String>, partitions: i32) -> Self {
         let name = name.into();
         let partitions = partitions.max(1);
         self.topics.retain(|(n, _)| *n != name);
@@ -196,13 +196,13 @@ impl EmulatorBuilder {
     /// Whether producing to an unknown topic creates it (with
     /// [`default_partitions`](Self::default_partitions) partitions) instead of
     /// answering HTTP 404. Off by default.
-    pub fn auto_create_topics(mut self, on: bool) -> Self {
+    pub fn with_auto_create_topics(mut self, on: bool) -> Self {
         self.auto_create_topics = on;
         self
     }
 
     /// The partition count of automatically created topics. Defaults to 1.
-    pub fn default_partitions(mut self, partitions: i32) -> Self {
+    pub fn with_default_partitions(mut self, partitions: i32) -> Self {
         self.default_partitions = partitions.max(1);
         self
     }
@@ -212,14 +212,18 @@ impl EmulatorBuilder {
     ///
     /// Once any API key or bearer token is configured, every request must
     /// authenticate; with none configured, anyone may produce.
-    pub fn api_key(mut self, key: impl Into<String>, secret: impl Into<String>) -> Self {
+    pub fn with_api_key(mut self, key: impl Into<String>, secret: impl Into<String>) -> Self {
         self.api_keys.insert(key.into(), secret.into());
         self
     }
 
     /// Accepts `Authorization: Bearer {token}` as the given principal, whatever
     /// `Confluent-Identity-Pool-Id` header comes with it (or none).
-    pub fn bearer_token(mut self, token: impl Into<String>, principal: impl Into<String>) -> Self {
+    pub fn with_bearer_token(
+        mut self,
+        token: impl Into<String>,
+        principal: impl Into<String>,
+    ) -> Self {
         self.bearer_tokens
             .insert(token.into(), (principal.into(), None));
         self
@@ -227,7 +231,7 @@ impl EmulatorBuilder {
 
     /// Accepts `Authorization: Bearer {token}` as the given principal only when the
     /// request also carries `Confluent-Identity-Pool-Id: {pool_id}`.
-    pub fn bearer_token_with_pool(
+    pub fn with_bearer_token_in_pool(
         mut self,
         token: impl Into<String>,
         principal: impl Into<String>,
@@ -241,7 +245,7 @@ impl EmulatorBuilder {
     /// Restricts a principal to the given topics: producing to any other topic is
     /// answered with HTTP 403. Principals without an allow-list may produce anywhere.
     /// Calling this again for the same principal adds to its list.
-    pub fn allow_topics<I, S>(mut self, principal: impl Into<String>, topics: I) -> Self
+    pub fn with_allowed_topics<I, S>(mut self, principal: impl Into<String>, topics: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -260,7 +264,7 @@ impl EmulatorBuilder {
     /// key and value exceed Kafka's 1 MiB are still answered with the broker's
     /// in-band 50002. Defaults to [`DEFAULT_MAX_RECORD_BYTES`] (16 MiB);
     /// [`start`](Self::start) refuses 0.
-    pub fn max_record_bytes(mut self, limit: usize) -> Self {
+    pub fn with_max_record_bytes(mut self, limit: usize) -> Self {
         self.limits.max_record_bytes = limit;
         self
     }
@@ -273,7 +277,7 @@ impl EmulatorBuilder {
     /// and `records:batch` bodies are limited to
     /// [`DEFAULT_MAX_BATCH_REQUEST_BYTES`] (64 MiB); [`start`](Self::start)
     /// refuses 0.
-    pub fn max_request_bytes(mut self, limit: u64) -> Self {
+    pub fn with_max_request_bytes(mut self, limit: u64) -> Self {
         self.limits.max_request_bytes = Some(limit);
         self
     }
@@ -281,7 +285,7 @@ impl EmulatorBuilder {
     /// The most connections served at once: one more is accepted and closed at
     /// once, leaving the others be. Defaults to [`DEFAULT_MAX_CONNECTIONS`]
     /// (4096); [`start`](Self::start) refuses 0.
-    pub fn max_connections(mut self, limit: usize) -> Self {
+    pub fn with_max_connections(mut self, limit: usize) -> Self {
         self.limits.max_connections = limit;
         self
     }
@@ -298,13 +302,13 @@ impl EmulatorBuilder {
     /// is dropped. Defaults to
     /// [`DEFAULT_IDLE_TIMEOUT`] (30 s); [`start`](Self::start) refuses zero and
     /// durations past [`MAX_CONFIGURED_DURATION`].
-    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.limits.idle_timeout = timeout;
         self
     }
 
     /// The most entries a `records:batch` request may hold. Defaults to 10.
-    pub fn max_batch_entries(mut self, limit: usize) -> Self {
+    pub fn with_max_batch_entries(mut self, limit: usize) -> Self {
         self.limits.max_batch_entries = limit.max(1);
         self
     }
@@ -312,21 +316,21 @@ impl EmulatorBuilder {
     /// How long a streaming request may stay open. Once exceeded, every further
     /// record is answered with an in-band 408 and the connection is closed after
     /// the [`stream_close_delay`](Self::stream_close_delay). Unlimited by default.
-    pub fn stream_lifetime(mut self, lifetime: Duration) -> Self {
+    pub fn with_stream_lifetime(mut self, lifetime: Duration) -> Self {
         self.limits.stream_lifetime = Some(lifetime);
         self
     }
 
     /// How long after the first in-band 408 the connection is closed. Defaults to
     /// 500 ms.
-    pub fn stream_close_delay(mut self, delay: Duration) -> Self {
+    pub fn with_stream_close_delay(mut self, delay: Duration) -> Self {
         self.limits.stream_close_delay = delay;
         self
     }
 
     /// Applies a seeded [`FaultPlan`] to every streaming request. No faults by
     /// default; replace the plan while running with [`Emulator::set_faults`].
-    pub fn faults(mut self, plan: FaultPlan) -> Self {
+    pub fn with_faults(mut self, plan: FaultPlan) -> Self {
         self.faults = plan;
         self
     }
@@ -337,7 +341,7 @@ impl EmulatorBuilder {
     /// {pool_id}`. Like API keys, any OAuth client makes authentication mandatory.
     /// Faults injected with [`Emulator::fail_next_requests`] apply to the produce
     /// endpoints only, never to the token endpoint.
-    pub fn oauth_client(
+    pub fn with_oauth_client(
         mut self,
         client_id: impl Into<String>,
         secret: impl Into<String>,
@@ -357,22 +361,22 @@ impl EmulatorBuilder {
 
     /// How long issued tokens stay valid (announced as `expires_in`, in whole
     /// seconds). Defaults to one hour.
-    pub fn token_lifetime(mut self, lifetime: Duration) -> Self {
+    pub fn with_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.token_lifetime = lifetime;
         self
     }
 
     /// Serves HTTPS instead of HTTP, with a certificate generated at start; see
     /// [`Emulator::ca_certificate_pem`]. Off by default.
-    pub fn tls(mut self, on: bool) -> Self {
+    pub fn with_tls(mut self, on: bool) -> Self {
         self.tls = on;
         self
     }
 
-    /// Serves HTTPS (as [`tls`](Self::tls)) and requires every client to present a
+    /// Serves HTTPS (as [`with_tls`](Self::with_tls)) and requires every client to present a
     /// certificate issued by the emulator's certificate authority; one is available
     /// from [`Emulator::client_certificate_pem`]. Off by default.
-    pub fn require_client_certificates(mut self, on: bool) -> Self {
+    pub fn with_client_certificates_required(mut self, on: bool) -> Self {
         self.client_certificates = on;
         if on {
             self.tls = true;
@@ -432,6 +436,153 @@ impl EmulatorBuilder {
     }
 }
 
+/// The builder's former setter names, before every one was `with_*`.
+impl EmulatorBuilder {
+    /// Former name of [`with_listen`](Self::with_listen).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_listen`")]
+    pub fn listen(self, addr: SocketAddr) -> Self {
+        self.with_listen(addr)
+    }
+
+    /// Former name of [`with_cluster_id`](Self::with_cluster_id).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_cluster_id`")]
+    pub fn cluster_id(self, id: impl Into<String>) -> Self {
+        self.with_cluster_id(id)
+    }
+
+    /// Former name of [`with_topic`](Self::with_topic).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_topic`")]
+    pub fn topic(self, name: impl Into<String>, partitions: i32) -> Self {
+        self.with_topic(name, partitions)
+    }
+
+    /// Former name of [`with_auto_create_topics`](Self::with_auto_create_topics).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_auto_create_topics`")]
+    pub fn auto_create_topics(self, on: bool) -> Self {
+        self.with_auto_create_topics(on)
+    }
+
+    /// Former name of [`with_default_partitions`](Self::with_default_partitions).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_default_partitions`")]
+    pub fn default_partitions(self, partitions: i32) -> Self {
+        self.with_default_partitions(partitions)
+    }
+
+    /// Former name of [`with_api_key`](Self::with_api_key).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_api_key`")]
+    pub fn api_key(self, key: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.with_api_key(key, secret)
+    }
+
+    /// Former name of [`with_bearer_token`](Self::with_bearer_token).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_bearer_token`")]
+    pub fn bearer_token(self, token: impl Into<String>, principal: impl Into<String>) -> Self {
+        self.with_bearer_token(token, principal)
+    }
+
+    /// Former name of [`with_bearer_token_in_pool`](Self::with_bearer_token_in_pool).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_bearer_token_in_pool`")]
+    pub fn bearer_token_with_pool(
+        self,
+        token: impl Into<String>,
+        principal: impl Into<String>,
+        pool_id: impl Into<String>,
+    ) -> Self {
+        self.with_bearer_token_in_pool(token, principal, pool_id)
+    }
+
+    /// Former name of [`with_allowed_topics`](Self::with_allowed_topics).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_allowed_topics`")]
+    pub fn allow_topics<I, S>(self, principal: impl Into<String>, topics: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.with_allowed_topics(principal, topics)
+    }
+
+    /// Former name of [`with_max_record_bytes`](Self::with_max_record_bytes).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_max_record_bytes`")]
+    pub fn max_record_bytes(self, limit: usize) -> Self {
+        self.with_max_record_bytes(limit)
+    }
+
+    /// Former name of [`with_max_request_bytes`](Self::with_max_request_bytes).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_max_request_bytes`")]
+    pub fn max_request_bytes(self, limit: u64) -> Self {
+        self.with_max_request_bytes(limit)
+    }
+
+    /// Former name of [`with_max_connections`](Self::with_max_connections).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_max_connections`")]
+    pub fn max_connections(self, limit: usize) -> Self {
+        self.with_max_connections(limit)
+    }
+
+    /// Former name of [`with_idle_timeout`](Self::with_idle_timeout).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_idle_timeout`")]
+    pub fn idle_timeout(self, timeout: Duration) -> Self {
+        self.with_idle_timeout(timeout)
+    }
+
+    /// Former name of [`with_max_batch_entries`](Self::with_max_batch_entries).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_max_batch_entries`")]
+    pub fn max_batch_entries(self, limit: usize) -> Self {
+        self.with_max_batch_entries(limit)
+    }
+
+    /// Former name of [`with_stream_lifetime`](Self::with_stream_lifetime).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_stream_lifetime`")]
+    pub fn stream_lifetime(self, lifetime: Duration) -> Self {
+        self.with_stream_lifetime(lifetime)
+    }
+
+    /// Former name of [`with_stream_close_delay`](Self::with_stream_close_delay).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_stream_close_delay`")]
+    pub fn stream_close_delay(self, delay: Duration) -> Self {
+        self.with_stream_close_delay(delay)
+    }
+
+    /// Former name of [`with_faults`](Self::with_faults).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_faults`")]
+    pub fn faults(self, plan: FaultPlan) -> Self {
+        self.with_faults(plan)
+    }
+
+    /// Former name of [`with_oauth_client`](Self::with_oauth_client).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_oauth_client`")]
+    pub fn oauth_client(
+        self,
+        client_id: impl Into<String>,
+        secret: impl Into<String>,
+        principal: impl Into<String>,
+        pool_id: impl Into<String>,
+    ) -> Self {
+        self.with_oauth_client(client_id, secret, principal, pool_id)
+    }
+
+    /// Former name of [`with_token_lifetime`](Self::with_token_lifetime).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_token_lifetime`")]
+    pub fn token_lifetime(self, lifetime: Duration) -> Self {
+        self.with_token_lifetime(lifetime)
+    }
+
+    /// Former name of [`with_tls`](Self::with_tls).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_tls`")]
+    pub fn tls(self, on: bool) -> Self {
+        self.with_tls(on)
+    }
+
+    /// Former name of [`with_client_certificates_required`](Self::with_client_certificates_required).
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed to `with_client_certificates_required`"
+    )]
+    pub fn require_client_certificates(self, on: bool) -> Self {
+        self.with_client_certificates_required(on)
+    }
+}
+
 /// A running emulator. It stops when [`shutdown`](Emulator::shutdown) is awaited or
 /// when it is dropped.
 pub struct Emulator {
@@ -461,10 +612,10 @@ impl Emulator {
 
     /// Starts an emulator with topic `demo` (3 partitions) and no authentication.
     pub async fn start_default() -> io::Result<Emulator> {
-        Emulator::builder().topic("demo", 3).start().await
+        Emulator::builder().with_topic("demo", 3).start().await
     }
 
-    /// The base URL, `http://{ip}:{port}` (`https://` with [`EmulatorBuilder::tls`]),
+    /// The base URL, `http://{ip}:{port}` (`https://` with [`EmulatorBuilder::with_tls`]),
     /// without any path.
     pub fn url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
@@ -477,13 +628,13 @@ impl Emulator {
     }
 
     /// The PEM of the certificate authority that issued the HTTPS certificate, for
-    /// clients to trust; `None` without [`EmulatorBuilder::tls`].
+    /// clients to trust; `None` without [`EmulatorBuilder::with_tls`].
     pub fn ca_certificate_pem(&self) -> Option<&str> {
         self.tls.as_ref().map(|tls| tls.ca_pem.as_str())
     }
 
     /// A client certificate and its private key (both PEM) that the emulator
-    /// accepts; `None` without [`EmulatorBuilder::require_client_certificates`].
+    /// accepts; `None` without [`EmulatorBuilder::with_client_certificates_required`].
     pub fn client_certificate_pem(&self) -> Option<(&str, &str)> {
         let tls = self.tls.as_ref()?;
         let (certificate, key) = tls.client_identity.as_ref()?;

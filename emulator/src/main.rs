@@ -133,11 +133,11 @@ struct LimitArgs {
 impl LimitArgs {
     fn apply(&self, builder: EmulatorBuilder) -> EmulatorBuilder {
         let builder = builder
-            .max_record_bytes(self.max_record_bytes)
-            .max_connections(self.max_connections)
-            .idle_timeout(Duration::from_millis(self.idle_timeout_ms));
+            .with_max_record_bytes(self.max_record_bytes)
+            .with_max_connections(self.max_connections)
+            .with_idle_timeout(Duration::from_millis(self.idle_timeout_ms));
         match self.max_request_bytes {
-            Some(limit) => builder.max_request_bytes(limit),
+            Some(limit) => builder.with_max_request_bytes(limit),
             None => builder,
         }
     }
@@ -297,25 +297,25 @@ async fn main() -> ExitCode {
         args.topics.clone()
     };
     let mut builder = Emulator::builder()
-        .listen(args.listen)
-        .cluster_id(args.cluster_id.clone())
-        .auto_create_topics(args.auto_create);
+        .with_listen(args.listen)
+        .with_cluster_id(args.cluster_id.clone())
+        .with_auto_create_topics(args.auto_create);
     for (name, partitions) in &topics {
-        builder = builder.topic(name.clone(), *partitions);
+        builder = builder.with_topic(name.clone(), *partitions);
     }
     if let (Some(key), Some(secret)) = (&args.api_key, &args.api_secret) {
-        builder = builder.api_key(key.clone(), secret.clone());
+        builder = builder.with_api_key(key.clone(), secret.clone());
     }
     for token in &args.bearer_tokens {
         builder = match token.split_once(':') {
-            Some((token, pool)) => builder.bearer_token_with_pool(token, "bearer", pool),
-            None => builder.bearer_token(token.clone(), "bearer"),
+            Some((token, pool)) => builder.with_bearer_token_in_pool(token, "bearer", pool),
+            None => builder.with_bearer_token(token.clone(), "bearer"),
         };
     }
     for (id, secret, pool) in &args.oauth_clients {
-        builder = builder.oauth_client(id.clone(), secret.clone(), id.clone(), pool.clone());
+        builder = builder.with_oauth_client(id.clone(), secret.clone(), id.clone(), pool.clone());
     }
-    builder = builder.tls(args.tls_ca_out.is_some());
+    builder = builder.with_tls(args.tls_ca_out.is_some());
     builder = args.limits.apply(builder);
     let plan = args.faults.plan();
     // Faults are on when the plan differs from one that only names codes and
@@ -327,7 +327,7 @@ async fn main() -> ExitCode {
             open_failure: plan.open_failure.clone(),
             ..FaultPlan::default()
         };
-    builder = builder.faults(plan.clone());
+    builder = builder.with_faults(plan.clone());
     let emu = match builder.start().await {
         Ok(emu) => emu,
         Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => {

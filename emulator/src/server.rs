@@ -90,7 +90,7 @@ async fn until(at: Option<Instant>) {
     }
 }
 
-/// One of the [`max_connections`](super::EmulatorBuilder::max_connections)
+/// One of the [`max_connections`](super::EmulatorBuilder::with_max_connections)
 /// connections, held by its task: given back when the task ends or is aborted.
 struct Slot(Arc<AtomicUsize>);
 

@@ -67,22 +67,22 @@ impl Limits {
 }
 
 /// The record size limit unless
-/// [`EmulatorBuilder::max_record_bytes`](super::EmulatorBuilder::max_record_bytes)
+/// [`EmulatorBuilder::with_max_record_bytes`](super::EmulatorBuilder::with_max_record_bytes)
 /// sets another: 16 MiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 
 /// The size limit of a `records:batch` body unless
-/// [`EmulatorBuilder::max_request_bytes`](super::EmulatorBuilder::max_request_bytes)
+/// [`EmulatorBuilder::with_max_request_bytes`](super::EmulatorBuilder::with_max_request_bytes)
 /// sets one: 64 MiB. Streaming bodies have none by default.
 pub const DEFAULT_MAX_BATCH_REQUEST_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The most connections served at once unless
-/// [`EmulatorBuilder::max_connections`](super::EmulatorBuilder::max_connections)
+/// [`EmulatorBuilder::with_max_connections`](super::EmulatorBuilder::with_max_connections)
 /// sets another.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 /// How long a connection may send nothing unless
-/// [`EmulatorBuilder::idle_timeout`](super::EmulatorBuilder::idle_timeout) sets
+/// [`EmulatorBuilder::with_idle_timeout`](super::EmulatorBuilder::with_idle_timeout) sets
 /// another: 30 s, after which the real service closes idle connections.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 

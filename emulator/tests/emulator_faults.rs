@@ -15,8 +15,8 @@ const WAIT: Duration = Duration::from_secs(10);
 
 async fn start(plan: FaultPlan) -> Emulator {
     Emulator::builder()
-        .topic("demo", 1)
-        .faults(plan)
+        .with_topic("demo", 1)
+        .with_faults(plan)
         .start()
         .await
         .unwrap()

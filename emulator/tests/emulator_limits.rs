@@ -28,7 +28,7 @@ async fn guarded(test: impl Future<Output = ()>) {
 }
 
 fn emulator() -> EmulatorBuilder {
-    Emulator::builder().topic("demo", 1)
+    Emulator::builder().with_topic("demo", 1)
 }
 
 fn path(emu: &Emulator) -> String {
@@ -99,7 +99,11 @@ async fn post(emu: &Emulator, path: &str, body: &str) -> (u16, String) {
 #[tokio::test]
 async fn chunked_bodies_over_max_request_bytes_get_413() {
     guarded(async {
-        let emu = emulator().max_request_bytes(1_000).start().await.unwrap();
+        let emu = emulator()
+            .with_max_request_bytes(1_000)
+            .start()
+            .await
+            .unwrap();
 
         // Whitespace only: refused before the stream answers.
         let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
@@ -172,7 +176,7 @@ async fn batch_bodies_are_limited_to_64_mib_by_default() {
 #[tokio::test]
 async fn connections_sending_nothing_are_closed_after_the_idle_timeout() {
     guarded(async {
-        let emu = emulator().idle_timeout(IDLE).start().await.unwrap();
+        let emu = emulator().with_idle_timeout(IDLE).start().await.unwrap();
 
         // Headers and no body: the stream ends as an idle one does, with an
         // empty 200, and the connection closes.
@@ -217,7 +221,7 @@ async fn connections_sending_nothing_are_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_connection_sending_a_byte_every_100_ms_stays_open() {
     guarded(async {
-        let emu = emulator().idle_timeout(IDLE).start().await.unwrap();
+        let emu = emulator().with_idle_timeout(IDLE).start().await.unwrap();
         let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
         // Chunk framing counts: the first body byte comes only after 400 ms.
         for &byte in &chunk_frame(b" ") {
@@ -250,7 +254,7 @@ async fn a_connection_sending_a_byte_every_100_ms_stays_open() {
 #[tokio::test]
 async fn a_client_that_reads_no_reports_is_dropped_after_the_idle_timeout() {
     guarded(async {
-        let emu = emulator().idle_timeout(IDLE).start().await.unwrap();
+        let emu = emulator().with_idle_timeout(IDLE).start().await.unwrap();
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let socket = socket.connect(emu.addr()).await.unwrap();
@@ -284,7 +288,11 @@ async fn a_client_that_reads_no_reports_is_dropped_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_record_growing_past_max_record_bytes_is_refused() {
     guarded(async {
-        let emu = emulator().max_record_bytes(64 << 10).start().await.unwrap();
+        let emu = emulator()
+            .with_max_record_bytes(64 << 10)
+            .start()
+            .await
+            .unwrap();
         let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
         assert!(conn.chunk(record("before").as_bytes()).await);
         assert_eq!(conn.status().await, 200);
@@ -322,7 +330,7 @@ async fn a_record_growing_past_max_record_bytes_is_refused() {
 #[tokio::test]
 async fn connections_over_the_cap_are_refused_and_the_others_go_on() {
     guarded(async {
-        let emu = emulator().max_connections(2).start().await.unwrap();
+        let emu = emulator().with_max_connections(2).start().await.unwrap();
         let mut open = Vec::new();
         for i in 0..2 {
             let mut conn = RawConn::open(&emu, &path(&emu), &[]).await;
@@ -385,11 +393,11 @@ async fn deep_nesting_is_a_400() {
 #[tokio::test]
 async fn settings_that_cannot_work_are_refused() {
     let cases = [
-        (emulator().max_connections(0), "max_connections"),
-        (emulator().idle_timeout(Duration::ZERO), "idle_timeout"),
-        (emulator().idle_timeout(Duration::MAX), "idle_timeout"),
-        (emulator().max_record_bytes(0), "max_record_bytes"),
-        (emulator().max_request_bytes(0), "max_request_bytes"),
+        (emulator().with_max_connections(0), "max_connections"),
+        (emulator().with_idle_timeout(Duration::ZERO), "idle_timeout"),
+        (emulator().with_idle_timeout(Duration::MAX), "idle_timeout"),
+        (emulator().with_max_record_bytes(0), "max_record_bytes"),
+        (emulator().with_max_request_bytes(0), "max_request_bytes"),
     ];
     for (builder, setter) in cases {
         let error = builder.start().await.expect_err(setter);

@@ -101,7 +101,11 @@ fn values(records: &[StoredRecord]) -> Vec<String> {
 
 #[tokio::test]
 async fn content_length_body_gets_one_report_per_record_in_order() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let body = format!(
         "{}{}\r\n  {}\n\n{}\t{}",
         string_record("a"),
@@ -157,7 +161,11 @@ async fn both_prefixes_are_served() {
 
 #[tokio::test]
 async fn chunks_split_records_at_arbitrary_boundaries() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let mut body = String::new();
     for i in 0..20 {
         body.push_str(
@@ -188,7 +196,11 @@ async fn chunks_split_records_at_arbitrary_boundaries() {
 
 #[tokio::test]
 async fn reports_arrive_while_the_body_is_still_open() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let mut conn = RawConn::open(&emu, &path(&emu, "/kafka/v3", "demo"), &[]).await;
     // The first record arrives split in two chunks.
     let first = string_record("one");
@@ -212,7 +224,11 @@ async fn reports_arrive_while_the_body_is_still_open() {
 
 #[tokio::test]
 async fn reqwest_streaming_body_gets_reports_before_it_ends() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
@@ -258,7 +274,11 @@ async fn reqwest_streaming_body_gets_reports_before_it_ends() {
 
 #[tokio::test]
 async fn data_types_are_stored_byte_exact() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let bin = [0u8, 1, 2, 254, 255];
     let records = [
         json!({"key": {"type": "STRING", "data": "k1"}, "value": {"type": "STRING", "data": "héllo"}}),
@@ -322,7 +342,11 @@ async fn data_types_are_stored_byte_exact() {
 
 #[tokio::test]
 async fn headers_and_timestamps_are_stored() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let record = json!({
         "headers": [
             {"name": "trace", "value": STANDARD.encode("abc")},
@@ -349,7 +373,11 @@ async fn headers_and_timestamps_are_stored() {
 
 #[tokio::test]
 async fn bad_records_get_in_band_400_and_the_stream_goes_on() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let body = [
         r#"{"value":{"type":"BINARY","data":"not base64!"}}"#,
         r#"{"value":{"type":"BINARY","data":"AA-_"}}"#,
@@ -389,7 +417,11 @@ async fn bad_records_get_in_band_400_and_the_stream_goes_on() {
 
 #[tokio::test]
 async fn malformed_json_ends_the_stream() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     for bad in [r#"{"value": tru}"#, ",", "[]", "{\"value\":"] {
         let body = format!(
             "{}\n{}\n{bad}\n{}",
@@ -421,7 +453,11 @@ async fn malformed_json_ends_the_stream() {
 
 #[tokio::test]
 async fn malformed_json_ends_the_response_while_the_body_is_still_open() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let mut conn = RawConn::open(&emu, &path(&emu, "/kafka/v3", "demo"), &[]).await;
     conn.chunk(string_record("a").as_bytes()).await;
     assert_eq!(conn.status().await, 200);
@@ -467,7 +503,11 @@ async fn one_client_reuses_its_connection_across_requests() {
 
 #[tokio::test]
 async fn empty_body_is_422() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     for body in ["", " \r\n\t "] {
         let reply = post(&url(&emu, "/kafka/v3", "demo"), body).await;
         assert_eq!(reply.status, 422);
@@ -487,7 +527,11 @@ async fn empty_body_is_422() {
 
 #[tokio::test]
 async fn content_type_is_checked() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let client = client();
     let record = string_record("x");
     for ct in [
@@ -544,11 +588,11 @@ async fn content_type_is_checked() {
 #[tokio::test]
 async fn api_keys_and_topic_acls() {
     let emu = Emulator::builder()
-        .topic("demo", 1)
-        .topic("secret", 1)
-        .api_key("key", "secret")
-        .api_key("admin", "pw")
-        .allow_topics("key", ["demo"])
+        .with_topic("demo", 1)
+        .with_topic("secret", 1)
+        .with_api_key("key", "secret")
+        .with_api_key("admin", "pw")
+        .with_allowed_topics("key", ["demo"])
         .start()
         .await
         .unwrap();
@@ -600,10 +644,10 @@ async fn api_keys_and_topic_acls() {
 #[tokio::test]
 async fn bearer_tokens_and_identity_pools() {
     let emu = Emulator::builder()
-        .topic("demo", 1)
-        .bearer_token("open-token", "alice")
-        .bearer_token_with_pool("pool-token", "bob", "pool-abc")
-        .allow_topics("bob", ["demo"])
+        .with_topic("demo", 1)
+        .with_bearer_token("open-token", "alice")
+        .with_bearer_token_in_pool("pool-token", "bob", "pool-abc")
+        .with_allowed_topics("bob", ["demo"])
         .start()
         .await
         .unwrap();
@@ -692,8 +736,8 @@ async fn unknown_topics_are_404_unless_auto_created() {
     assert!(reply.json()["message"].as_str().unwrap().contains("nope"));
 
     let emu = Emulator::builder()
-        .auto_create_topics(true)
-        .default_partitions(4)
+        .with_auto_create_topics(true)
+        .with_default_partitions(4)
         .start()
         .await
         .unwrap();
@@ -818,7 +862,11 @@ async fn http_faults_answer_the_next_requests() {
 
 #[tokio::test]
 async fn record_faults_replace_the_next_appends() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     emu.fail_next_records(42901, "Throttled", 3);
     let body = [
         string_record("1"),
@@ -846,9 +894,9 @@ async fn record_faults_replace_the_next_appends() {
 #[tokio::test]
 async fn stream_lifetime_answers_408_then_closes() {
     let emu = Emulator::builder()
-        .topic("demo", 1)
-        .stream_lifetime(Duration::from_millis(300))
-        .stream_close_delay(Duration::from_millis(300))
+        .with_topic("demo", 1)
+        .with_stream_lifetime(Duration::from_millis(300))
+        .with_stream_close_delay(Duration::from_millis(300))
         .start()
         .await
         .unwrap();
@@ -872,7 +920,11 @@ async fn stream_lifetime_answers_408_then_closes() {
 
 #[tokio::test]
 async fn connection_cut_after_n_reports() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     emu.cut_connection_after_records(2);
     let mut conn = RawConn::open(&emu, &path(&emu, "/kafka/v3", "demo"), &[]).await;
     let body: String = (0..4).map(|i| string_record(&i.to_string())).collect();
@@ -892,9 +944,9 @@ async fn connection_cut_after_n_reports() {
 #[tokio::test]
 async fn size_limits() {
     let emu = Emulator::builder()
-        .topic("demo", 1)
-        .max_record_bytes(100)
-        .max_request_bytes(2_000)
+        .with_topic("demo", 1)
+        .with_max_record_bytes(100)
+        .with_max_request_bytes(2_000)
         .start()
         .await
         .unwrap();
@@ -920,7 +972,11 @@ async fn size_limits() {
 
 #[tokio::test]
 async fn records_over_one_mebibyte_get_50002() {
-    let emu = Emulator::builder().topic("demo", 1).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 1)
+        .start()
+        .await
+        .unwrap();
     let body = format!(
         "{}{}",
         string_record(&"x".repeat(1024 * 1024 + 1)),
@@ -977,8 +1033,8 @@ async fn batch_produce() {
 #[tokio::test]
 async fn batch_rules_are_422_42208() {
     let emu = Emulator::builder()
-        .topic("demo", 1)
-        .max_batch_entries(3)
+        .with_topic("demo", 1)
+        .with_max_batch_entries(3)
         .start()
         .await
         .unwrap();
@@ -1071,8 +1127,8 @@ async fn shutdown_does_not_wait_for_open_streams() {
 #[tokio::test]
 async fn errors_before_streaming_reach_a_client_still_sending() {
     let emu = Emulator::builder()
-        .topic("demo", 1)
-        .api_key("key", "secret")
+        .with_topic("demo", 1)
+        .with_api_key("key", "secret")
         .start()
         .await
         .unwrap();

@@ -64,7 +64,11 @@ fn records_url(emu: &Emulator, topic: &str, query: &str) -> String {
 
 #[tokio::test]
 async fn answers_the_stored_records_by_partition_then_offset_with_their_bytes() {
-    let emu = Emulator::builder().topic("demo", 2).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 2)
+        .start()
+        .await
+        .unwrap();
     produce(
         &emu,
         "demo",
@@ -127,7 +131,11 @@ async fn answers_the_stored_records_by_partition_then_offset_with_their_bytes() 
 
 #[tokio::test]
 async fn partition_and_from_offset_narrow_the_answer_across_pages() {
-    let emu = Emulator::builder().topic("demo", 3).start().await.unwrap();
+    let emu = Emulator::builder()
+        .with_topic("demo", 3)
+        .start()
+        .await
+        .unwrap();
     // More records than one page holds, so the answer is written in pieces.
     let records: Vec<Value> = (0..1500)
         .map(|i| json!({"partition_id": i % 3, "value": {"type": "STRING", "data": format!("v{i}")}}))
@@ -153,8 +161,8 @@ async fn partition_and_from_offset_narrow_the_answer_across_pages() {
 #[tokio::test]
 async fn refuses_what_it_cannot_answer_with_the_reason() {
     let emu = Emulator::builder()
-        .topic("demo", 2)
-        .api_key("KEY", "secret")
+        .with_topic("demo", 2)
+        .with_api_key("KEY", "secret")
         .start()
         .await
         .unwrap();

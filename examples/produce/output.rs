@@ -264,8 +264,8 @@ mod tests {
     #[tokio::test]
     async fn lines_are_what_serde_writes() {
         let emulator = Emulator::builder()
-            .topic("orders", 3)
-            .topic("a.b_c-9", 1)
+            .with_topic("orders", 3)
+            .with_topic("a.b_c-9", 1)
             .start()
             .await
             .unwrap();

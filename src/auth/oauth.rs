@@ -185,7 +185,7 @@ impl ClientCredentials {
                 if let Some(hop) = plain::clear_hop(&url, proxy) {
                     return Err(config(format!(
                         "refusing to send the OAuth client secret over plain http to {hop}; use an \
-                         https token URL, or call allow_credentials_over_http(true) if the network \
+                         https token URL, or call with_credentials_over_http(true) if the network \
                          is trusted"
                     )));
                 }

@@ -245,9 +245,15 @@ impl ClientBuilder {
     /// Allows sending credentials over plain `http://` to a host other than
     /// loopback. Off by default: credentials sent in clear can be read by
     /// anyone on the path.
-    pub fn allow_credentials_over_http(mut self, allow: bool) -> ClientBuilder {
+    pub fn with_credentials_over_http(mut self, allow: bool) -> ClientBuilder {
         self.allow_credentials_over_http = allow;
         self
+    }
+
+    /// Former name of [`with_credentials_over_http`](Self::with_credentials_over_http).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_credentials_over_http`")]
+    pub fn allow_credentials_over_http(self, allow: bool) -> ClientBuilder {
+        self.with_credentials_over_http(allow)
     }
 
     /// The largest record (key, value and headers, in bytes) accepted before
@@ -424,7 +430,7 @@ impl ClientBuilder {
                 {
                     return Err(Error::Config(format!(
                         "refusing to send credentials over plain http to {hop}; use https, \
-                         or call allow_credentials_over_http(true) if the network is trusted"
+                         or call with_credentials_over_http(true) if the network is trusted"
                     )));
                 }
             }
@@ -612,7 +618,7 @@ mod tests {
         assert!(e.contains("plain http"), "{e}");
         assert!(
             with("http://kafka.internal:8082")
-                .allow_credentials_over_http(true)
+                .with_credentials_over_http(true)
                 .base_url()
                 .is_ok()
         );
@@ -732,7 +738,7 @@ mod tests {
                 .with_credentials(Credentials::oauth(ClientCredentials::new(
                     token_url, "id", "secret",
                 )))
-                .allow_credentials_over_http(allow)
+                .with_credentials_over_http(allow)
                 .build()
         };
         let e = build("http://idp.example/token", false)

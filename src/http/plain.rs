@@ -1,6 +1,6 @@
 //! The plain-http rule: credentials (an API key, a token, an OAuth client
 //! secret) never travel in clear over a hop that leaves this machine, unless
-//! the caller allowed it with `allow_credentials_over_http(true)`.
+//! the caller allowed it with `with_credentials_over_http(true)`.
 //!
 //! A request to an `https://` URL is encrypted end to end, through a proxy
 //! too (the proxy only tunnels it). A request to an `http://` URL is in

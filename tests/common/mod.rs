@@ -18,7 +18,9 @@ pub const POOL: &str = "pool-AbCd";
 
 /// An emulator with topics `demo` (3 partitions) and `orders` (1).
 pub fn emulator() -> EmulatorBuilder {
-    Emulator::builder().topic("demo", 3).topic("orders", 1)
+    Emulator::builder()
+        .with_topic("demo", 3)
+        .with_topic("orders", 1)
 }
 
 pub fn client_for(emulator: &Emulator) -> ClientBuilder {
@@ -44,7 +46,7 @@ pub async fn open() -> (Emulator, Client) {
 
 pub async fn with_api_key() -> (Emulator, Client) {
     let emulator = emulator()
-        .api_key(API_KEY, API_SECRET)
+        .with_api_key(API_KEY, API_SECRET)
         .start()
         .await
         .expect("emulator starts");
