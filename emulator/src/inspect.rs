@@ -22,14 +22,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use chrono::SecondsFormat;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, Method, Response, StatusCode};
 use tokio::sync::mpsc;
 
 use super::log::LogRecord;
 use super::path::percent_decode;
 use super::report::json_string;
-use super::response::{ResponseBody, error_response};
+use super::response::{ResponseBody, error_response, method_not_allowed};
 use super::state::{Shared, TopicLog};
 
 /// The path prefix of the extension.
@@ -100,15 +100,7 @@ pub(crate) fn respond(
         );
     };
     if method != Method::GET {
-        let mut response = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            405,
-            "HTTP 405 Method Not Allowed",
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET"));
-        return response;
+        return method_not_allowed("GET");
     }
     if shared.auth.authenticate(headers).is_none() {
         return error_response(StatusCode::UNAUTHORIZED, 40101, "Authentication failed");

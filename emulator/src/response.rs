@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 use tokio::sync::mpsc;
 
@@ -104,4 +104,17 @@ pub(crate) fn request_timeout(idle: Duration) -> Response<ResponseBody> {
         408,
         &format!("Request Timeout: no byte of the request body arrived for {idle:?}"),
     )
+}
+
+/// HTTP 405 for a path that answers only `allowed`.
+pub(crate) fn method_not_allowed(allowed: &'static str) -> Response<ResponseBody> {
+    let mut response = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        405,
+        "HTTP 405 Method Not Allowed",
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allowed));
+    response
 }

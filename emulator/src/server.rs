@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
@@ -25,7 +25,9 @@ use super::activity::{Activity, Watched};
 use super::body::BodyReader;
 use super::faults::HttpFault;
 use super::path::percent_decode;
-use super::response::{Charset, ResponseBody, error_response, payload_too_large};
+use super::response::{
+    Charset, ResponseBody, error_response, method_not_allowed, payload_too_large,
+};
 use super::state::Shared;
 use super::{batch, inspect, oauth, stream, tls};
 
@@ -436,15 +438,7 @@ async fn route(
         return error_response(StatusCode::NOT_FOUND, 404, "HTTP 404 Not Found");
     };
     if req.method() != Method::POST {
-        let mut response = error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            405,
-            "HTTP 405 Method Not Allowed",
-        );
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return method_not_allowed("POST");
     }
     let Some(principal) = shared.auth.authenticate(req.headers()) else {
         return error_response(StatusCode::UNAUTHORIZED, 40101, "Authentication failed");
