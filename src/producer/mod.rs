@@ -14,6 +14,8 @@ mod lane;
 mod machine;
 mod outcome;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 pub use crate::retry::policy::OnOutcomeUnknown;
 pub use config::{ProducerConfig, Routing};
@@ -236,6 +238,9 @@ impl Producer {
     /// # Ok(())
     /// # }
     /// ```
+    // The record comes back by value, as it was given: boxing it would cost
+    // an allocation per refusal, when refusals come in runs.
+    #[allow(clippy::result_large_err)]
     pub fn try_send(&self, topic: &str, record: Record) -> Result<DeliveryFuture, TrySendError> {
         match self.admit_topic(topic, &record) {
             Ok(Admit::Now(delivery)) => Ok(delivery),
