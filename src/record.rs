@@ -1,8 +1,9 @@
 //! What a record is: its key, value, headers, partition and timestamp, as
-//! plain data. Building a record cannot fail; checking it against what the
-//! server accepts and encoding it are in `wire::record`, and an error can
-//! hand a record back (a record that found no room in the producer) without
-//! making this module depend on the errors.
+//! plain data that depends on nothing else of the crate. Checking a record
+//! against what the server accepts, and encoding it, are in `wire::record`;
+//! an error can carry a record back to its caller ([`Error::QueueFull`]).
+//!
+//! [`Error::QueueFull`]: crate::Error::QueueFull
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
