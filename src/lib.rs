@@ -10,6 +10,7 @@ mod generated;
 mod http;
 mod limits;
 mod producer;
+mod record;
 mod redact;
 mod retry;
 #[cfg(test)]
@@ -32,7 +33,8 @@ pub use limits::{
     MIN_TOKEN_LIFETIME,
 };
 pub use producer::{
-    DeliveryFuture, OnOutcomeUnknown, Producer, ProducerConfig, ProducerStats, Routing,
+    ConnectionStats, DeliveryFuture, OnOutcomeUnknown, Producer, ProducerConfig, ProducerStats,
+    Routing, SendAllError, TopicStats, TrySendError,
 };
 pub use retry::produce::ProduceRetries;
 pub use wire::record::{DataType, Header, Payload, Record, validate_topic};

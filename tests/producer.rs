@@ -65,28 +65,39 @@ async fn ten_thousand_records_on_one_stream_in_order() {
 async fn send_all_yields_outcomes_in_order() {
     let emulator = common::emulator().start().await.unwrap();
     let producer = producer(&emulator, ProducerConfig::default().with_connections(3));
-    let records = futures_util::stream::iter(0..500u64).map(|i| {
-        if i == 250 {
-            // Partition 7 does not exist: this one fails, the rest go on.
-            Record::from_value(i.to_string()).with_partition(7)
-        } else {
-            Record::from_value(i.to_string())
-        }
+    let records = futures_util::stream::iter(0..500u64).map(|i| match i {
+        // Partition 7 does not exist: the server refuses this one.
+        250 => Record::from_value(i.to_string()).with_partition(7),
+        // Refused before anything is sent.
+        100 => Record::from_value(i.to_string()).with_partition(-1),
+        _ => Record::from_value(i.to_string()),
     });
     let outcomes: Vec<_> = producer.send_all("demo", records).collect().await;
     assert_eq!(outcomes.len(), 500);
+    let mut failed = Vec::new();
     for (i, outcome) in outcomes.iter().enumerate() {
-        match outcome {
-            Ok(_) => assert_ne!(i, 250),
-            Err(e) => {
-                assert_eq!(i, 250);
-                assert_eq!(e.error_code(), Some(40403));
+        if let Err(e) = outcome {
+            // Each failure says which record it is.
+            assert_eq!(e.index, i);
+            assert!(e.to_string().starts_with(&format!("record {i} ")), "{e}");
+            failed.push(i);
+            match i {
+                250 => assert_eq!(e.error.error_code(), Some(40403)),
+                _ => assert!(matches!(e.error, Error::InvalidInput(_)), "{e}"),
             }
         }
     }
+    assert_eq!(failed, [100, 250]);
     let mut values = logged(&emulator, "demo");
     values.sort_unstable();
-    assert_eq!(values, (0..500).filter(|i| *i != 250).collect::<Vec<_>>());
+    let expected: Vec<u64> = (0..500).filter(|i| *i != 250 && *i != 100).collect();
+    assert_eq!(values, expected);
+    let stats = producer.stats();
+    assert_eq!(
+        (stats.sent, stats.delivered, stats.failed, stats.refused),
+        (499, 498, 1, 1),
+        "{stats:?}"
+    );
 }
 
 #[tokio::test]
@@ -465,8 +476,12 @@ async fn invalid_records_fail_alone() {
     assert!(matches!(bad.await, Err(Error::InvalidInput(_))));
     assert!(matches!(bad_topic.await, Err(Error::InvalidInput(_))));
     good.await.unwrap();
+    // The two refused ones were never handed over: they are not sent.
     let stats = producer.stats();
-    assert_eq!((stats.sent, stats.delivered, stats.failed), (3, 1, 2));
+    assert_eq!(
+        (stats.sent, stats.delivered, stats.failed, stats.refused),
+        (1, 1, 0, 2)
+    );
 }
 
 #[tokio::test]

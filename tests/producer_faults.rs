@@ -61,8 +61,9 @@ async fn run(plan: FaultPlan, config: ProducerConfig) -> Run {
                 }
             }
             Err(e) => {
-                assert_eq!(e.retry_class(), RetryClass::Terminal, "record {i}: {e}");
-                result.failed.push((i as u64, e));
+                assert_eq!(e.index, i, "{e}");
+                assert_eq!(e.error.retry_class(), RetryClass::Terminal, "{e}");
+                result.failed.push((i as u64, e.error));
             }
         }
     }

@@ -455,11 +455,9 @@ async fn streams_that_ended_leave_their_connections_open() {
         "{accepted} connections accepted, {open} still open; {:?}",
         producer.stats()
     );
-    // The connection of a finished request may carry the next one.
-    assert!(
-        producer.stats().streams_opened >= 2,
-        "the record was sent again"
-    );
+    // The connection of a finished request may carry the next one (which
+    // this server never answers: it is not a stream opened).
+    assert!(producer.stats().retried >= 1, "the record was sent again");
     assert!(
         open <= 1,
         "{open} of the {accepted} connections are still open, though the lane has no stream"

@@ -5,6 +5,7 @@ mod retry_class;
 mod token;
 mod transport;
 
+use crate::record::Record;
 pub use retry_class::RetryClass;
 use std::fmt;
 use std::sync::Arc;
@@ -87,6 +88,21 @@ pub enum Error {
     /// The producer was closed before the record could be sent.
     #[error("the producer is closed; the record was not sent")]
     Closed,
+    /// The record waited for room in the producer for its whole queue
+    /// timeout ([`ProducerConfig::with_queue_timeout`](crate::ProducerConfig::with_queue_timeout))
+    /// and was given none: it was not handed over and not sent, so sending
+    /// it again is safe ([`RetryClass::Retriable`]). The record is handed
+    /// back: [`Error::into_record`].
+    #[error(
+        "the producer had no room for the record within its queue timeout ({waited:?}); \
+         the record was not sent"
+    )]
+    QueueFull {
+        /// The record, as it was given.
+        record: Box<Record>,
+        /// How long it waited for room.
+        waited: Duration,
+    },
     /// No OAuth access token could be had: the token endpoint refused the
     /// client or could not be reached, or a token provider failed. Nothing
     /// was sent to the Kafka REST endpoint.
@@ -139,7 +155,8 @@ impl Error {
     ///
     /// * Retriable, not written: HTTP 408, 429 and 5xx answered before the
     ///   stream started; report codes 408, 429, 42901; connection failures
-    ///   before the request was sent.
+    ///   before the request was sent; a record that found no room in the
+    ///   producer within its queue timeout ([`Error::QueueFull`]).
     /// * Outcome unknown: report codes 500, 50003, 50302 (and other 5xxxx but
     ///   50002); a connection lost after the request was sent; an answer with
     ///   a success status (2xx) that could not be decoded, or a delivery
@@ -174,6 +191,7 @@ impl Error {
             | Error::Config(_)
             | Error::DeliveryTimeout { .. }
             | Error::Closed => RetryClass::Terminal,
+            Error::QueueFull { .. } => RetryClass::Retriable,
             Error::Token(e) if e.is_retriable() => RetryClass::Retriable,
             Error::Token(_) => RetryClass::Terminal,
         }
@@ -185,6 +203,24 @@ impl Error {
     /// duplicate the record.
     pub fn is_retriable(&self) -> bool {
         self.retry_class().is_retriable()
+    }
+
+    /// The record this error hands back, if it does: a record that was
+    /// never sent ([`Error::QueueFull`]), to send again or keep.
+    pub fn into_record(self) -> Option<Record> {
+        match self {
+            Error::QueueFull { record, .. } => Some(*record),
+            _ => None,
+        }
+    }
+
+    /// The record this error hands back, if it does; see
+    /// [`into_record`](Self::into_record).
+    pub fn record(&self) -> Option<&Record> {
+        match self {
+            Error::QueueFull { record, .. } => Some(record),
+            _ => None,
+        }
     }
 
     /// A transport failure.

@@ -50,6 +50,7 @@ pub struct ProducerConfig {
     pub(crate) linger: Duration,
     pub(crate) chunk_bytes: usize,
     pub(crate) delivery_timeout: Duration,
+    pub(crate) queue_timeout: Option<Duration>,
     pub(crate) max_attempts: u32,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
@@ -71,6 +72,7 @@ impl Default for ProducerConfig {
             linger: Duration::ZERO,
             chunk_bytes: 64 * 1024,
             delivery_timeout: Duration::from_secs(120),
+            queue_timeout: None,
             max_attempts: 10,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
@@ -147,6 +149,25 @@ impl ProducerConfig {
     /// [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION). Default 120 s.
     pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
+        self
+    }
+
+    /// The longest [`send`](crate::Producer::send) and
+    /// [`enqueue`](crate::Producer::enqueue) (and
+    /// [`send_all`](crate::Producer::send_all) for each record) wait for room
+    /// when the record's connection or the producer is full: more than 0
+    /// and at most [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION).
+    /// A record that gets no room by then is not sent: its outcome is
+    /// [`Error::QueueFull`], which hands the record back and is retriable.
+    ///
+    /// Unset by default: the wait is then bounded by the record's delivery
+    /// timeout alone, which runs from the call, the wait included; a record
+    /// still waiting when it passes fails with [`Error::DeliveryTimeout`]
+    /// (0 attempts, not written). A queue timeout at least as long as the
+    /// delivery timeout changes nothing. To never wait, use
+    /// [`try_send`](crate::Producer::try_send).
+    pub fn with_queue_timeout(mut self, timeout: Duration) -> Self {
+        self.queue_timeout = Some(timeout);
         self
     }
 
@@ -281,6 +302,10 @@ impl ProducerConfig {
                 .then(|| "with_max_attempts(0) is out of range: it must be at least 1".to_owned())
         })
         .or_else(|| duration("with_delivery_timeout", self.delivery_timeout, false))
+        .or_else(|| {
+            self.queue_timeout
+                .and_then(|timeout| duration("with_queue_timeout", timeout, false))
+        })
         .or_else(|| duration("with_linger", self.linger, true))
         .or_else(|| duration("with_idle_timeout", self.idle_timeout, false))
         .or_else(|| duration("with_max_stream_age", self.max_stream_age, false))

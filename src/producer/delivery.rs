@@ -3,7 +3,7 @@
 
 use super::machine::Ticket;
 use super::outcome::{self, Outcome, OutcomeReceiver, OutcomeSender};
-use super::stats::Stats;
+use super::stats::{ConnectionCounters, Stats};
 use crate::error::Error;
 use crate::wire::report::DeliveryReport;
 use std::future::Future;
@@ -118,6 +118,8 @@ pub(crate) struct LaneShared {
     /// themselves.
     closed: AtomicBool,
     pub(crate) stats: Arc<Stats>,
+    /// The counters of the connection this lane serves.
+    pub(crate) connection: Arc<ConnectionCounters>,
 }
 
 impl LaneShared {
@@ -126,6 +128,7 @@ impl LaneShared {
         bytes: usize,
         producer: Arc<Room>,
         stats: Arc<Stats>,
+        connection: Arc<ConnectionCounters>,
     ) -> LaneShared {
         LaneShared {
             lane: Room::new(records, bytes),
@@ -134,6 +137,7 @@ impl LaneShared {
             freed_bytes: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             stats,
+            connection,
         }
     }
 
@@ -164,6 +168,13 @@ impl LaneShared {
         Ok(true)
     }
 
+    /// Gives back room taken for a record that was not handed over after
+    /// all (its lane had stopped taking records).
+    pub(crate) fn untake(&self, bytes: u32) {
+        self.lane.add(1, bytes as usize);
+        self.producer.add(1, bytes as usize);
+    }
+
     /// Returns the room of the records resolved since the last call.
     pub(crate) fn give_back(&self) {
         let records = self.freed_records.swap(0, Ordering::AcqRel);
@@ -192,6 +203,7 @@ impl Pending {
     /// and the future of its outcome.
     pub(crate) fn new(bytes: u32, lane: Arc<LaneShared>) -> (Pending, DeliveryFuture) {
         let (sender, receiver) = outcome::slot();
+        lane.connection.sent(bytes);
         lane.stats.sent();
         let pending = Pending {
             sender: Some(sender),
@@ -211,8 +223,14 @@ impl Ticket for Pending {
     fn resolve(mut self, outcome: Outcome) {
         if let Some(sender) = self.sender.take() {
             match &outcome {
-                Ok(report) => self.lane.stats.delivered(report.possibly_duplicated),
-                Err(_) => self.lane.stats.failed(),
+                Ok(report) => {
+                    self.lane.connection.delivered();
+                    self.lane.stats.delivered(report.possibly_duplicated);
+                }
+                Err(_) => {
+                    self.lane.connection.failed();
+                    self.lane.stats.failed();
+                }
             }
             sender.send(outcome);
         }
@@ -225,6 +243,7 @@ impl Ticket for Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
+            self.lane.connection.failed();
             self.lane.stats.failed();
             sender.send(Err(if self.maybe_written {
                 Error::Interrupted(
@@ -236,6 +255,7 @@ impl Drop for Pending {
                 Error::Closed
             }));
         }
+        self.lane.connection.released(self.bytes);
         self.lane.freed_records.fetch_add(1, Ordering::AcqRel);
         self.lane
             .freed_bytes

@@ -34,15 +34,18 @@ impl Inbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a record, or gives it back when the inbox is closed.
-    pub(crate) fn push(&self, pending: Entry<Pending>) -> Result<(), Entry<Pending>> {
+    /// Queues the record `make` builds, unless the inbox is closed; returns
+    /// whether it did. The record is built under the queue's lock, only
+    /// once it is sure to be queued: a record the lane would never see is
+    /// never made.
+    pub(crate) fn push_with(&self, make: impl FnOnce() -> Entry<Pending>) -> bool {
         let was_empty = {
             let mut state = self.lock();
             if state.closed {
-                return Err(pending);
+                return false;
             }
             let was_empty = state.records.is_empty();
-            state.records.push_back(pending);
+            state.records.push_back(make());
             was_empty
         };
         // A lane that finds the queue not empty takes this record with the
@@ -50,7 +53,7 @@ impl Inbox {
         if was_empty {
             self.ready.notify_one();
         }
-        Ok(())
+        true
     }
 
     /// Accepts no more records; the lane takes those queued and stops.
@@ -103,33 +106,40 @@ mod tests {
     use std::sync::Arc;
     use tokio::time::Instant;
 
-    fn record(lane: &Arc<LaneShared>, n: u8) -> Entry<Pending> {
-        let (pending, _delivery) = Pending::new(1, Arc::clone(lane));
-        Entry::new(pending, Bytes::from(vec![n]), Instant::now())
+    fn record(lane: &Arc<LaneShared>, n: u8) -> impl FnOnce() -> Entry<Pending> {
+        let lane = Arc::clone(lane);
+        move || {
+            let (pending, _delivery) = Pending::new(1, lane);
+            Entry::new(pending, Bytes::from(vec![n]), Instant::now())
+        }
     }
 
     #[tokio::test]
     async fn records_come_out_in_order_until_closed() {
         let producer = Arc::new(Room::new(10, 100));
+        let stats = Arc::new(Stats::default());
         let lane = Arc::new(LaneShared::new(
             10,
             100,
             producer,
-            Arc::new(Stats::default()),
+            Arc::clone(&stats),
+            Arc::default(),
         ));
         let inbox = Inbox::default();
         let mut taken = VecDeque::new();
         assert!(inbox.take_all(&mut taken));
         assert!(taken.is_empty());
         for n in 0..3 {
-            assert!(inbox.push(record(&lane, n)).is_ok());
+            assert!(inbox.push_with(record(&lane, n)));
         }
         // Woken by the first record queued.
         inbox.ready().await;
         assert!(inbox.take_all(&mut taken));
-        assert!(inbox.push(record(&lane, 3)).is_ok());
+        assert!(inbox.push_with(record(&lane, 3)));
         inbox.close();
-        assert!(inbox.push(record(&lane, 4)).is_err());
+        // Refused without being made: it never counts as sent.
+        assert!(!inbox.push_with(record(&lane, 4)));
+        assert_eq!(stats.snapshot().sent, 4);
         inbox.ready().await;
         assert!(!inbox.take_all(&mut taken));
         let order: Vec<u8> = taken.iter().map(|p| p.encoded[0]).collect();

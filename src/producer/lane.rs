@@ -6,8 +6,8 @@
 use super::config::ProducerConfig;
 use super::delivery::{LaneShared, Pending, Room};
 use super::inbox::Inbox;
-use super::machine::{Action, Counters, Entry, Event, Machine};
-use super::stats::Stats;
+use super::machine::{Action, Counters, Entry, Event, Machine, Note};
+use super::stats::{ConnectionCounters, Stats};
 use crate::client::Client;
 use crate::client::request::{RecordsPath, refusal};
 use crate::error::Error;
@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -64,6 +65,8 @@ pub(crate) struct LaneContext {
     pub(crate) abandon: watch::Receiver<bool>,
     /// The producer's bounds over every lane.
     pub(crate) room: Arc<Room>,
+    /// The counters of the connection the lane serves.
+    pub(crate) connection: Arc<ConnectionCounters>,
 }
 
 pub(crate) fn spawn(
@@ -78,6 +81,7 @@ pub(crate) fn spawn(
         stats,
         abandon,
         room,
+        connection,
     } = context;
     let inbox = Arc::new(Inbox::default());
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -86,6 +90,7 @@ pub(crate) fn spawn(
         config.max_in_flight_bytes,
         room,
         stats.clone(),
+        Arc::clone(&connection),
     ));
     let now = Instant::now();
     stats.lane_started();
@@ -95,10 +100,12 @@ pub(crate) fn spawn(
         client,
         shared: Arc::clone(&shared),
         stats,
+        connection,
         inbox: Arc::clone(&inbox),
         taken: VecDeque::new(),
         incoming_open: true,
         abandon,
+        abandon_open: true,
         timer: Box::pin(sleep_until(now)),
         timer_at: None,
         events_tx,
@@ -116,11 +123,19 @@ struct StreamIo {
     body: Option<BodySender>,
     permit: Option<BodyPermit>,
     reader: JoinHandle<()>,
+    /// The request follows one that ended abnormally.
+    reconnect: bool,
+    /// Set once the server answered 200: the connection's counters, which
+    /// count the stream as open until it is dropped.
+    open: Option<Arc<ConnectionCounters>>,
 }
 
 impl Drop for StreamIo {
     fn drop(&mut self) {
         self.reader.abort();
+        if let Some(connection) = self.open.take() {
+            connection.stream_closed();
+        }
     }
 }
 
@@ -130,6 +145,7 @@ struct Driver {
     url: String,
     shared: Arc<LaneShared>,
     stats: Arc<Stats>,
+    connection: Arc<ConnectionCounters>,
     inbox: Arc<Inbox>,
     /// Records just taken from the inbox, on their way to the machine.
     taken: VecDeque<Entry<Pending>>,
@@ -137,6 +153,8 @@ struct Driver {
     incoming_open: bool,
     /// Becomes true when the producer's close gives up waiting.
     abandon: watch::Receiver<bool>,
+    /// False once the producer is gone: nothing can be abandoned then.
+    abandon_open: bool,
     /// Wakes the lane at the machine's next deadline; reset only when that
     /// deadline changes.
     timer: Pin<Box<Sleep>>,
@@ -163,6 +181,10 @@ impl Drop for Driver {
 impl Driver {
     async fn run(mut self) {
         loop {
+            #[cfg(test)]
+            self.stats
+                .lane_turns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Room freed by the records resolved since the last turn.
             self.shared.give_back();
             self.take_incoming();
@@ -199,12 +221,17 @@ impl Driver {
                 .filter(|(_, io)| io.permit.is_none())
                 .and_then(|(id, io)| io.body.clone().map(|body| (id, body)));
             let wants_stream = wants.as_ref().map(|(id, _)| *id);
-            let watch_abandon = !*self.abandon.borrow();
+            // A closed channel (the producer is gone) would be ready at
+            // every turn: it is watched only while open.
+            let watch_abandon = self.abandon_open && !*self.abandon.borrow();
             tokio::select! {
                 biased;
                 event = self.events.recv() => {
                     // The driver holds a sender, so the channel never closes.
                     if let Some((id, event)) = event {
+                        if matches!(event, Event::Opened) {
+                            self.on_opened(id);
+                        }
                         self.machine.on_event(id, event, Instant::now());
                     }
                 }
@@ -215,8 +242,12 @@ impl Driver {
                 _ = self.timer.as_mut(), if has_timer => {
                     self.timer_at = None;
                 }
-                _ = self.abandon.changed(), if watch_abandon => {
-                    if *self.abandon.borrow() {
+                changed = self.abandon.changed(), if watch_abandon => {
+                    if changed.is_err() {
+                        self.abandon_open = false;
+                    } else if *self.abandon.borrow() {
+                        // Records already queued are given up with the rest.
+                        self.take_incoming();
                         self.machine.abandon();
                     }
                 }
@@ -251,6 +282,19 @@ impl Driver {
         self.machine.push_all(&mut self.taken);
         if !self.incoming_open {
             self.machine.close();
+        }
+    }
+
+    /// The server answered a request with 200: its stream is open.
+    fn on_opened(&mut self, id: u64) {
+        let Some(io) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if io.open.is_none() {
+            self.connection.stream_opened(io.reconnect);
+            self.stats.stream_opened(io.reconnect);
+            io.open = Some(Arc::clone(&self.connection));
+            debug!(stream = id, reconnect = io.reconnect, "stream open");
         }
     }
 
@@ -298,8 +342,14 @@ impl Driver {
                     debug!(stream, "request given up");
                     self.streams.remove(&stream);
                 }
-                Action::RefreshCredentials => self.client.credentials_rejected(),
+                Action::RefreshCredentials => {
+                    debug!("credentials refused; getting new ones and sending the records again");
+                    self.client.credentials_rejected();
+                }
             }
+        }
+        while let Some(note) = self.machine.next_note() {
+            log_note(note);
         }
         self.record_counters();
     }
@@ -307,14 +357,16 @@ impl Driver {
     fn record_counters(&mut self) {
         let Counters {
             retried,
-            streams_opened,
-            reconnects,
             late_reports,
             unmatched_reports,
+            dropped_notes,
         } = self.machine.take_counters();
         self.stats.add_retried(retried);
-        self.stats.add_streams(streams_opened, reconnects);
+        self.connection.add_retried(retried);
         self.stats.add_late_reports(late_reports);
+        if dropped_notes > 0 {
+            debug!(dropped_notes, "more retry decisions than logged");
+        }
         if unmatched_reports > 0 {
             warn!(
                 unmatched_reports,
@@ -345,8 +397,63 @@ impl Driver {
                 body: Some(body_tx),
                 permit: None,
                 reader,
+                reconnect,
+                open: None,
             },
         );
+    }
+}
+
+/// Logs why records or the next request wait, as the machine decided.
+fn log_note(note: Note) {
+    match note {
+        Note::Retry {
+            stream,
+            cause,
+            class,
+            records,
+            attempts,
+            backoff: (shortest, longest),
+        } => debug!(
+            stream,
+            records,
+            attempts,
+            class = ?class,
+            backoff = %Backoff(shortest, longest),
+            error = %cause,
+            "retry scheduled"
+        ),
+        Note::Reopen {
+            stream,
+            cause,
+            delay,
+        } => match cause {
+            Some(error) => debug!(
+                stream,
+                class = ?error.retry_class(),
+                backoff = ?delay,
+                %error,
+                "next stream after a backoff: the last one failed"
+            ),
+            None => debug!(
+                stream,
+                backoff = ?delay,
+                "next stream after a backoff: the server ended the last one early"
+            ),
+        },
+    }
+}
+
+/// A backoff, or the range of backoffs, chosen for the records of a note.
+struct Backoff(Duration, Duration);
+
+impl std::fmt::Display for Backoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == self.1 {
+            write!(f, "{:?}", self.0)
+        } else {
+            write!(f, "{:?} to {:?}", self.0, self.1)
+        }
     }
 }
 

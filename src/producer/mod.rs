@@ -3,21 +3,25 @@
 //!
 //! A [`Producer`] keeps, per topic, up to `connections` lanes; each lane
 //! holds at most one open stream and bounds the records and bytes it holds.
-//! `send` waits while its lane is full, so memory is bounded by the
-//! configuration, not by how many records are sent.
+//! `send` waits while its lane is full (or `try_send` refuses), so memory
+//! is bounded by the configuration, not by how many records are sent.
 
 mod config;
 mod delivery;
+mod errors;
 mod inbox;
 mod lane;
 mod machine;
 mod outcome;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 pub use crate::retry::policy::OnOutcomeUnknown;
 pub use config::{ProducerConfig, Routing};
 pub use delivery::DeliveryFuture;
-pub use stats::ProducerStats;
+pub use errors::{SendAllError, TrySendError};
+pub use stats::{ConnectionStats, ProducerStats, TopicStats};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -28,7 +32,7 @@ use bytes::Bytes;
 use delivery::{Pending, Room};
 use futures_util::Stream;
 use lane::{LaneContext, LaneHandle, LaneSlot, SlotState};
-use stats::Stats;
+use stats::{Stats, TopicCounters};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
@@ -55,6 +59,51 @@ use tokio::time::Instant;
 /// [`ProducerConfig::with_strict_order`]; order across connections holds
 /// only for records routed to the same one ([`Routing::ByKey`],
 /// [`Routing::ByPartition`]).
+///
+/// # Handing records over
+///
+/// A record is *handed over* once it has room in its connection and in
+/// the producer ([`ProducerConfig`]'s bounds); from then on it is the
+/// producer's, and its outcome comes through its [`DeliveryFuture`].
+/// * [`enqueue`](Self::enqueue) waits for room, hands the record over and
+///   returns its future; [`send`](Self::send) does the same, then waits
+///   for the outcome; [`send_all`](Self::send_all) does it for a stream of
+///   records. The wait for room is bounded by the queue timeout
+///   ([`ProducerConfig::with_queue_timeout`], [`Error::QueueFull`]) or else
+///   by the delivery timeout.
+/// * [`try_send`](Self::try_send) never waits: a record without room now
+///   is handed back ([`TrySendError::Full`]).
+///
+/// # Cancelling
+///
+/// Dropping a `send` or `enqueue` future while it waits for room cancels
+/// the record: it is not handed over, not sent, gets no outcome and counts
+/// nowhere in [`stats`](Self::stats). Once it is handed over (when
+/// `enqueue` returns; within `send`, before it waits for the outcome),
+/// nothing cancels it: dropping `send`'s future or the [`DeliveryFuture`]
+/// only drops the outcome, and the record is still sent, retried and
+/// resolved (and counted) as usual. The same holds for a `send_all` stream
+/// dropped part way: the records it handed over go on, the one it was
+/// waiting room for, and those it had not taken from the input yet, are not
+/// sent.
+///
+/// # Clones and dropping
+///
+/// `Clone` is cheap (one reference count): every clone is the same
+/// producer, with the same connections (lanes), bounds, configuration and
+/// [`stats`](Self::stats); [`close`](Self::close) through one closes it for
+/// all.
+///
+/// Dropping the last clone without `close` does not lose records: each
+/// connection stops taking records, goes on with those it holds until each
+/// is delivered or fails (by its delivery timeout at the latest), ends its
+/// stream and stops, in the background of the Tokio runtime it was started
+/// on. Their [`DeliveryFuture`]s still resolve. Nothing waits for that
+/// except the runtime: if the runtime shuts down first, the records still
+/// held resolve at once with [`Error::Closed`] (never written) or
+/// [`Error::Interrupted`] (may have been written). To know when everything
+/// is resolved, call [`close`](Self::close) or
+/// [`close_timeout`](Self::close_timeout) before dropping it.
 ///
 /// ```
 /// use ccloud_kafka_rest::{Client, Producer, Record};
@@ -136,26 +185,80 @@ impl Producer {
     }
 
     /// Sends a record and waits for its outcome. Waits first for room when
-    /// the record's connection is full.
+    /// the record's connection is full, as [`enqueue`](Self::enqueue) does.
+    ///
+    /// Dropping the future while it waits for room cancels the record;
+    /// once the record is handed over, dropping it only drops the outcome
+    /// (see [Cancelling](Self#cancelling)).
     pub async fn send(&self, topic: &str, record: &Record) -> Result<DeliveryReport, Error> {
         self.enqueue(topic, record).await.await
     }
 
     /// Hands a record to the producer, waiting only for room, and returns a
     /// future of its outcome. Use it to keep many records in flight from one
-    /// task. A record that cannot be sent (invalid topic or record, producer
-    /// closed) gets a future that resolves to that error at once.
+    /// task. A record that cannot be handed over gets a future that resolves
+    /// to the reason at once: an invalid topic or record
+    /// ([`Error::InvalidInput`]), a closed producer ([`Error::Closed`]), no
+    /// room within the queue timeout ([`Error::QueueFull`], with the record)
+    /// or, without one, within the delivery timeout
+    /// ([`Error::DeliveryTimeout`] after 0 attempts).
     ///
     /// Dropping this call's future before it completes (while it waits for
     /// room) is safe: the record is then not handed over and not sent.
     pub async fn enqueue(&self, topic: &str, record: &Record) -> DeliveryFuture {
         match self.try_enqueue(topic, record).await {
             Ok(delivery) => delivery,
-            Err(error) => self.refused(error),
+            Err(refusal) => self.refused(refusal.into_error(|| record.clone())),
         }
     }
 
-    async fn try_enqueue(&self, topic: &str, record: &Record) -> Result<DeliveryFuture, Error> {
+    /// Hands a record over if its connection has room now, without
+    /// waiting, and returns the future of its outcome, as
+    /// [`enqueue`](Self::enqueue) would. Otherwise it sends nothing, counts
+    /// nothing, and hands the record back with the reason:
+    /// [`TrySendError::Full`] when the record's connection or the producer
+    /// is full (try again once records resolve), [`TrySendError::Closed`]
+    /// when the producer is closed, [`TrySendError::Invalid`] for an invalid
+    /// topic or record.
+    ///
+    /// ```
+    /// use ccloud_kafka_rest::{Client, Producer, Record, TrySendError};
+    /// # use ccloud_kafka_rest_emulator::Emulator;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ccloud_kafka_rest::Error> {
+    /// # let emulator = Emulator::start_default().await.unwrap();
+    /// # let client = Client::builder().with_endpoint(emulator.url()).with_cluster_id(emulator.cluster_id()).build()?;
+    /// let producer = Producer::new(client);
+    /// match producer.try_send("demo", Record::from_value("event")) {
+    ///     Ok(delivery) => assert!(delivery.await?.offset >= 0),
+    ///     // No room now: keep the record, or wait for room.
+    ///     Err(TrySendError::Full(record)) => drop(producer.send("demo", &record).await?),
+    ///     Err(refused) => return Err(refused.into()),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    // The record comes back by value, as it was given: boxing it would cost
+    // an allocation per refusal, when refusals come in runs.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send(&self, topic: &str, record: Record) -> Result<DeliveryFuture, TrySendError> {
+        match self.admit_topic(topic, &record) {
+            Ok(Admit::Now(delivery)) => Ok(delivery),
+            Ok(Admit::Later(..)) => Err(TrySendError::Full(record)),
+            Err(error) => Err(TrySendError::refused(error, record)),
+        }
+    }
+
+    async fn try_enqueue(&self, topic: &str, record: &Record) -> Result<DeliveryFuture, Refusal> {
+        match self.admit_topic(topic, record)? {
+            Admit::Now(delivery) => Ok(delivery),
+            Admit::Later(lane, prepared) => self.admit_later(lane, prepared).await,
+        }
+    }
+
+    /// Checks and encodes a record for `topic` and hands it over when its
+    /// lane has room; otherwise returns it ready to hand over once there is.
+    fn admit_topic(&self, topic: &str, record: &Record) -> Result<Admit, Error> {
         // Most records are handed over at once, under the table's read lock;
         // only one that waits for room holds on to its topic's lanes.
         let known = {
@@ -169,13 +272,9 @@ impl Producer {
                 None => None,
             }
         };
-        let admitted = match known {
-            Some(admitted) => admitted,
-            None => self.admit(&*self.topic_lanes(topic)?, record)?,
-        };
-        match admitted {
-            Admit::Now(delivery) => Ok(delivery),
-            Admit::Later(lane, prepared) => self.admit_later(lane, prepared).await,
+        match known {
+            Some(admitted) => Ok(admitted),
+            None => self.admit(&*self.topic_lanes(topic)?, record),
         }
     }
 
@@ -199,11 +298,14 @@ impl Producer {
             return Err(Error::Closed);
         }
         let lanes = table.entry(topic.to_owned()).or_insert_with(|| {
+            let stats = Arc::new(TopicCounters::new(topic, shared.config.connections));
+            shared.stats.add_topic(Arc::clone(&stats));
             Arc::new(TopicLanes {
                 topic: topic.to_owned(),
                 slots: (0..shared.config.connections)
                     .map(|_| Arc::new(Mutex::new(SlotState::default())))
                     .collect(),
+                stats,
             })
         });
         Ok(Arc::clone(lanes))
@@ -229,17 +331,22 @@ impl Producer {
         let lane = lane.as_ref().expect("a running lane");
         let encoded = encode::encode_into(encoder, record);
         let now = Instant::now();
+        let config = &shared.config;
         let prepared = Prepared {
             // A record larger than a bound takes all of it.
-            bytes: encoded.len().min(shared.config.max_record_room()) as u32,
+            bytes: encoded.len().min(config.max_record_room()) as u32,
             encoded,
-            // The configuration caps the timeout far below any overflow.
-            deadline: now
-                .checked_add(shared.config.delivery_timeout)
-                .unwrap_or(now),
+            // The configuration caps the timeouts far below any overflow.
+            deadline: now.checked_add(config.delivery_timeout).unwrap_or(now),
+            // Only a queue timeout shorter than the delivery timeout ends
+            // the wait first.
+            queue_timeout: config
+                .queue_timeout
+                .filter(|timeout| *timeout < config.delivery_timeout),
+            started: now,
         };
         Ok(match lane.shared.try_take(prepared.bytes)? {
-            true => Admit::Now(hand_over(lane, prepared)),
+            true => Admit::Now(hand_over(lane, prepared)?),
             false => Admit::Later(Arc::clone(lane), prepared),
         })
     }
@@ -250,36 +357,51 @@ impl Producer {
         &self,
         lane: Arc<LaneHandle>,
         prepared: Prepared,
-    ) -> Result<DeliveryFuture, Error> {
+    ) -> Result<DeliveryFuture, Refusal> {
         // The delivery timeout runs from the call, the wait for room
-        // included.
-        match tokio::time::timeout_at(prepared.deadline, lane.shared.take(prepared.bytes)).await {
+        // included; a shorter queue timeout, from the call too.
+        let queue_deadline = prepared
+            .queue_timeout
+            .and_then(|timeout| prepared.started.checked_add(timeout));
+        let until = queue_deadline.unwrap_or(prepared.deadline);
+        match tokio::time::timeout_at(until, lane.shared.take(prepared.bytes)).await {
             Ok(taken) => taken?,
             Err(_) => {
-                return Err(Error::DeliveryTimeout {
-                    attempts: 0,
-                    last_error: None,
-                    may_have_been_written: false,
+                return Err(match prepared.queue_timeout {
+                    Some(timeout) => Refusal::QueueTimeout(timeout),
+                    None => Refusal::Error(Error::DeliveryTimeout {
+                        attempts: 0,
+                        last_error: None,
+                        may_have_been_written: false,
+                    }),
                 });
             }
         }
-        Ok(hand_over(&lane, prepared))
+        Ok(hand_over(&lane, prepared)?)
     }
 
     /// The outcome of a record refused before it was handed over.
     fn refused(&self, error: Error) -> DeliveryFuture {
-        self.shared.stats.sent();
-        self.shared.stats.failed();
+        self.shared.stats.refused();
         DeliveryFuture::resolved(Err(error))
     }
 
     /// Sends every record of `records` to `topic` and yields their outcomes
     /// in the same order, keeping up to `max_in_flight_records` in flight.
+    ///
+    /// A failure says which record failed: [`SendAllError::index`] is the
+    /// record's index in `records` (0 for the first); successes come in the
+    /// same order, so the n-th item is always the outcome of the n-th
+    /// record. A record that found no room within the queue timeout is
+    /// handed back in its error ([`SendAllError::into_record`]).
+    ///
+    /// Dropping the stream part way cancels only the records not yet
+    /// handed over (see [Cancelling](Self#cancelling)).
     pub fn send_all<'a, S>(
         &'a self,
         topic: &'a str,
         records: S,
-    ) -> impl Stream<Item = Result<DeliveryReport, Error>> + 'a
+    ) -> impl Stream<Item = Result<DeliveryReport, SendAllError>> + 'a
     where
         S: Stream<Item = Record> + 'a,
     {
@@ -291,6 +413,7 @@ impl Producer {
             window: VecDeque::new(),
             limit: self.shared.config.max_in_flight_records,
             waiting: None,
+            yielded: 0,
         }
     }
 
@@ -309,7 +432,7 @@ impl Producer {
             let resolved = self.shared.stats.resolved.notified();
             tokio::pin!(resolved);
             resolved.as_mut().enable();
-            if self.shared.stats.snapshot().in_flight == 0 {
+            if self.shared.stats.in_flight() == 0 {
                 return;
             }
             resolved.await;
@@ -321,7 +444,7 @@ impl Producer {
     /// were); those go on as before.
     pub async fn flush_timeout(&self, timeout: Duration) -> u64 {
         let _ = tokio::time::timeout(timeout, self.flush()).await;
-        self.shared.stats.snapshot().in_flight
+        self.shared.stats.in_flight()
     }
 
     /// Stops accepting records, ends every stream gracefully and waits until
@@ -346,7 +469,7 @@ impl Producer {
         {
             return 0;
         }
-        let unresolved = self.shared.stats.snapshot().in_flight;
+        let unresolved = self.shared.stats.in_flight();
         self.shared.abandon.send_replace(true);
         self.lanes_stopped().await;
         unresolved
@@ -385,7 +508,11 @@ impl Producer {
         }
     }
 
-    /// A snapshot of the producer's counters.
+    /// A snapshot of the producer's counters: totals, and the same per
+    /// topic and connection. Cheap enough to call per record: it reads a
+    /// few atomic counters per connection, under no lock the producer's
+    /// records wait for, and allocates the lists of topics and
+    /// connections.
     pub fn stats(&self) -> ProducerStats {
         self.shared.stats.snapshot()
     }
@@ -447,6 +574,8 @@ impl Hasher for TopicHasher {
 struct TopicLanes {
     topic: String,
     slots: Box<[Arc<LaneSlot>]>,
+    /// The counters of its connections, by slot.
+    stats: Arc<TopicCounters>,
 }
 
 impl TopicLanes {
@@ -470,6 +599,7 @@ impl TopicLanes {
                 stats: shared.stats.clone(),
                 abandon: shared.abandon.subscribe(),
                 room: Arc::clone(&shared.room),
+                connection: Arc::clone(&self.stats.connections[index]),
             };
             let lane = lane::spawn(
                 context,
@@ -488,6 +618,37 @@ struct Prepared {
     encoded: Bytes,
     bytes: u32,
     deadline: Instant,
+    /// How long it may wait for room, when that ends before its deadline.
+    queue_timeout: Option<Duration>,
+    /// When it was given to the producer.
+    started: Instant,
+}
+
+/// Why a record was not handed over.
+enum Refusal {
+    Error(Error),
+    /// It found no room within the queue timeout.
+    QueueTimeout(Duration),
+}
+
+impl Refusal {
+    /// The record's error; `record` gives the record back when the error
+    /// hands it back.
+    fn into_error(self, record: impl FnOnce() -> Record) -> Error {
+        match self {
+            Refusal::Error(error) => error,
+            Refusal::QueueTimeout(waited) => Error::QueueFull {
+                record: Box::new(record()),
+                waited,
+            },
+        }
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Refusal {
+        Refusal::Error(error)
+    }
 }
 
 enum Admit {
@@ -497,19 +658,32 @@ enum Admit {
     Later(Arc<LaneHandle>, Prepared),
 }
 
-/// Hands a record whose room is taken to its lane.
-fn hand_over(lane: &LaneHandle, prepared: Prepared) -> DeliveryFuture {
-    let (pending, delivery) = Pending::new(prepared.bytes, Arc::clone(&lane.shared));
-    let pending = machine::Entry::new(pending, prepared.encoded, prepared.deadline);
-    // If the lane is gone the record resolves as closed when it is dropped.
-    let _ = lane.inbox.push(pending);
-    delivery
+/// Hands a record whose room is taken to its lane. A lane that stopped
+/// taking records meanwhile gets its room back, and the record is refused
+/// as closed, without having been counted as sent.
+fn hand_over(lane: &LaneHandle, prepared: Prepared) -> Result<DeliveryFuture, Error> {
+    let bytes = prepared.bytes;
+    let mut delivery = None;
+    let queued = lane.inbox.push_with(|| {
+        let (pending, future) = Pending::new(bytes, Arc::clone(&lane.shared));
+        delivery = Some(future);
+        machine::Entry::new(pending, prepared.encoded, prepared.deadline)
+    });
+    match delivery {
+        Some(delivery) if queued => Ok(delivery),
+        _ => {
+            lane.shared.untake(bytes);
+            Err(Error::Closed)
+        }
+    }
 }
 
 /// The stream of [`Producer::send_all`]: records are handed over while the
 /// window has room, and outcomes are taken from its front only, in order.
 /// Outcomes arrive in order on each lane, so waiting on the oldest one costs
-/// one wake-up per batch instead of one per record.
+/// one wake-up per batch instead of one per record. Every record taken from
+/// the input gets one place in the window, in order, so the front's index
+/// in the input is the count of outcomes yielded.
 struct SendAll<'a, S> {
     producer: &'a Producer,
     topic: &'a str,
@@ -519,11 +693,13 @@ struct SendAll<'a, S> {
     limit: usize,
     /// A record waiting for room in its lane.
     waiting: Option<Pin<Box<dyn Future<Output = DeliveryFuture> + Send + 'a>>>,
+    /// Outcomes yielded so far.
+    yielded: usize,
 }
 
 impl<S: Stream<Item = Record>> SendAll<'_, S> {
     /// Hands one record over, or starts waiting for room for it.
-    fn admit(&mut self, record: &Record) {
+    fn admit(&mut self, record: Record) {
         let (producer, topic) = (self.producer, self.topic);
         let lanes = self
             .lanes
@@ -535,7 +711,7 @@ impl<S: Stream<Item = Record>> SendAll<'_, S> {
                 return self.window.push_back(delivery);
             }
         };
-        match producer.admit(lanes, record) {
+        match producer.admit(lanes, &record) {
             Ok(Admit::Now(delivery)) => self.window.push_back(delivery),
             Ok(Admit::Later(lane, prepared)) => {
                 // Yields the record's delivery future once it is handed over.
@@ -543,7 +719,7 @@ impl<S: Stream<Item = Record>> SendAll<'_, S> {
                 let handed_over = async move {
                     match producer.admit_later(lane, prepared).await {
                         Ok(delivery) => delivery,
-                        Err(error) => producer.refused(error),
+                        Err(refusal) => producer.refused(refusal.into_error(|| record)),
                     }
                 };
                 self.waiting = Some(Box::pin(handed_over));
@@ -554,7 +730,7 @@ impl<S: Stream<Item = Record>> SendAll<'_, S> {
 }
 
 impl<S: Stream<Item = Record>> Stream for SendAll<'_, S> {
-    type Item = Result<DeliveryReport, Error>;
+    type Item = Result<DeliveryReport, SendAllError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -575,7 +751,7 @@ impl<S: Stream<Item = Record>> Stream for SendAll<'_, S> {
                 break;
             }
             match records.as_mut().poll_next(cx) {
-                Poll::Ready(Some(record)) => this.admit(&record),
+                Poll::Ready(Some(record)) => this.admit(record),
                 Poll::Ready(None) => this.records = None,
                 Poll::Pending => break,
             }
@@ -584,7 +760,9 @@ impl<S: Stream<Item = Record>> Stream for SendAll<'_, S> {
             Some(front) => match Pin::new(front).poll(cx) {
                 Poll::Ready(outcome) => {
                     this.window.pop_front();
-                    Poll::Ready(Some(outcome))
+                    let index = this.yielded;
+                    this.yielded += 1;
+                    Poll::Ready(Some(outcome.map_err(|error| SendAllError { index, error })))
                 }
                 Poll::Pending => Poll::Pending,
             },

@@ -35,6 +35,9 @@ pub(crate) type Outcome = Result<DeliveryReport, Error>;
 const END_GRACE: Duration = Duration::from_secs(1);
 /// The same, when records are waiting for the next request.
 const END_GRACE_BUSY: Duration = Duration::from_millis(100);
+/// Retry decisions kept for the driver between two turns; more are only
+/// counted.
+const MAX_NOTES: usize = 64;
 
 /// What a lane's machine needs of the producer's configuration.
 #[derive(Clone, Debug)]
@@ -98,12 +101,40 @@ impl std::fmt::Debug for Action {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Counters {
     pub(crate) retried: u64,
-    pub(crate) streams_opened: u64,
-    pub(crate) reconnects: u64,
     /// Reports that came after their record was resolved.
     pub(crate) late_reports: u64,
     /// Reports with no record to match.
     pub(crate) unmatched_reports: u64,
+    /// Notes not kept because [`MAX_NOTES`] were waiting.
+    pub(crate) dropped_notes: u64,
+}
+
+/// A retry decision the machine made, for its driver to log: why records
+/// or the next request wait, and for how long. Consecutive retries of the
+/// same stream for the same cause make one note.
+#[derive(Debug)]
+pub(crate) enum Note {
+    /// Records that failed on `stream` are sent again after a backoff.
+    Retry {
+        stream: u64,
+        /// The failure (of the first record the note counts).
+        cause: Error,
+        /// What the failure means for the records.
+        class: RetryClass,
+        records: u64,
+        /// The most attempts any of them has made.
+        attempts: u32,
+        /// The shortest and longest backoff chosen.
+        backoff: (Duration, Duration),
+    },
+    /// The lane's next request waits `delay`, after `stream` was refused
+    /// or ended; `cause` is `None` for a response that ended cleanly but
+    /// early.
+    Reopen {
+        stream: u64,
+        cause: Option<Error>,
+        delay: Duration,
+    },
 }
 
 /// One lane's state.
@@ -133,6 +164,7 @@ pub(crate) struct Machine<T> {
     /// The last time the lane held anything.
     last_busy: Instant,
     actions: VecDeque<Action>,
+    notes: VecDeque<Note>,
     counters: Counters,
 }
 
@@ -156,6 +188,7 @@ impl<T: Ticket> Machine<T> {
             deadline_floor: None,
             last_busy: now,
             actions: VecDeque::new(),
+            notes: VecDeque::new(),
             counters: Counters::default(),
         }
     }
@@ -263,6 +296,11 @@ impl<T: Ticket> Machine<T> {
     /// The next action to carry out, if any.
     pub(crate) fn next_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+
+    /// The next retry decision to log, if any.
+    pub(crate) fn next_note(&mut self) -> Option<Note> {
+        self.notes.pop_front()
     }
 
     /// Counters since the last call.
@@ -569,10 +607,6 @@ impl<T: Ticket> Machine<T> {
         self.next_stream += 1;
         let id = self.next_stream;
         let reconnect = std::mem::take(&mut self.reconnecting);
-        self.counters.streams_opened += 1;
-        if reconnect {
-            self.counters.reconnects += 1;
-        }
         self.streams
             .push_back(Stream::new(id, now, self.settings.chunk_capacity));
         self.actions.push_back(Action::Open {
@@ -646,6 +680,7 @@ impl<T: Ticket> Machine<T> {
 
     fn on_report(&mut self, index: usize, report: Outcome, now: Instant) {
         let stream = &mut self.streams[index];
+        let id = stream.id;
         // Reports can only be for records sent.
         if stream.slots.len() == stream.unsent {
             self.counters.unmatched_reports += 1;
@@ -682,7 +717,7 @@ impl<T: Ticket> Machine<T> {
             delay = Some(Duration::ZERO);
         }
         let class = error.retry_class();
-        self.after_failure(entry, error, class, delay, now);
+        self.after_failure(id, entry, error, class, delay, now);
     }
 
     fn on_refused(&mut self, mut stream: Stream<T>, error: Error, now: Instant) {
@@ -712,6 +747,7 @@ impl<T: Ticket> Machine<T> {
         let delay = if class.is_retriable() {
             let delay = self.open_delay(error.retry_after());
             self.reopen_at = now.checked_add(delay);
+            self.note_reopen(stream.id, Some(&error), delay);
             Some(delay)
         } else {
             None
@@ -722,7 +758,7 @@ impl<T: Ticket> Machine<T> {
             not_written(class)
         };
         for entry in sent {
-            self.after_failure(entry, error.clone(), class, delay, now);
+            self.after_failure(stream.id, entry, error.clone(), class, delay, now);
         }
     }
 
@@ -744,12 +780,14 @@ impl<T: Ticket> Machine<T> {
                 self.reconnecting = true;
                 let delay = self.open_delay(None);
                 self.reopen_at = now.checked_add(delay);
+                self.note_reopen(stream.id, None, delay);
             }
             return;
         }
         self.reconnecting = true;
         let delay = self.open_delay(None);
         self.reopen_at = now.checked_add(delay);
+        self.note_reopen(stream.id, error.as_ref(), delay);
         let error = error.unwrap_or_else(|| {
             Error::Interrupted("the server ended the response before reporting every record".into())
         });
@@ -759,7 +797,7 @@ impl<T: Ticket> Machine<T> {
             (RetryClass::Retriable, Some(delay))
         };
         for entry in sent {
-            self.after_failure(entry, error.clone(), class, delay, now);
+            self.after_failure(stream.id, entry, error.clone(), class, delay, now);
         }
     }
 
@@ -779,9 +817,65 @@ impl<T: Ticket> Machine<T> {
         delay.max(retry_after.map_or(Duration::ZERO, |r| r.min(MAX_RETRY_AFTER)))
     }
 
-    /// Asks the retry policy what becomes of a record after a failure.
+    /// Keeps a note for the driver, unless too many wait.
+    fn note(&mut self, note: Note) {
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push_back(note);
+        } else {
+            self.counters.dropped_notes += 1;
+        }
+    }
+
+    fn note_reopen(&mut self, stream: u64, cause: Option<&Error>, delay: Duration) {
+        self.note(Note::Reopen {
+            stream,
+            cause: cause.cloned(),
+            delay,
+        });
+    }
+
+    /// Notes a record's retry, in the last note when it is for the same
+    /// stream and the same kind of failure.
+    fn note_retry(
+        &mut self,
+        stream: u64,
+        error: &Error,
+        class: RetryClass,
+        attempts: u32,
+        delay: Duration,
+    ) {
+        if let Some(Note::Retry {
+            stream: last_stream,
+            cause,
+            class: last_class,
+            records,
+            attempts: most,
+            backoff,
+        }) = self.notes.back_mut()
+            && *last_stream == stream
+            && *last_class == class
+            && same_failure(cause, error)
+        {
+            *records += 1;
+            *most = (*most).max(attempts);
+            *backoff = (backoff.0.min(delay), backoff.1.max(delay));
+            return;
+        }
+        self.note(Note::Retry {
+            stream,
+            cause: error.clone(),
+            class,
+            records: 1,
+            attempts,
+            backoff: (delay, delay),
+        });
+    }
+
+    /// Asks the retry policy what becomes of a record after a failure on
+    /// `stream`.
     fn after_failure(
         &mut self,
+        stream: u64,
         mut entry: Entry<T>,
         error: Error,
         class: RetryClass,
@@ -826,6 +920,8 @@ impl<T: Ticket> Machine<T> {
                 self.resolve(entry, Err(error));
             }
             Decision::RetryAt { at, .. } => {
+                let backoff = at.saturating_duration_since(now);
+                self.note_retry(stream, &error, class, entry.attempts, backoff);
                 entry.failed(error);
                 self.counters.retried += 1;
                 self.retry_seq += 1;
@@ -838,6 +934,14 @@ impl<T: Ticket> Machine<T> {
             }
         }
     }
+}
+
+/// Whether two failures are of the same kind, for notes: the same variant,
+/// status and error code.
+fn same_failure(a: &Error, b: &Error) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+        && a.status() == b.status()
+        && a.error_code() == b.error_code()
 }
 
 /// The class of a failure of a request refused as a whole: whatever the

@@ -3,7 +3,7 @@
 //! the server's answers and the machine's own jitter, so a failing seed
 //! reproduces exactly. Invariants are checked after every step.
 
-use super::{Action, Entry, Event, Machine, Outcome, Settings, Ticket};
+use super::{Action, Entry, Event, Machine, Note, Outcome, Settings, Ticket};
 use crate::error::RetryClass;
 use crate::error::TokenError;
 use crate::error::{ApiError, Error, ErrorScope};
@@ -314,6 +314,8 @@ pub(super) struct Summary {
     /// Each record's outcome, when, and its error.
     pub(super) told: Vec<(Duration, Told, Option<String>)>,
     pub(super) stored: Vec<u32>,
+    /// Retries told of in the machine's notes.
+    pub(super) retries_noted: u64,
 }
 
 struct Sim {
@@ -350,6 +352,11 @@ struct Sim {
     asked_until: Duration,
     /// The largest record's bytes.
     max_record: usize,
+    /// Retries the machine counted, and those its notes told of, while no
+    /// note was dropped.
+    retries_counted: u64,
+    retries_noted: u64,
+    notes_dropped: bool,
 }
 
 /// Runs one plan; returns what it saw or the first broken invariant.
@@ -385,6 +392,9 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         trace: std::env::var_os("SIM_TRACE").is_some(),
         asked_until: Duration::ZERO,
         max_record: 3 * settings.chunk_capacity,
+        retries_counted: 0,
+        retries_noted: 0,
+        notes_dropped: false,
     };
     let mut schedule = schedule.into_iter().peekable();
     let mut ended = false;
@@ -682,7 +692,46 @@ impl Sim {
                 Action::RefreshCredentials => {}
             }
         }
+        self.check_notes()?;
         self.settle()
+    }
+
+    /// Every retry the machine counts is in one of its notes, each with a
+    /// class that allows it and a backoff range in order.
+    fn check_notes(&mut self) -> Result<(), String> {
+        let Some(machine) = self.machine.as_mut() else {
+            return Ok(());
+        };
+        let mut noted = 0;
+        let mut wrong = None;
+        while let Some(note) = machine.next_note() {
+            if let Note::Retry {
+                class,
+                records,
+                backoff,
+                ..
+            } = &note
+            {
+                noted += records;
+                if !class.is_retriable() || backoff.0 > backoff.1 || *records == 0 {
+                    wrong = Some(format!("{note:?}"));
+                }
+            }
+        }
+        let counters = machine.take_counters();
+        self.retries_counted += counters.retried;
+        self.retries_noted += noted;
+        self.notes_dropped |= counters.dropped_notes > 0;
+        if let Some(note) = wrong {
+            return Err(self.fail(&format!("a retry note that cannot be: {note}")));
+        }
+        if !self.notes_dropped && self.retries_counted != self.retries_noted {
+            return Err(self.fail(&format!(
+                "{} retries counted, {} in notes",
+                self.retries_counted, self.retries_noted
+            )));
+        }
+        Ok(())
     }
 
     fn open(&mut self, id: u64) {
@@ -967,6 +1016,7 @@ impl Sim {
             }
         }
         Ok(Summary {
+            retries_noted: self.retries_noted,
             steps: self.steps,
             records: ledger.records.len(),
             delivered,

@@ -26,7 +26,7 @@ fn random_schedules_keep_every_invariant() {
     let first = first_seed();
     let count = schedules();
     let started = std::time::Instant::now();
-    let (mut steps, mut records, mut delivered) = (0, 0, 0);
+    let (mut steps, mut records, mut delivered, mut noted) = (0, 0, 0, 0);
     for seed in first..first + count {
         let plan = simulation::plan(seed, 200);
         match simulation::run(plan) {
@@ -34,6 +34,7 @@ fn random_schedules_keep_every_invariant() {
                 steps += summary.steps;
                 records += summary.records;
                 delivered += summary.delivered;
+                noted += summary.retries_noted;
             }
             Err(failure) => panic!(
                 "{failure}\nreproduce with SIM_SEED={seed} SIM_SCHEDULES=1 cargo test --lib random_schedules"
@@ -45,6 +46,8 @@ fn random_schedules_keep_every_invariant() {
         started.elapsed()
     );
     assert!(steps >= count as usize * 200, "{steps} steps");
+    // Retries happened, and each was in a note for the log.
+    assert!(noted > 0, "no retry in {count} schedules");
 }
 
 /// The producer's default settings.
