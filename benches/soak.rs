@@ -163,8 +163,8 @@ fn kind(error: &Error) -> String {
             (false, Some(code)) => format!("Api HTTP {} ({code})", api.status),
             (_, None) => format!("Api HTTP {}", api.status),
         },
-        Error::DeliveryTimeout { last_error, .. } => format!(
-            "DeliveryTimeout (last: {})",
+        Error::GaveUp { last_error, .. } => format!(
+            "GaveUp (last: {})",
             last_error
                 .as_deref()
                 .map_or_else(|| "none".to_owned(), kind)

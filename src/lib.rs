@@ -24,7 +24,7 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES, ServerKind,
 };
 pub use error::{
-    ApiError, Error, ErrorScope, InvalidInput, RetryClass, TokenError, TransportError,
+    ApiError, Error, ErrorScope, GiveUpReason, InvalidInput, RetryClass, TokenError, TransportError,
 };
 pub use limits::{
     MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_ERROR_BODY_BYTES,
@@ -33,8 +33,8 @@ pub use limits::{
     MIN_TOKEN_LIFETIME,
 };
 pub use producer::{
-    ConnectionStats, DeliveryFuture, OnOutcomeUnknown, Producer, ProducerConfig, ProducerStats,
-    Routing, SendAllError, TopicStats, TrySendError,
+    ConnectionStats, DeliveryFuture, Producer, ProducerConfig, ProducerStats, Routing,
+    SendAllError, TopicStats, TrySendError, UnknownOutcome,
 };
 pub use retry::produce::ProduceRetries;
 pub use wire::record::{DataType, Header, Payload, Record, validate_topic};
@@ -43,6 +43,9 @@ pub use wire::report::{DeliveryReport, PayloadSummary};
 /// Former name of [`ServerKind`].
 #[deprecated(since = "0.2.0", note = "renamed to `ServerKind`")]
 pub type ApiFlavour = ServerKind;
+/// Former name of [`UnknownOutcome`].
+#[deprecated(since = "0.2.0", note = "renamed to `UnknownOutcome`")]
+pub type OnOutcomeUnknown = UnknownOutcome;
 /// Former name of [`PayloadSummary`].
 #[deprecated(since = "0.2.0", note = "renamed to `PayloadSummary`")]
 pub type StoredData = PayloadSummary;

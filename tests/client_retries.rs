@@ -3,7 +3,7 @@
 
 mod common;
 
-use ccloud_kafka_rest::{Error, OnOutcomeUnknown, ProduceRetries, Record, RetryClass};
+use ccloud_kafka_rest::{Error, ProduceRetries, Record, RetryClass, UnknownOutcome};
 use ccloud_kafka_rest_emulator::HttpFault;
 use std::time::Duration;
 
@@ -53,7 +53,7 @@ async fn unknown_outcomes_are_resent_and_flagged_or_failed() {
     assert!(report.possibly_duplicated);
 
     let fail = common::client_for(&emulator)
-        .with_produce_retries(retries(5).with_on_outcome_unknown(OnOutcomeUnknown::Fail))
+        .with_produce_retries(retries(5).with_unknown_outcome(UnknownOutcome::Fail))
         .build()
         .unwrap();
     emulator.fail_next_records(50003, "timed out", 1);
@@ -79,7 +79,7 @@ async fn attempts_run_out_truthfully() {
     assert!(
         matches!(
             error,
-            Error::DeliveryTimeout {
+            Error::GaveUp {
                 attempts: 3,
                 may_have_been_written: false,
                 ..

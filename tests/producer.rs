@@ -3,7 +3,7 @@
 mod common;
 
 use ccloud_kafka_rest::{
-    Credentials, Error, OnOutcomeUnknown, Producer, ProducerConfig, Record, Routing,
+    Credentials, Error, Producer, ProducerConfig, Record, Routing, UnknownOutcome,
 };
 use ccloud_kafka_rest_emulator::{Emulator, HttpFault};
 use futures_util::StreamExt;
@@ -208,7 +208,7 @@ async fn unknown_outcomes_are_resent_and_flagged_or_failed_by_policy() {
 
     let at_most_once = producer(
         &emulator,
-        fast_retries().with_on_outcome_unknown(OnOutcomeUnknown::Fail),
+        fast_retries().with_unknown_outcome(UnknownOutcome::Fail),
     );
     emulator.fail_next_records(50003, "retriable kafka error", 1);
     let e = at_most_once
@@ -365,7 +365,7 @@ async fn delivery_timeout_bounds_retries() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&e, Error::DeliveryTimeout { attempts, last_error: Some(_), .. } if *attempts >= 2),
+        matches!(&e, Error::GaveUp { attempts, last_error: Some(_), .. } if *attempts >= 2),
         "{e:?}"
     );
     assert!(e.to_string().contains("50302"), "{e}");
@@ -376,10 +376,7 @@ async fn delivery_timeout_bounds_retries() {
         .send("orders", &Record::from_value("x"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&e, Error::DeliveryTimeout { attempts: 3, .. }),
-        "{e:?}"
-    );
+    assert!(matches!(&e, Error::GaveUp { attempts: 3, .. }), "{e:?}");
 }
 
 fn producer_with_attempts(emulator: &Emulator, attempts: u32) -> Producer {

@@ -215,7 +215,7 @@ async fn without_a_queue_timeout_the_delivery_timeout_bounds_the_wait() {
     assert!(
         matches!(
             error,
-            Error::DeliveryTimeout {
+            Error::GaveUp {
                 attempts: 0,
                 may_have_been_written: false,
                 ..
@@ -251,7 +251,7 @@ async fn send_all_failures_carry_their_index_and_queue_timeouts_their_record() {
     // The first was written and never reported.
     assert_eq!(errors[0].index, 0);
     assert!(
-        matches!(errors[0].error, Error::DeliveryTimeout { .. }),
+        matches!(errors[0].error, Error::GaveUp { .. }),
         "{}",
         errors[0]
     );

@@ -535,7 +535,7 @@ async fn an_error_status_after_the_records_were_read_is_not_called_not_written()
     .await;
     let config = ProducerConfig::default()
         .with_max_attempts(1)
-        .with_on_outcome_unknown(ccloud_kafka_rest::OnOutcomeUnknown::Fail)
+        .with_unknown_outcome(ccloud_kafka_rest::UnknownOutcome::Fail)
         .with_delivery_timeout(Duration::from_secs(5));
     let producer = Producer::with_config(client(&server.url), config).unwrap();
     let outcome = timeout(
@@ -551,6 +551,6 @@ async fn an_error_status_after_the_records_were_read_is_not_called_not_written()
         RetryClass::OutcomeUnknown,
         "the server read the record before it answered: {error}"
     );
-    let _ = matches!(error, Error::DeliveryTimeout { .. });
+    let _ = matches!(error, Error::GaveUp { .. });
     producer.close_timeout(Duration::from_secs(1)).await;
 }

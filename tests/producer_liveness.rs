@@ -30,7 +30,7 @@ async fn written_records_that_are_never_reported_expire_as_outcome_unknown() {
         assert!(
             matches!(
                 error,
-                Error::DeliveryTimeout {
+                Error::GaveUp {
                     may_have_been_written: true,
                     ..
                 }

@@ -300,9 +300,7 @@ fn hand_over(
 fn resends(outcome: &Result<DeliveryReport, Error>) -> u32 {
     let attempts = match outcome {
         Ok(report) => report.attempts,
-        Err(Error::DeliveryTimeout { attempts, .. } | Error::MaybeWritten { attempts, .. }) => {
-            *attempts
-        }
+        Err(Error::GaveUp { attempts, .. } | Error::MaybeWritten { attempts, .. }) => *attempts,
         Err(_) => 1,
     };
     attempts.saturating_sub(1)

@@ -55,16 +55,23 @@ pub enum Error {
     /// delivery report arrived: it may or may not have been written.
     #[error("the connection ended before the record's delivery report arrived: {0}")]
     Interrupted(String),
-    /// The record was still unresolved when its delivery timeout expired, or
-    /// ran out of attempts. When `may_have_been_written` is true, an attempt
-    /// reached the server and its outcome is unknown: the record may be
-    /// stored (its class is then [`RetryClass::OutcomeUnknown`]).
+    /// The producer gave up on the record without a delivery report, for
+    /// `reason`: its delivery timeout passed (waiting for room, waiting in
+    /// line, backing off or in flight), its attempts were used up, or its
+    /// next attempt could not have started before the timeout (the backoff
+    /// or the server's `Retry-After` was longer than the time left), so it
+    /// failed then rather than at the deadline. When `may_have_been_written`
+    /// is true, an attempt reached the server and its outcome is unknown:
+    /// the record may be stored (its class is then
+    /// [`RetryClass::OutcomeUnknown`]).
     #[error(
-        "the record was not delivered within its delivery timeout or attempts ({attempts} attempts){}{}",
+        "the record was not delivered: {reason} ({attempts} attempts){}{}",
         if *may_have_been_written { "; it may have been written" } else { "; it was not written" },
         last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
     )]
-    DeliveryTimeout {
+    GaveUp {
+        /// Why the producer stopped trying.
+        reason: GiveUpReason,
         /// Attempts made.
         attempts: u32,
         /// The error of the last attempt, if any.
@@ -110,16 +117,43 @@ pub enum Error {
     Token(crate::error::TokenError),
 }
 
+/// Why the producer gave up on a record ([`Error::GaveUp`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUpReason {
+    /// Its delivery timeout passed before it was delivered: while it waited
+    /// for room or in line, backed off, or was in flight unanswered.
+    DeadlinePassed,
+    /// It failed as many times as the configured maximum of attempts.
+    AttemptsExhausted,
+    /// Its next attempt could not have started before its delivery timeout
+    /// (the backoff, or the server's `Retry-After`, was longer than the time
+    /// left): it failed at once instead of at the deadline.
+    NoTimeToRetry,
+}
+
+impl fmt::Display for GiveUpReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GiveUpReason::DeadlinePassed => "its delivery timeout passed",
+            GiveUpReason::AttemptsExhausted => "its attempts are used up",
+            GiveUpReason::NoTimeToRetry => {
+                "its next attempt could not start before its delivery timeout"
+            }
+        })
+    }
+}
+
 impl Error {
     /// The HTTP status of the answer, if there was one. A record refused in
     /// its delivery report has status 200: the request itself succeeded.
-    /// For [`Error::DeliveryTimeout`], the status of the last attempt.
+    /// For [`Error::GaveUp`], the status of the last attempt.
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::MaybeWritten { last_error, .. } => last_error.status(),
             Error::Api(api) => Some(api.status),
             Error::Decode { status, .. } => *status,
-            Error::DeliveryTimeout {
+            Error::GaveUp {
                 last_error: Some(last),
                 ..
             } => last.status(),
@@ -128,13 +162,13 @@ impl Error {
     }
 
     /// Confluent's `error_code`, if the server sent one (for example 40101,
-    /// 40403, 42901, 50003). For [`Error::DeliveryTimeout`], the code of the
+    /// 40403, 42901, 50003). For [`Error::GaveUp`], the code of the
     /// last attempt.
     pub fn error_code(&self) -> Option<i32> {
         match self {
             Error::MaybeWritten { last_error, .. } => last_error.error_code(),
             Error::Api(api) => api.error_code,
-            Error::DeliveryTimeout {
+            Error::GaveUp {
                 last_error: Some(last),
                 ..
             } => last.error_code(),
@@ -177,7 +211,7 @@ impl Error {
             Error::Transport(e) if e.is_connect() => RetryClass::Retriable,
             Error::Transport(e) if e.is_request() => RetryClass::Terminal,
             Error::Transport(_) | Error::Interrupted(_) => RetryClass::OutcomeUnknown,
-            Error::DeliveryTimeout {
+            Error::GaveUp {
                 may_have_been_written: true,
                 ..
             }
@@ -189,7 +223,7 @@ impl Error {
             Error::Decode { .. }
             | Error::InvalidInput(_)
             | Error::Config(_)
-            | Error::DeliveryTimeout { .. }
+            | Error::GaveUp { .. }
             | Error::Closed => RetryClass::Terminal,
             Error::QueueFull { .. } => RetryClass::Retriable,
             Error::Token(e) if e.is_retriable() => RetryClass::Retriable,

@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::limits::{
     MAX_CHUNK_BYTES, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS, duration_problem,
 };
-use crate::retry::policy::{OnOutcomeUnknown, RetryPolicy};
+use crate::retry::policy::{RetryPolicy, UnknownOutcome};
 use std::time::Duration;
 
 /// Which connection a record travels on. Reports come back in send order on
@@ -54,7 +54,7 @@ pub struct ProducerConfig {
     pub(crate) max_attempts: u32,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
-    pub(crate) on_outcome_unknown: OnOutcomeUnknown,
+    pub(crate) on_outcome_unknown: UnknownOutcome,
     pub(crate) routing: Routing,
     pub(crate) strict_order: bool,
     pub(crate) idle_timeout: Duration,
@@ -76,7 +76,7 @@ impl Default for ProducerConfig {
             max_attempts: 10,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
-            on_outcome_unknown: OnOutcomeUnknown::Resend,
+            on_outcome_unknown: UnknownOutcome::Resend,
             routing: Routing::RoundRobin,
             strict_order: false,
             // The server closes a connection idle for 30 s; close first.
@@ -145,7 +145,7 @@ impl ProducerConfig {
     }
 
     /// Time from `send` after which a record that is still being retried
-    /// fails with [`Error::DeliveryTimeout`]: more than 0 and at most
+    /// fails with [`Error::GaveUp`]: more than 0 and at most
     /// [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION). Default 120 s.
     pub fn with_delivery_timeout(mut self, timeout: Duration) -> Self {
         self.delivery_timeout = timeout;
@@ -162,7 +162,7 @@ impl ProducerConfig {
     ///
     /// Unset by default: the wait is then bounded by the record's delivery
     /// timeout alone, which runs from the call, the wait included; a record
-    /// still waiting when it passes fails with [`Error::DeliveryTimeout`]
+    /// still waiting when it passes fails with [`Error::GaveUp`]
     /// (0 attempts, not written). A queue timeout at least as long as the
     /// delivery timeout changes nothing. To never wait, use
     /// [`try_send`](crate::Producer::try_send).
@@ -188,9 +188,15 @@ impl ProducerConfig {
     }
 
     /// Resend (default) or fail records whose outcome is unknown.
-    pub fn with_on_outcome_unknown(mut self, policy: OnOutcomeUnknown) -> Self {
+    pub fn with_unknown_outcome(mut self, policy: UnknownOutcome) -> Self {
         self.on_outcome_unknown = policy;
         self
+    }
+
+    /// Former name of [`with_unknown_outcome`](Self::with_unknown_outcome).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_unknown_outcome`")]
+    pub fn with_on_outcome_unknown(self, policy: UnknownOutcome) -> Self {
+        self.with_unknown_outcome(policy)
     }
 
     /// How records are spread over connections. Default round-robin.

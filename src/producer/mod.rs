@@ -17,14 +17,14 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-pub use crate::retry::policy::OnOutcomeUnknown;
+pub use crate::retry::policy::UnknownOutcome;
 pub use config::{ProducerConfig, Routing};
 pub use delivery::DeliveryFuture;
 pub use errors::{SendAllError, TrySendError};
 pub use stats::{ConnectionStats, ProducerStats, TopicStats};
 
 use crate::client::Client;
-use crate::error::Error;
+use crate::error::{Error, GiveUpReason};
 use crate::wire::encode;
 use crate::wire::record::{Payload, Record, validate_topic};
 use crate::wire::report::DeliveryReport;
@@ -201,7 +201,7 @@ impl Producer {
     /// ([`Error::InvalidInput`]), a closed producer ([`Error::Closed`]), no
     /// room within the queue timeout ([`Error::QueueFull`], with the record)
     /// or, without one, within the delivery timeout
-    /// ([`Error::DeliveryTimeout`] after 0 attempts).
+    /// ([`Error::GaveUp`] after 0 attempts).
     ///
     /// Dropping this call's future before it completes (while it waits for
     /// room) is safe: the record is then not handed over and not sent.
@@ -369,7 +369,8 @@ impl Producer {
             Err(_) => {
                 return Err(match prepared.queue_timeout {
                     Some(timeout) => Refusal::QueueTimeout(timeout),
-                    None => Refusal::Error(Error::DeliveryTimeout {
+                    None => Refusal::Error(Error::GaveUp {
+                        reason: GiveUpReason::DeadlinePassed,
                         attempts: 0,
                         last_error: None,
                         may_have_been_written: false,

@@ -78,7 +78,7 @@ async fn a_dropped_producer_leaves_lanes_that_sleep_and_still_resolve_their_reco
     assert!(
         matches!(
             outcome,
-            Err(Error::DeliveryTimeout {
+            Err(Error::GaveUp {
                 may_have_been_written: true,
                 ..
             })

@@ -3,7 +3,7 @@
 //! a random source it is handed. The streaming producer's lanes and
 //! `Client::produce`'s opt-in retries both ask it.
 
-use crate::error::RetryClass;
+use crate::error::{GiveUpReason, RetryClass};
 pub(crate) use crate::limits::MAX_RETRY_AFTER;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use std::time::Duration;
@@ -55,7 +55,7 @@ pub(crate) enum Decision {
     /// caller asked to fail records whose outcome is unknown.
     Fail,
     /// It fails because its attempts or its time are used up.
-    Expire,
+    Expire(GiveUpReason),
     /// It is sent again at `at`; `duplicate` when this attempt may have
     /// written it.
     RetryAt { at: Instant, duplicate: bool },
@@ -74,7 +74,7 @@ impl RetryPolicy {
         rng: &mut fastrand::Rng,
     ) -> Decision {
         if failure.now >= failure.deadline {
-            return Decision::Expire;
+            return Decision::Expire(GiveUpReason::DeadlinePassed);
         }
         if !failure.attempted && failure.class != RetryClass::Terminal {
             return Decision::Requeue;
@@ -88,7 +88,7 @@ impl RetryPolicy {
             _ => false,
         };
         if failure.attempts >= self.max_attempts {
-            return Decision::Expire;
+            return Decision::Expire(GiveUpReason::AttemptsExhausted);
         }
         let delay = match failure.delay {
             Some(delay) => delay,
@@ -104,11 +104,11 @@ impl RetryPolicy {
         let delay = delay.max(asked);
         if delay >= remaining {
             // It could not be sent again before its deadline.
-            return Decision::Expire;
+            return Decision::Expire(GiveUpReason::NoTimeToRetry);
         }
         match failure.now.checked_add(delay) {
             Some(at) => Decision::RetryAt { at, duplicate },
-            None => Decision::Expire,
+            None => Decision::Expire(GiveUpReason::NoTimeToRetry),
         }
     }
 
@@ -130,7 +130,7 @@ impl RetryPolicy {
 /// its report arrived. It may or may not have been written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum OnOutcomeUnknown {
+pub enum UnknownOutcome {
     /// Send it again (at-least-once); its report then says
     /// [`possibly_duplicated`](crate::DeliveryReport::possibly_duplicated).
     #[default]
@@ -139,12 +139,12 @@ pub enum OnOutcomeUnknown {
     Fail,
 }
 
-impl OnOutcomeUnknown {
+impl UnknownOutcome {
     /// The delivery guarantee this choice makes.
     pub(crate) fn guarantee(self) -> Guarantee {
         match self {
-            OnOutcomeUnknown::Resend => Guarantee::AtLeastOnce,
-            OnOutcomeUnknown::Fail => Guarantee::AtMostOnce,
+            UnknownOutcome::Resend => Guarantee::AtLeastOnce,
+            UnknownOutcome::Fail => Guarantee::AtMostOnce,
         }
     }
 }
@@ -213,7 +213,7 @@ mod tests {
         }
         assert_eq!(
             decide(&policy(), &failure(RetryClass::Retriable, 3)),
-            Decision::Expire
+            Decision::Expire(GiveUpReason::AttemptsExhausted)
         );
     }
 
@@ -223,7 +223,10 @@ mod tests {
         f.attempted = false;
         assert_eq!(decide(&policy(), &f), Decision::Requeue);
         f.now = f.deadline;
-        assert_eq!(decide(&policy(), &f), Decision::Expire);
+        assert_eq!(
+            decide(&policy(), &f),
+            Decision::Expire(GiveUpReason::DeadlinePassed)
+        );
     }
 
     #[test]
@@ -236,7 +239,10 @@ mod tests {
         assert_eq!(at - f.now, Duration::from_secs(5));
         // Longer than what is left: it cannot be sent in time.
         f.retry_after = Some(Duration::MAX);
-        assert_eq!(decide(&policy(), &f), Decision::Expire);
+        assert_eq!(
+            decide(&policy(), &f),
+            Decision::Expire(GiveUpReason::NoTimeToRetry)
+        );
         // Longer than the cap, with a deadline beyond the cap.
         f.deadline = f.now + Duration::from_secs(3600);
         let Decision::RetryAt { at, .. } = decide(&policy(), &f) else {
@@ -269,7 +275,10 @@ mod tests {
         let mut f = failure(RetryClass::Retriable, 1);
         f.deadline = f.now + Duration::from_secs(7 * 24 * 3600);
         f.delay = Some(Duration::MAX);
-        assert_eq!(decide(&policy(), &f), Decision::Expire);
+        assert_eq!(
+            decide(&policy(), &f),
+            Decision::Expire(GiveUpReason::NoTimeToRetry)
+        );
         f.delay = None;
         f.retry_after = Some(Duration::MAX);
         assert!(matches!(decide(&policy(), &f), Decision::RetryAt { .. }));

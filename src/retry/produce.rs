@@ -2,10 +2,10 @@
 //! the same decisions as the streaming producer's, from the one retry
 //! policy.
 
-use crate::error::Error;
 use crate::error::RetryClass;
+use crate::error::{Error, GiveUpReason};
 use crate::limits::duration_problem;
-use crate::retry::policy::OnOutcomeUnknown;
+use crate::retry::policy::UnknownOutcome;
 use crate::retry::policy::{Decision, Failure, RetryPolicy};
 use crate::wire::report::DeliveryReport;
 use std::future::Future;
@@ -17,9 +17,9 @@ use tokio::time::Instant;
 /// Retriable failures are sent again with exponential backoff and jitter
 /// (a longer `Retry-After` wins, up to [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER))
 /// until the attempts or the delivery timeout run out; then the call fails
-/// with [`Error::DeliveryTimeout`]. A record whose outcome was unknown is
+/// with [`Error::GaveUp`]. A record whose outcome was unknown is
 /// sent again (its report says `possibly_duplicated`) unless
-/// [`OnOutcomeUnknown::Fail`] is chosen.
+/// [`UnknownOutcome::Fail`] is chosen.
 ///
 /// ```
 /// use ccloud_kafka_rest::{Client, ProduceRetries};
@@ -34,7 +34,7 @@ pub struct ProduceRetries {
     pub(crate) delivery_timeout: Duration,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
-    pub(crate) on_outcome_unknown: OnOutcomeUnknown,
+    pub(crate) on_outcome_unknown: UnknownOutcome,
 }
 
 impl ProduceRetries {
@@ -46,7 +46,7 @@ impl ProduceRetries {
             delivery_timeout,
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
-            on_outcome_unknown: OnOutcomeUnknown::Resend,
+            on_outcome_unknown: UnknownOutcome::Resend,
         }
     }
 
@@ -58,9 +58,15 @@ impl ProduceRetries {
     }
 
     /// Resend (default) or fail a record whose outcome is unknown.
-    pub fn with_on_outcome_unknown(mut self, policy: OnOutcomeUnknown) -> ProduceRetries {
+    pub fn with_unknown_outcome(mut self, policy: UnknownOutcome) -> ProduceRetries {
         self.on_outcome_unknown = policy;
         self
+    }
+
+    /// Former name of [`with_unknown_outcome`](Self::with_unknown_outcome).
+    #[deprecated(since = "0.2.0", note = "renamed to `with_unknown_outcome`")]
+    pub fn with_on_outcome_unknown(self, policy: UnknownOutcome) -> ProduceRetries {
+        self.with_unknown_outcome(policy)
     }
 
     /// Refuses settings that cannot work, naming the setting.
@@ -126,7 +132,8 @@ impl ProduceRetries {
                 Ok(Err(error)) => error,
                 // Cut short while in flight: it may have been written.
                 Err(_) => {
-                    return Err(Error::DeliveryTimeout {
+                    return Err(Error::GaveUp {
+                        reason: GiveUpReason::DeadlinePassed,
                         attempts,
                         last_error: None,
                         may_have_been_written: true,
@@ -158,8 +165,9 @@ impl ProduceRetries {
                     });
                 }
                 Decision::Fail => return Err(error),
-                Decision::Expire => {
-                    return Err(Error::DeliveryTimeout {
+                Decision::Expire(reason) => {
+                    return Err(Error::GaveUp {
+                        reason,
                         attempts,
                         may_have_been_written: maybe_written || unknown,
                         last_error: Some(Box::new(error)),

@@ -16,8 +16,8 @@ mod tests;
 
 pub(crate) use entry::{Entry, Ticket};
 
-use crate::error::Error;
 use crate::error::RetryClass;
+use crate::error::{Error, GiveUpReason};
 use crate::retry::policy::{Decision, Failure, MAX_RETRY_AFTER, RetryPolicy};
 use crate::wire::report::DeliveryReport;
 use backon::ExponentialBackoff;
@@ -527,7 +527,8 @@ impl<T: Ticket> Machine<T> {
         }
         for (mut entry, in_flight) in expired {
             let last_error = entry.take_last_error();
-            let error = Error::DeliveryTimeout {
+            let error = Error::GaveUp {
+                reason: GiveUpReason::DeadlinePassed,
                 attempts: entry.attempts,
                 last_error: last_error.map(Box::new),
                 may_have_been_written: in_flight || entry.maybe_written,
@@ -911,8 +912,9 @@ impl<T: Ticket> Machine<T> {
                 self.resolve(entry, Err(error));
             }
             Decision::Fail => self.resolve(entry, Err(error)),
-            Decision::Expire => {
-                let error = Error::DeliveryTimeout {
+            Decision::Expire(reason) => {
+                let error = Error::GaveUp {
+                    reason,
                     attempts: entry.attempts,
                     may_have_been_written: entry.maybe_written,
                     last_error: Some(Box::new(error)),
