@@ -268,6 +268,17 @@ async fn refused_stream_opens_are_retried_after_backoff() {
         !report.possibly_duplicated,
         "a refused stream wrote nothing"
     );
+    // Three requests, one answered 200 after two refusals: one stream
+    // opened, one reconnect; the refused opens count as neither.
+    assert_eq!(emulator.requests(), 3);
+    let stats = producer.stats();
+    assert_eq!(
+        (stats.streams_opened, stats.reconnects),
+        (1, 1),
+        "{stats:?}"
+    );
+    let connection = stats.topics[0].connections[0];
+    assert_eq!((connection.streams_opened, connection.reconnects), (1, 1));
     emulator.fail_next_requests(HttpFault::rate_limited(Some(0)), 1);
     producer
         .send("orders", &Record::from_value("1"))

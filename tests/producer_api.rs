@@ -417,29 +417,6 @@ async fn stats_count_what_is_in_flight_on_each_connection() {
     server.abort();
 }
 
-#[tokio::test]
-async fn refused_opens_are_not_streams_opened() {
-    let emulator = common::emulator().start().await.unwrap();
-    let producer = producer(&emulator, fast_retries());
-    emulator.fail_next_requests(HttpFault::json(503, 50302, "broker unavailable"), 2);
-    let report = producer
-        .send("orders", &Record::from_value("0"))
-        .await
-        .unwrap();
-    assert_eq!(report.attempts, 3);
-    let stats = producer.stats();
-    // Three requests, one answered 200, after a failure.
-    assert_eq!(emulator.requests(), 3);
-    assert_eq!(
-        (stats.streams_opened, stats.reconnects),
-        (1, 1),
-        "{stats:?}"
-    );
-    let connection = stats.topics[0].connections[0];
-    assert_eq!((connection.streams_opened, connection.reconnects), (1, 1));
-    producer.close().await;
-}
-
 /// A log written into memory.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
