@@ -6,32 +6,10 @@ use ccloud_kafka_rest::{
     Credentials, Error, Producer, ProducerConfig, Record, Routing, UnknownOutcome,
 };
 use ccloud_kafka_rest_emulator::{Emulator, HttpFault};
+use common::{fast_retries, logged, producer};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
-
-fn producer(emulator: &Emulator, config: ProducerConfig) -> Producer {
-    let client = common::client_for(emulator).build().unwrap();
-    Producer::with_config(client, config).unwrap()
-}
-
-fn fast_retries() -> ProducerConfig {
-    ProducerConfig::default().with_backoff(Duration::from_millis(5), Duration::from_millis(50))
-}
-
-/// Values in the log of `topic`, parsed back to the sequence numbers sent.
-fn logged(emulator: &Emulator, topic: &str) -> Vec<u64> {
-    emulator
-        .records(topic)
-        .iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn ten_thousand_records_on_one_stream_in_order() {

@@ -8,22 +8,13 @@ use ccloud_kafka_rest::{
     Error, InvalidInput, MAX_CONFIGURED_DURATION, Producer, ProducerConfig, Record, RetryClass,
     TrySendError,
 };
-use ccloud_kafka_rest_emulator::{Emulator, FaultPlan, HttpFault};
-use common::client_at;
+use ccloud_kafka_rest_emulator::{FaultPlan, HttpFault};
 use common::silent::silent_server;
+use common::{client_at, fast_retries, logged, producer};
 use futures_util::StreamExt;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn producer(emulator: &Emulator, config: ProducerConfig) -> Producer {
-    let client = common::client_for(emulator).build().unwrap();
-    Producer::with_config(client, config).unwrap()
-}
-
-fn fast_retries() -> ProducerConfig {
-    ProducerConfig::default().with_backoff(Duration::from_millis(5), Duration::from_millis(50))
-}
 
 /// One record in flight per connection, never reported: the connection
 /// stays full until the record's delivery timeout.
@@ -146,16 +137,7 @@ async fn try_send_sends_exactly_what_it_takes() {
         delivery.await.unwrap();
     }
     // Each record is in the log once: a refused try sent nothing.
-    let mut values: Vec<u64> = emulator
-        .records("orders")
-        .iter()
-        .map(|r| {
-            std::str::from_utf8(r.value.as_deref().unwrap())
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let mut values = logged(&emulator, "orders");
     values.sort_unstable();
     assert_eq!(values, (0..200).collect::<Vec<_>>());
     let stats = producer.stats();

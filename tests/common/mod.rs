@@ -8,8 +8,9 @@ pub mod hostile;
 pub mod raw_http;
 pub mod silent;
 
-use ccloud_kafka_rest::{Client, ClientBuilder, Credentials};
+use ccloud_kafka_rest::{Client, ClientBuilder, Credentials, Producer, ProducerConfig};
 use ccloud_kafka_rest_emulator::{Emulator, EmulatorBuilder};
+use std::time::Duration;
 
 pub const API_KEY: &str = "TESTKEY123";
 pub const API_SECRET: &str = "api-secret-value-7f3a9c";
@@ -55,4 +56,29 @@ pub async fn with_api_key() -> (Emulator, Client) {
         .build()
         .expect("client builds");
     (emulator, client)
+}
+
+/// A producer with `config` for a client of `emulator`.
+pub fn producer(emulator: &Emulator, config: ProducerConfig) -> Producer {
+    let client = client_for(emulator).build().unwrap();
+    Producer::with_config(client, config).unwrap()
+}
+
+/// The default configuration with backoffs of 5 to 50 ms.
+pub fn fast_retries() -> ProducerConfig {
+    ProducerConfig::default().with_backoff(Duration::from_millis(5), Duration::from_millis(50))
+}
+
+/// Values in the log of `topic`, parsed back to the sequence numbers sent.
+pub fn logged(emulator: &Emulator, topic: &str) -> Vec<u64> {
+    emulator
+        .records(topic)
+        .iter()
+        .map(|r| {
+            std::str::from_utf8(r.value.as_deref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
 }
