@@ -7,6 +7,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use tokio::time::Instant;
 
 /// What the generated client carries to authenticate each request: the
 /// fixed headers derived from the credentials (the secret ones marked
@@ -27,12 +28,21 @@ impl Authenticator {
     /// The credential headers for a new request or stream, fetching or
     /// refreshing an access token when needed.
     pub(crate) async fn headers(&self) -> Result<HeaderMap, Error> {
+        self.headers_until().await.map(|(headers, _)| headers)
+    }
+
+    /// The same, with the time they stop being valid (a token's expiry),
+    /// when they do: a stream must end before then.
+    pub(crate) async fn headers_until(&self) -> Result<(HeaderMap, Option<Instant>), Error> {
         let mut headers = self.headers.clone();
+        let mut until = None;
         if let Some(tokens) = &self.tokens {
-            let authorization = tokens.authorization().await.map_err(Error::Token)?;
+            let (authorization, expires) =
+                tokens.authorization_until().await.map_err(Error::Token)?;
             headers.insert(AUTHORIZATION, authorization);
+            until = expires;
         }
-        Ok(headers)
+        Ok((headers, until))
     }
 
     /// Whether the credentials are tokens that a refresh may replace.

@@ -172,6 +172,10 @@ impl Cached {
         self.refresh_at.is_none_or(|at| now < at)
     }
 
+    fn sendable(&self) -> (HeaderValue, Option<Instant>) {
+        (self.header.clone(), self.expires_at)
+    }
+
     fn usable(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|at| now < at)
     }
@@ -210,13 +214,21 @@ impl TokenCache {
 
     /// The `Authorization` value for the next request, fetching a token
     /// when there is none or the current one is due for refresh.
+    #[cfg(test)]
     pub(crate) async fn authorization(&self) -> Result<HeaderValue, TokenError> {
+        self.authorization_until().await.map(|(header, _)| header)
+    }
+
+    /// The same, with the time the token expires, when it does.
+    pub(crate) async fn authorization_until(
+        &self,
+    ) -> Result<(HeaderValue, Option<Instant>), TokenError> {
         let seen = {
             let state = self.state();
             if let Some(current) = &state.current
                 && current.fresh(Instant::now())
             {
-                return Ok(current.header.clone());
+                return Ok(current.sendable());
             }
             state.fetches
         };
@@ -229,7 +241,7 @@ impl TokenCache {
             if let Some(current) = current
                 && current.fresh(now)
             {
-                return Ok(current.header.clone());
+                return Ok(current.sendable());
             }
             let usable = current.filter(|c| c.usable(now));
             // The fetch this request waited for failed: share its outcome
@@ -238,7 +250,7 @@ impl TokenCache {
                 && let Some(error) = &state.last_error
             {
                 return match usable {
-                    Some(current) => Ok(current.header.clone()),
+                    Some(current) => Ok(current.sendable()),
                     None => Err(error.clone()),
                 };
             }
@@ -248,7 +260,7 @@ impl TokenCache {
                     now.saturating_duration_since(at) < RETRY_FAILED_REFRESH_AFTER
                 })
             {
-                return Ok(current.header.clone());
+                return Ok(current.sendable());
             }
         }
         tracing::debug!("fetching an OAuth access token");
@@ -265,7 +277,7 @@ impl TokenCache {
                 state.current = Some(cached.clone());
                 state.last_error = None;
                 state.last_failure = None;
-                Ok(cached.header)
+                Ok(cached.sendable())
             }
             Err(error) => {
                 let now = Instant::now();
@@ -277,7 +289,7 @@ impl TokenCache {
                             %error,
                             "refreshing the OAuth access token failed; using the current one until it expires"
                         );
-                        Ok(current.header.clone())
+                        Ok(current.sendable())
                     }
                     _ => Err(error),
                 }

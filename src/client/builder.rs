@@ -30,6 +30,18 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// default limit. The server can be configured to accept up to 50.
 pub const DEFAULT_MAX_BATCH_ENTRIES: usize = 10;
 
+/// A stream's reads wait at least this long: a healthy server holds every
+/// report behind one slow record for up to about 180 s (60 s blocked on
+/// metadata or a full buffer, then up to 120 s of delivery).
+pub(crate) const MIN_STREAM_READ_TIMEOUT: Duration = Duration::from_secs(200);
+/// TCP keepalive: probes after this long idle, this often, this many.
+const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const TCP_KEEPALIVE_PROBES: u32 = 3;
+/// Pooled connections are dropped after this long idle, before the
+/// server's 30 s.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(25);
+
 /// Builds a [`Client`]. Settings given here win over the environment
 /// ([`ClientBuilder::from_env`]), which wins over the defaults.
 ///
@@ -353,16 +365,47 @@ impl ClientBuilder {
         Client::from_builder(self)
     }
 
-    /// The HTTP client for the REST endpoint and the token endpoint.
+    /// The HTTP client for one-record and batch requests and the token
+    /// endpoint.
     pub(crate) fn http_client(&self) -> Result<reqwest::Client, Error> {
+        self.http_client_reading(Some(self.read_timeout))
+    }
+
+    /// The HTTP client for the producer's streams: no read timeout of its
+    /// own, as the lane times reads out itself, no shorter than a healthy
+    /// server may hold reports back.
+    pub(crate) fn stream_http_client(&self) -> Result<reqwest::Client, Error> {
+        self.http_client_reading(None)
+    }
+
+    fn http_client_reading(
+        &self,
+        read_timeout: Option<Duration>,
+    ) -> Result<reqwest::Client, Error> {
         // Never the generated constructor: its 15 s total timeout would cut
         // long-lived streams.
         let mut http = reqwest::Client::builder()
             .tls_backend_preconfigured(crate::http::tls::client_config(&self.tls)?)
             .http1_only()
             .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
+            // A dead peer is noticed within about half a minute, whatever
+            // the request waits for.
+            .tcp_keepalive(TCP_KEEPALIVE_IDLE)
+            .tcp_keepalive_interval(TCP_KEEPALIVE_INTERVAL)
+            .tcp_keepalive_retries(TCP_KEEPALIVE_PROBES)
+            // The server closes a connection idle for 30 s: a pooled one is
+            // dropped first, so that no request lands on a closing socket.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            // A compressor may hold reports back, and a streaming request
+            // must never ask for it: off whatever features reqwest has.
+            .no_gzip()
+            .no_brotli()
+            .no_zstd()
+            .no_deflate()
             .user_agent(self.user_agent.clone());
+        if let Some(timeout) = read_timeout {
+            http = http.read_timeout(timeout);
+        }
         match &self.proxy {
             ProxySetting::Environment => {}
             ProxySetting::Off => http = http.no_proxy(),
@@ -391,6 +434,11 @@ impl ClientBuilder {
         }
         http.build()
             .map_err(|e| Error::Config(format!("could not build the HTTP client: {e}")))
+    }
+
+    /// How long a stream waits for the next piece of its response.
+    pub(crate) fn stream_read_timeout(&self) -> Duration {
+        self.read_timeout.max(MIN_STREAM_READ_TIMEOUT)
     }
 
     /// What authenticates requests, with OAuth tokens fetched through `http`.

@@ -16,10 +16,12 @@ use crate::auth::Authenticator;
 use crate::client::hooks::run_call;
 use crate::error::Error;
 use crate::generated;
+use crate::http::path::SharedPath;
 use crate::retry::produce::ProduceRetries;
 use crate::wire::record::{Record, validate_topic};
 use crate::wire::report::DeliveryReport;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A client of one cluster's Kafka REST v3 API. Cheap to clone; clones share
 /// the connection pool.
@@ -46,6 +48,12 @@ struct Inner {
     max_record_bytes: usize,
     max_batch_entries: usize,
     retries: Option<ProduceRetries>,
+    /// The producer's streams' own HTTP client, and how long their reads
+    /// wait.
+    streams: reqwest::Client,
+    stream_read_timeout: Duration,
+    /// What the producer learnt of the path to the endpoint.
+    path: Arc<SharedPath>,
 }
 
 impl Client {
@@ -66,6 +74,7 @@ impl Client {
         let cluster_id = builder.cluster_id()?.to_owned();
         let max_batch_entries = builder.max_batch_entries()?;
         let http = builder.http_client()?;
+        let streams = builder.stream_http_client()?;
         let authenticator = builder.authenticator(&http)?;
         let api = generated::Client::new_with_client(&base_url, http, authenticator);
         Ok(Client {
@@ -77,6 +86,9 @@ impl Client {
                 max_record_bytes: builder.max_record_bytes,
                 max_batch_entries,
                 retries: builder.produce_retries,
+                streams,
+                stream_read_timeout: builder.stream_read_timeout(),
+                path: Arc::default(),
             }),
         })
     }
@@ -112,6 +124,22 @@ impl Client {
     /// The HTTP client shared by every call and stream.
     pub(crate) fn http(&self) -> &reqwest::Client {
         progenitor_client::ClientInfo::client(&self.inner.api)
+    }
+
+    /// The HTTP client of the producer's streams.
+    pub(crate) fn stream_http(&self) -> &reqwest::Client {
+        &self.inner.streams
+    }
+
+    /// How long a stream waits for the next piece of its response.
+    pub(crate) fn stream_read_timeout(&self) -> Duration {
+        self.inner.stream_read_timeout
+    }
+
+    /// What the producer learnt of the path to the endpoint, shared by
+    /// every clone.
+    pub(crate) fn path(&self) -> &Arc<SharedPath> {
+        &self.inner.path
     }
 
     /// What authenticates each request.

@@ -10,6 +10,7 @@ use crate::http::body;
 use crate::limits::MAX_ERROR_BODY_BYTES;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use std::future::Future;
+use tokio::time::Instant;
 
 /// Which records endpoint of a topic a request goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,12 +43,17 @@ impl Client {
         credentials: HeaderMap,
         body: impl Into<reqwest::Body>,
     ) -> reqwest::RequestBuilder {
-        self.http()
-            .post(url)
-            .headers(credentials)
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(ACCEPT, HeaderValue::from_static("application/json"))
-            .body(body)
+        post(self.http(), url, credentials, body)
+    }
+
+    /// The same for a producer's stream, on the streams' HTTP client.
+    pub(crate) fn post_stream(
+        &self,
+        url: &str,
+        credentials: HeaderMap,
+        body: reqwest::Body,
+    ) -> reqwest::RequestBuilder {
+        post(self.stream_http(), url, credentials, body)
     }
 
     /// Runs a request that can be sent again (`call`, given the credential
@@ -64,18 +70,35 @@ impl Client {
 
     /// The credential headers for a request that cannot be sent again (a
     /// stream: its caller decides what follows a 401). OAuth tokens are
-    /// fetched, or refreshed ahead of expiry, as needed.
-    pub(crate) async fn credential_headers(&self) -> Result<HeaderMap, Error> {
-        self.authenticator().headers().await
+    /// fetched, or refreshed ahead of expiry, as needed; they stop being
+    /// valid at the time returned with them, when they do.
+    pub(crate) async fn credential_headers_until(
+        &self,
+    ) -> Result<(HeaderMap, Option<Instant>), Error> {
+        self.authenticator().headers_until().await
     }
 
     /// Called when the server refused the credentials (HTTP 401) of a request
-    /// made with [`credential_headers`](Self::credential_headers): cached
+    /// made with [`credential_headers_until`](Self::credential_headers_until): cached
     /// credentials that can be renewed are dropped so the next request gets
     /// fresh ones. Static credentials have nothing to renew.
     pub(crate) fn credentials_rejected(&self) {
         self.authenticator().rejected(None);
     }
+}
+
+/// A JSON `POST` on `http`.
+fn post(
+    http: &reqwest::Client,
+    url: &str,
+    credentials: HeaderMap,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
+    http.post(url)
+        .headers(credentials)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+        .header(ACCEPT, HeaderValue::from_static("application/json"))
+        .body(body)
 }
 
 /// The server's refusal of a whole request from a response that is not the

@@ -2,6 +2,7 @@
 
 use super::machine::Settings;
 use crate::error::Error;
+use crate::http::path::PathSettings;
 use crate::limits::{
     MAX_CHUNK_BYTES, MAX_CONNECTIONS, MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS, duration_problem,
 };
@@ -59,6 +60,9 @@ pub struct ProducerConfig {
     pub(crate) strict_order: bool,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_stream_age: Duration,
+    pub(crate) max_request_records: Option<usize>,
+    pub(crate) max_request_bytes: Option<usize>,
+    pub(crate) path: PathSettings,
 }
 
 impl Default for ProducerConfig {
@@ -83,6 +87,9 @@ impl Default for ProducerConfig {
             idle_timeout: Duration::from_secs(25),
             // The server ends streams at 24 h; rotate well before.
             max_stream_age: Duration::from_secs(23 * 3600),
+            max_request_records: None,
+            max_request_bytes: None,
+            path: PathSettings::default(),
         }
     }
 }
@@ -230,6 +237,67 @@ impl ProducerConfig {
         self
     }
 
+    /// End a request after this many records and go on with a new one, so
+    /// that every request body is finite (1 or more). Unbounded by default:
+    /// a stream ends only with its age, when idle, or as the path requires.
+    /// A lane has one request open at a time, so order on a connection
+    /// holds across requests.
+    pub fn with_max_request_records(mut self, records: usize) -> Self {
+        self.max_request_records = Some(records);
+        self
+    }
+
+    /// End a request once its records reach this many bytes (1 or more; a
+    /// request always carries at least one record). Unbounded by default.
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = Some(bytes);
+        self
+    }
+
+    /// How long a stream waits for its response headers after its first
+    /// record went out before it takes the path to buffer request bodies
+    /// (an nginx with default settings, say): it then ends that body and
+    /// sends bounded requests (see
+    /// [`with_fallback_requests`](Self::with_fallback_requests)). Default
+    /// 2 s; more than 0 and at most
+    /// [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION).
+    pub fn with_buffering_check(mut self, wait: Duration) -> Self {
+        self.path.buffering_check = wait;
+        self
+    }
+
+    /// A stream with records in flight, nothing to write and no report for
+    /// this long ends its body, and later records go on the next request:
+    /// this gets reports out of an intermediary that holds them until the
+    /// body ends. Nothing is cut: the server still answers every record
+    /// written. `None` never ends a body for that. Default 1 s.
+    pub fn with_report_stall(mut self, wait: Option<Duration>) -> Self {
+        self.path.report_stall = wait;
+        self
+    }
+
+    /// While reports are awaited and nothing is to be written, a byte of
+    /// whitespace goes on the body this often, so that the idle timers of
+    /// the server and intermediaries do not close it. Default 10 s; more
+    /// than 0 and at most
+    /// [`MAX_CONFIGURED_DURATION`](crate::MAX_CONFIGURED_DURATION).
+    pub fn with_heartbeat(mut self, every: Duration) -> Self {
+        self.path.heartbeat = every;
+        self
+    }
+
+    /// The requests sent once the path was found to buffer bodies: at most
+    /// `bytes` of records (halved on each HTTP 413 of a request of several
+    /// records) or records taken for at most `age`, kept for `hold` before
+    /// streaming is tried again. Default 1 MiB (nginx's default body cap),
+    /// 100 ms and 10 minutes.
+    pub fn with_fallback_requests(mut self, bytes: usize, age: Duration, hold: Duration) -> Self {
+        self.path.fallback_bytes = bytes;
+        self.path.fallback_age = age;
+        self.path.fallback_hold = hold;
+        self
+    }
+
     /// What a lane's state machine needs of this configuration.
     pub(crate) fn lane_settings(&self) -> Settings {
         Settings {
@@ -238,6 +306,9 @@ impl ProducerConfig {
             linger: self.linger,
             idle_timeout: self.idle_timeout,
             max_stream_age: self.max_stream_age,
+            request_records: self.max_request_records,
+            request_bytes: self.max_request_bytes,
+            path: self.path,
             strict_order: self.strict_order,
             policy: RetryPolicy {
                 max_attempts: self.max_attempts,
@@ -315,6 +386,41 @@ impl ProducerConfig {
         .or_else(|| duration("with_linger", self.linger, true))
         .or_else(|| duration("with_idle_timeout", self.idle_timeout, false))
         .or_else(|| duration("with_max_stream_age", self.max_stream_age, false))
+        .or_else(|| {
+            let positive = |setter: &str, value: Option<usize>| {
+                (value == Some(0))
+                    .then(|| format!("{setter}(0) is out of range: it must be at least 1"))
+            };
+            positive("with_max_request_records", self.max_request_records)
+                .or_else(|| positive("with_max_request_bytes", self.max_request_bytes))
+                .or_else(|| {
+                    positive(
+                        "with_fallback_requests (bytes)",
+                        Some(self.path.fallback_bytes),
+                    )
+                })
+        })
+        .or_else(|| duration("with_buffering_check", self.path.buffering_check, false))
+        .or_else(|| {
+            self.path
+                .report_stall
+                .and_then(|wait| duration("with_report_stall", wait, false))
+        })
+        .or_else(|| duration("with_heartbeat", self.path.heartbeat, false))
+        .or_else(|| {
+            duration(
+                "with_fallback_requests (age)",
+                self.path.fallback_age,
+                false,
+            )
+        })
+        .or_else(|| {
+            duration(
+                "with_fallback_requests (hold)",
+                self.path.fallback_hold,
+                false,
+            )
+        })
         .or_else(|| duration("with_backoff (first delay)", self.backoff_min, true))
         .or_else(|| duration("with_backoff (cap)", self.backoff_max, true))
         .or_else(|| {

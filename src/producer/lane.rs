@@ -18,10 +18,10 @@ use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep, sleep_until};
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 /// Chunks handed to the HTTP body but not yet written to the socket.
 const BODY_QUEUE: usize = 2;
@@ -112,6 +112,7 @@ pub(crate) fn spawn(
         events,
         streams: HashMap::new(),
         slot,
+        path_version: 0,
     };
     let span = info_span!("kafka_rest_lane", topic = %topic, lane = index);
     tokio::spawn(driver.run().instrument(span));
@@ -164,6 +165,8 @@ struct Driver {
     streams: HashMap<u64, StreamIo>,
     /// Emptied when the lane stops after being idle.
     slot: Weak<LaneSlot>,
+    /// The version of the client's path state the machine follows.
+    path_version: u64,
 }
 
 /// A lane that stops, however it stops, makes callers waiting for room fail.
@@ -188,6 +191,7 @@ impl Driver {
             // Room freed by the records resolved since the last turn.
             self.shared.give_back();
             self.take_incoming();
+            self.follow_path();
             self.machine.poll(Instant::now());
             self.carry_out().await;
             // Room freed by the records just resolved.
@@ -273,6 +277,19 @@ impl Driver {
         true
     }
 
+    /// Shares what the machine learnt of the path with the client's other
+    /// lanes, and follows what they learnt.
+    fn follow_path(&mut self) {
+        let path = self.client.path();
+        if let Some(learnt) = self.machine.take_path_change() {
+            self.path_version = path.publish(learnt);
+        } else if path.version() != self.path_version {
+            let (state, version) = path.get();
+            self.machine.adopt_path(state);
+            self.path_version = version;
+        }
+    }
+
     /// Hands the machine every record queued in the inbox.
     fn take_incoming(&mut self) {
         if !self.incoming_open {
@@ -352,6 +369,9 @@ impl Driver {
             log_note(note);
         }
         self.record_counters();
+        if let Some(learnt) = self.machine.take_path_change() {
+            self.path_version = self.client.path().publish(learnt);
+        }
     }
 
     fn record_counters(&mut self) {
@@ -360,7 +380,12 @@ impl Driver {
             late_reports,
             unmatched_reports,
             dropped_notes,
+            buffering_detected,
+            requests_shrunk,
+            stalled_bodies,
         } = self.machine.take_counters();
+        self.stats
+            .add_path_counts(buffering_detected, requests_shrunk, stalled_bodies);
         self.stats.add_retried(retried);
         self.connection.add_retried(retried);
         self.stats.add_late_reports(late_reports);
@@ -377,7 +402,14 @@ impl Driver {
 
     fn open(&mut self, stream: u64, reconnect: bool) {
         let (body_tx, mut body_rx) = mpsc::channel(BODY_QUEUE);
+        // The HTTP client reads the body once the request is out: the
+        // first read tells the lane so.
+        let (out_tx, out) = oneshot::channel();
+        let mut out_tx = Some(out_tx);
         let body = reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| {
+            if let Some(out_tx) = out_tx.take() {
+                let _ = out_tx.send(());
+            }
             body_rx.poll_recv(cx)
         }));
         debug!(stream, reconnect, "stream opening");
@@ -386,6 +418,7 @@ impl Driver {
                 self.client.clone(),
                 self.url.clone(),
                 body,
+                out,
                 stream,
                 self.events_tx.clone(),
             )
@@ -441,6 +474,38 @@ fn log_note(note: Note) {
                 "next stream after a backoff: the server ended the last one early"
             ),
         },
+        Note::Buffering {
+            stream,
+            waited,
+            bytes,
+        } => warn!(
+            stream,
+            ?waited,
+            max_request_bytes = bytes,
+            "no response headers yet: something on the path buffers request bodies; \
+             ending this body and sending bounded requests for a while"
+        ),
+        Note::Shrunk {
+            stream,
+            records,
+            bytes,
+        } => info!(
+            stream,
+            records,
+            max_request_bytes = bytes,
+            "a request of several records was refused as too large (HTTP 413); \
+             sending them again in smaller requests"
+        ),
+        Note::Stalled { stream, waited } => debug!(
+            stream,
+            ?waited,
+            "no report for a while with nothing to write: ending the body; \
+             later records go on the next request"
+        ),
+        Note::AgeCap { cap } => info!(
+            ?cap,
+            "requests were cut twice at about the same age: bodies end before it from now on"
+        ),
     }
 }
 
@@ -462,6 +527,7 @@ async fn read_stream(
     client: Client,
     url: String,
     body: reqwest::Body,
+    out: oneshot::Receiver<()>,
     stream: u64,
     events: mpsc::Sender<(u64, Event)>,
 ) {
@@ -469,7 +535,7 @@ async fn read_stream(
         let events = events.clone();
         async move { events.send((stream, event)).await.is_ok() }
     };
-    let headers = match client.credential_headers().await {
+    let (headers, credentials_until) = match client.credential_headers_until().await {
         Ok(headers) => headers,
         Err(error) => {
             warn!(%error, "could not get credentials for a stream");
@@ -477,8 +543,22 @@ async fn read_stream(
             return;
         }
     };
-    let request = client.post_json(&url, headers, body);
-    let response = match request.send().await {
+    let request = client.post_stream(&url, headers, body);
+    let mut sending = std::pin::pin!(request.send());
+    let mut out = Some(out);
+    let sent = loop {
+        tokio::select! {
+            biased;
+            sent = &mut sending => break sent,
+            went = async { out.as_mut().expect("checked").await }, if out.is_some() => {
+                out = None;
+                if went.is_ok() && !send(Event::Sending { credentials_until }).await {
+                    return;
+                }
+            }
+        }
+    };
+    let response = match sent {
         Ok(response) => response,
         Err(e) => {
             let reached = !e.is_connect();
@@ -502,8 +582,14 @@ async fn read_stream(
     }
     let mut decoder = ReportDecoder::default();
     let mut body = response.bytes_stream();
+    let read_timeout = client.stream_read_timeout();
     let error = loop {
-        match body.next().await {
+        let Ok(next) = tokio::time::timeout(read_timeout, body.next()).await else {
+            break Some(Error::Interrupted(format!(
+                "no part of the response came for {read_timeout:?}"
+            )));
+        };
+        match next {
             Some(Ok(chunk)) => {
                 // About as many as the piece can hold, so that the vector
                 // rarely grows (reports are rarely under 128 bytes).

@@ -515,7 +515,10 @@ impl Producer {
     /// records wait for, and allocates the lists of topics and
     /// connections.
     pub fn stats(&self) -> ProducerStats {
-        self.shared.stats.snapshot()
+        let mut stats = self.shared.stats.snapshot();
+        let (path, _) = self.shared.client.path().get();
+        stats.bounded_requests = path.bounded_bytes(tokio::time::Instant::now()).is_some();
+        stats
     }
 
     fn route(&self, record: &Record) -> usize {

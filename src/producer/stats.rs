@@ -54,6 +54,22 @@ pub struct ProducerStats {
     /// Delivery reports that arrived after their record had already been
     /// resolved (its delivery timeout passed); they were discarded.
     pub late_reports: u64,
+    /// Streams that had no response headers within the buffering check
+    /// ([`ProducerConfig::with_buffering_check`](crate::ProducerConfig::with_buffering_check))
+    /// after their first record: something on the path buffers request
+    /// bodies, and requests were bounded.
+    pub buffering_detected: u64,
+    /// Requests of several records refused as a whole as too large (HTTP
+    /// 413, an intermediary's body cap), whose records went again in
+    /// smaller requests without counting an attempt.
+    pub requests_shrunk: u64,
+    /// Request bodies ended because reports stopped coming while records
+    /// were in flight and nothing was to be written
+    /// ([`ProducerConfig::with_report_stall`](crate::ProducerConfig::with_report_stall)).
+    pub stalled_bodies: u64,
+    /// Whether requests to the endpoint are bounded now, because the path
+    /// was found to buffer request bodies.
+    pub bounded_requests: bool,
     /// Per topic the producer has sent to (valid names only), in the order
     /// first used.
     pub topics: Vec<TopicStats>,
@@ -109,6 +125,9 @@ pub(crate) struct Stats {
     streams_opened: AtomicU64,
     reconnects: AtomicU64,
     late_reports: AtomicU64,
+    buffering_detected: AtomicU64,
+    requests_shrunk: AtomicU64,
+    stalled_bodies: AtomicU64,
     /// Every topic's counters, in the order first used. A topic is added
     /// once, when its lanes are made: the list grows with the topics used,
     /// as the producer's table of lanes does.
@@ -274,6 +293,18 @@ impl Stats {
             self.late_reports.fetch_add(count, Relaxed);
         }
     }
+    /// What a lane found of the path to the server.
+    pub(crate) fn add_path_counts(&self, buffering: u64, shrunk: u64, stalled: u64) {
+        for (counter, count) in [
+            (&self.buffering_detected, buffering),
+            (&self.requests_shrunk, shrunk),
+            (&self.stalled_bodies, stalled),
+        ] {
+            if count > 0 {
+                counter.fetch_add(count, Relaxed);
+            }
+        }
+    }
     /// Counts a new topic's connections from now on.
     pub(crate) fn add_topic(&self, topic: Arc<TopicCounters>) {
         self.topics
@@ -330,6 +361,10 @@ impl Stats {
             streams_opened: self.streams_opened.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             late_reports: self.late_reports.load(Relaxed),
+            buffering_detected: self.buffering_detected.load(Relaxed),
+            requests_shrunk: self.requests_shrunk.load(Relaxed),
+            stalled_bodies: self.stalled_bodies.load(Relaxed),
+            bounded_requests: false,
             topics,
         }
     }

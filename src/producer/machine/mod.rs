@@ -18,13 +18,14 @@ pub(crate) use entry::{Entry, Ticket};
 
 use crate::error::RetryClass;
 use crate::error::{Error, GiveUpReason};
+use crate::http::path::{PathSettings, PathState};
 use crate::retry::policy::{Decision, Failure, MAX_RETRY_AFTER, RetryPolicy};
 use crate::wire::report::DeliveryReport;
 use backon::ExponentialBackoff;
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
-use stream::{Slot, Stream};
+use stream::{Bound, Slot, Stream};
 use tokio::time::Instant;
 
 /// A record's outcome.
@@ -38,6 +39,12 @@ const END_GRACE_BUSY: Duration = Duration::from_millis(100);
 /// Retry decisions kept for the driver between two turns; more are only
 /// counted.
 const MAX_NOTES: usize = 64;
+/// What a heartbeat writes: whitespace, which the server skips between
+/// records.
+const HEARTBEAT: &[u8] = b" ";
+/// A stream ends this long before the credentials it was opened with
+/// expire, or a tenth of the time they had left when that is shorter.
+const CREDENTIALS_MARGIN: Duration = Duration::from_secs(30);
 
 /// What a lane's machine needs of the producer's configuration.
 #[derive(Clone, Debug)]
@@ -48,13 +55,20 @@ pub(crate) struct Settings {
     pub(crate) linger: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_stream_age: Duration,
+    /// What one request may carry, when bounded by configuration.
+    pub(crate) request_records: Option<usize>,
+    pub(crate) request_bytes: Option<usize>,
     pub(crate) strict_order: bool,
     pub(crate) policy: RetryPolicy,
+    pub(crate) path: PathSettings,
 }
 
 /// What happened to one of the lane's requests.
 #[derive(Debug)]
 pub(crate) enum Event {
+    /// The request went out: its body began to be read. The credentials it
+    /// carries expire at `credentials_until`, when they do.
+    Sending { credentials_until: Option<Instant> },
     /// The server answered 200: the stream is open.
     Opened,
     /// The request body can take one more chunk.
@@ -107,6 +121,14 @@ pub(crate) struct Counters {
     pub(crate) unmatched_reports: u64,
     /// Notes not kept because [`MAX_NOTES`] were waiting.
     pub(crate) dropped_notes: u64,
+    /// Streams that got no response headers in time: an intermediary
+    /// buffers bodies.
+    pub(crate) buffering_detected: u64,
+    /// Requests of several records refused as too large (HTTP 413) and
+    /// sent again in smaller ones.
+    pub(crate) requests_shrunk: u64,
+    /// Bodies ended because reports stopped coming.
+    pub(crate) stalled_bodies: u64,
 }
 
 /// A retry decision the machine made, for its driver to log: why records
@@ -135,6 +157,26 @@ pub(crate) enum Note {
         cause: Option<Error>,
         delay: Duration,
     },
+    /// `stream` had no response headers `waited` after its first record
+    /// went out: its body ends, and requests carry at most `bytes` for a
+    /// while.
+    Buffering {
+        stream: u64,
+        waited: Duration,
+        bytes: usize,
+    },
+    /// `stream`, of `records` records, was refused as too large: they go
+    /// again in requests of at most `bytes`.
+    Shrunk {
+        stream: u64,
+        records: usize,
+        bytes: usize,
+    },
+    /// `stream` had records in flight, nothing to write and no report for
+    /// `waited`: its body ends, and later records go on the next request.
+    Stalled { stream: u64, waited: Duration },
+    /// Requests were cut twice at about the same age: bodies end at `cap`.
+    AgeCap { cap: Duration },
 }
 
 /// One lane's state.
@@ -166,6 +208,10 @@ pub(crate) struct Machine<T> {
     actions: VecDeque<Action>,
     notes: VecDeque<Note>,
     counters: Counters,
+    /// What is known of the path to the server.
+    path: PathState,
+    /// `path` changed since the driver last took it.
+    path_changed: bool,
 }
 
 impl<T: Ticket> Machine<T> {
@@ -190,7 +236,20 @@ impl<T: Ticket> Machine<T> {
             actions: VecDeque::new(),
             notes: VecDeque::new(),
             counters: Counters::default(),
+            path: PathState::default(),
+            path_changed: false,
         }
+    }
+
+    /// What another lane learnt of the path: requests opened from now on
+    /// follow it.
+    pub(crate) fn adopt_path(&mut self, path: PathState) {
+        self.path = path;
+    }
+
+    /// What this lane learnt of the path since the last call, to share.
+    pub(crate) fn take_path_change(&mut self) -> Option<PathState> {
+        std::mem::take(&mut self.path_changed).then_some(self.path)
     }
 
     /// A record handed over, its bytes in the lane's own blocks.
@@ -323,7 +382,21 @@ impl<T: Ticket> Machine<T> {
             return;
         };
         match event {
-            Event::Opened => self.refreshed = false,
+            Event::Sending { credentials_until } => {
+                let stream = &mut self.streams[index];
+                stream.sending_at = Some(now);
+                if let Some(until) = credentials_until {
+                    let left = until.saturating_duration_since(now);
+                    let end = until
+                        .checked_sub(CREDENTIALS_MARGIN.min(left / 10))
+                        .unwrap_or(now);
+                    stream.end_at = Some(stream.end_at.map_or(end, |at| at.min(end)));
+                }
+            }
+            Event::Opened => {
+                self.refreshed = false;
+                self.streams[index].answered = true;
+            }
             Event::Writable => self.streams[index].writable = true,
             Event::Reports(reports) => {
                 for report in reports {
@@ -354,6 +427,14 @@ impl<T: Ticket> Machine<T> {
         self.tend_streams(now);
         self.open_if_needed(now);
         self.write(now);
+        // A body whose request just filled ends now, not at the next turn.
+        if self
+            .streams
+            .iter()
+            .any(|s| !s.accepting && s.body_open && s.chunk.is_empty())
+        {
+            self.tend_streams(now);
+        }
         if self.held() > 0 || !self.streams.is_empty() {
             self.last_busy = now;
         }
@@ -404,16 +485,24 @@ impl<T: Ticket> Machine<T> {
             at(self.reopen_at);
         }
         let settings = &self.settings;
+        let waiting = !self.waiting.is_empty();
         for stream in &self.streams {
             if stream.writable && !stream.chunk.is_empty() {
                 at(stream.chunk_started.checked_add(settings.linger));
             }
             if stream.accepting {
-                at(stream.opened_at.checked_add(settings.max_stream_age));
-                if stream.live == 0 && self.waiting.is_empty() {
+                at(stream.end_at);
+                at(bound_age_over(stream));
+                if stream.live == 0 && !waiting {
                     at(stream.last_activity.checked_add(settings.idle_timeout));
                 }
+                at(buffering_check_at(stream, &settings.path));
+                at(stall_at(stream, &settings.path, waiting));
+            } else if stream.body_open && stream.chunk.is_empty() {
+                // Its body is to end: now.
+                at(Some(stream.opened_at));
             }
+            at(heartbeat_at(stream, &settings.path, waiting));
             if let Some(drained) = stream.drained_at {
                 at(drained.checked_add(self.end_grace()));
             }
@@ -559,22 +648,33 @@ impl<T: Ticket> Machine<T> {
         let closing = self.closing && self.waiting.is_empty() && self.retries.is_empty();
         let waiting = !self.waiting.is_empty();
         let grace = self.end_grace();
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        let mut learnt = None;
         let mut index = 0;
         while index < self.streams.len() {
             let stream = &mut self.streams[index];
             if stream.accepting {
                 let idle = stream.live == 0
                     && !waiting
-                    && stream
-                        .last_activity
-                        .checked_add(settings.idle_timeout)
-                        .is_some_and(|at| at <= now);
-                let old = stream
-                    .opened_at
-                    .checked_add(settings.max_stream_age)
-                    .is_some_and(|at| at <= now);
+                    && due(stream.last_activity.checked_add(settings.idle_timeout));
+                let old = due(stream.end_at) || due(bound_age_over(stream));
                 if idle || old || closing {
                     stream.accepting = false;
+                } else if due(buffering_check_at(stream, &settings.path)) {
+                    // Nothing is lost: whatever buffers the body passes it
+                    // on once it ends, and every record is answered.
+                    stream.accepting = false;
+                    let from = stream.sending_at.max(stream.first_written).unwrap_or(now);
+                    learnt = Some(Learnt::Buffering {
+                        stream: stream.id,
+                        waited: now.saturating_duration_since(from),
+                    });
+                } else if due(stall_at(stream, &settings.path, waiting)) {
+                    stream.accepting = false;
+                    learnt = Some(Learnt::Stalled {
+                        stream: stream.id,
+                        waited: now.saturating_duration_since(stream.last_activity),
+                    });
                 }
             }
             if !stream.accepting && stream.body_open && stream.chunk.is_empty() {
@@ -596,6 +696,24 @@ impl<T: Ticket> Machine<T> {
             }
             index += 1;
         }
+        match learnt {
+            Some(Learnt::Buffering { stream, waited }) => {
+                self.path.buffering_seen(now, &self.settings.path);
+                self.path_changed = true;
+                self.counters.buffering_detected += 1;
+                let bytes = self.path.bounded_bytes(now).unwrap_or(usize::MAX);
+                self.note(Note::Buffering {
+                    stream,
+                    waited,
+                    bytes,
+                });
+            }
+            Some(Learnt::Stalled { stream, waited }) => {
+                self.counters.stalled_bodies += 1;
+                self.note(Note::Stalled { stream, waited });
+            }
+            None => {}
+        }
     }
 
     fn open_if_needed(&mut self, now: Instant) {
@@ -608,8 +726,27 @@ impl<T: Ticket> Machine<T> {
         self.next_stream += 1;
         let id = self.next_stream;
         let reconnect = std::mem::take(&mut self.reconnecting);
-        self.streams
-            .push_back(Stream::new(id, now, self.settings.chunk_capacity));
+        let settings = &self.settings;
+        let buffered = self.path.bounded_bytes(now);
+        let bound = Bound {
+            records: settings.request_records,
+            bytes: match (settings.request_bytes, buffered) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            age: buffered.map(|_| settings.path.fallback_age),
+            buffered: buffered.is_some(),
+        };
+        let age = self.path.age_cap().map_or(settings.max_stream_age, |cap| {
+            cap.min(settings.max_stream_age)
+        });
+        self.streams.push_back(Stream::new(
+            id,
+            now,
+            settings.chunk_capacity,
+            now.checked_add(age),
+            bound,
+        ));
         self.actions.push_back(Action::Open {
             stream: id,
             reconnect,
@@ -629,10 +766,20 @@ impl<T: Ticket> Machine<T> {
                 if settings.strict_order && (stream.live > 0 || retries_pending) {
                     break;
                 }
+                let Some(len) = self.waiting.front().map(|e| e.encoded.len()) else {
+                    break;
+                };
+                if !stream
+                    .bound
+                    .admits(stream.taken_records, stream.taken_bytes, len)
+                {
+                    // The request is full: the next record goes on the next.
+                    stream.accepting = false;
+                    break;
+                }
                 let Some(entry) = self.waiting.pop_front() else {
                     break;
                 };
-                let len = entry.encoded.len();
                 if stream.chunk.is_empty() {
                     stream.chunk_started = now;
                     // Room for a whole chunk (the buffer is reused once the
@@ -647,6 +794,9 @@ impl<T: Ticket> Machine<T> {
                 stream.slots.push_back(Slot::Live(entry));
                 stream.live += 1;
                 stream.unsent += 1;
+                stream.taken_records += 1;
+                stream.taken_bytes = stream.taken_bytes.saturating_add(len);
+                stream.first_taken.get_or_insert(now);
             }
             // A strict chunk holds one record: waiting for more is pointless.
             let linger_over = !stream.chunk_has_room(settings.chunk_bytes)
@@ -658,6 +808,18 @@ impl<T: Ticket> Machine<T> {
                     .checked_add(settings.linger)
                     .is_some_and(|at| at <= now);
             if !(stream.writable && !stream.chunk.is_empty() && linger_over) {
+                let waiting = !self.waiting.is_empty();
+                if stream.writable
+                    && heartbeat_at(stream, &settings.path, waiting).is_some_and(|at| at <= now)
+                {
+                    stream.writable = false;
+                    stream.last_write = now;
+                    stream.written_bytes = stream.written_bytes.saturating_add(HEARTBEAT.len());
+                    self.actions.push_back(Action::Write {
+                        stream: stream.id,
+                        chunk: Bytes::from_static(HEARTBEAT),
+                    });
+                }
                 return;
             }
             let chunk = stream.chunk.split().freeze();
@@ -672,6 +834,9 @@ impl<T: Ticket> Machine<T> {
             stream.chunk_full = false;
             stream.writable = false;
             stream.last_activity = now;
+            stream.last_write = now;
+            stream.first_written.get_or_insert(now);
+            stream.written_bytes = stream.written_bytes.saturating_add(chunk.len());
             self.actions.push_back(Action::Write {
                 stream: stream.id,
                 chunk,
@@ -738,12 +903,36 @@ impl<T: Ticket> Machine<T> {
             self.requeue(sent);
             return;
         }
+        if error.status() == Some(413) && sent.len() > 1 {
+            // A request refused as too large as a whole (an intermediary's
+            // body cap): none of it was processed. Smaller requests carry
+            // the records again, at once, as if this one never was; only
+            // a request of one record refused so fails it.
+            let bytes = self
+                .path
+                .too_large(now, stream.written_bytes, &self.settings.path);
+            self.path_changed = true;
+            self.counters.requests_shrunk += 1;
+            self.note(Note::Shrunk {
+                stream: stream.id,
+                records: sent.len(),
+                bytes,
+            });
+            for entry in &mut sent {
+                entry.attempts = entry.attempts.saturating_sub(1);
+                entry.ticket.set_maybe_written(entry.maybe_written);
+            }
+            sent.extend(unsent);
+            self.requeue(sent);
+            return;
+        }
         // Records still in the chunk were not sent at all.
         self.requeue(unsent);
-        // A gateway's 502 or 504 may come after it passed the body on:
-        // what was sent may have been written. Any other refusal comes
-        // before a record is read.
-        let forwarded = matches!(error.status(), Some(502 | 504));
+        // An intermediary's 502, 503 or 504 (no Confluent error code) may
+        // come after it passed the body on: what was sent may have been
+        // written. The server's own refusals (with a code) and any other
+        // come before a record is read.
+        let forwarded = matches!(error.status(), Some(502..=504)) && error.error_code().is_none();
         let class = error.retry_class();
         let delay = if class.is_retriable() {
             let delay = self.open_delay(error.retry_after());
@@ -786,6 +975,18 @@ impl<T: Ticket> Machine<T> {
             return;
         }
         self.reconnecting = true;
+        if error.is_some()
+            && reached
+            && stream.answered
+            && self
+                .path
+                .cut_at(now.saturating_duration_since(stream.opened_at))
+        {
+            self.path_changed = true;
+            if let Some(cap) = self.path.age_cap() {
+                self.note(Note::AgeCap { cap });
+            }
+        }
         let delay = self.open_delay(None);
         self.reopen_at = now.checked_add(delay);
         self.note_reopen(stream.id, error.as_ref(), delay);
@@ -936,6 +1137,56 @@ impl<T: Ticket> Machine<T> {
             }
         }
     }
+}
+
+/// What a turn learnt of a stream, applied once the streams are tended.
+enum Learnt {
+    Buffering { stream: u64, waited: Duration },
+    Stalled { stream: u64, waited: Duration },
+}
+
+/// When a bounded request stops taking records: its age bound after its
+/// first record.
+fn bound_age_over<T>(stream: &Stream<T>) -> Option<Instant> {
+    let (age, first) = stream.bound.age.zip(stream.first_taken)?;
+    first.checked_add(age)
+}
+
+/// When a stream still without response headers is taken to be buffered by
+/// an intermediary: the check's time after the request went out and its
+/// first record was written. Not for a request bounded because of that.
+fn buffering_check_at<T>(stream: &Stream<T>, path: &PathSettings) -> Option<Instant> {
+    if stream.answered || !stream.body_open || stream.bound.buffered {
+        return None;
+    }
+    let (sending, first) = stream.sending_at.zip(stream.first_written)?;
+    sending.max(first).checked_add(path.buffering_check)
+}
+
+/// When a stream with records in flight and nothing to write ends its body
+/// for lack of reports.
+fn stall_at<T>(stream: &Stream<T>, path: &PathSettings, waiting: bool) -> Option<Instant> {
+    let stall = path.report_stall?;
+    let idle = stream.answered
+        && stream.body_open
+        && stream.live > 0
+        && stream.unsent == 0
+        && stream.chunk.is_empty()
+        && !waiting;
+    idle.then(|| stream.last_activity.checked_add(stall))?
+}
+
+/// When a stream awaiting reports, with nothing to write, writes a
+/// heartbeat (once its body has room: a body that has none is being
+/// written anyway).
+fn heartbeat_at<T>(stream: &Stream<T>, path: &PathSettings, waiting: bool) -> Option<Instant> {
+    let quiet = stream.answered
+        && stream.body_open
+        && stream.writable
+        && stream.live > 0
+        && stream.chunk.is_empty()
+        && !waiting;
+    quiet.then(|| stream.last_write.checked_add(path.heartbeat))?
 }
 
 /// Whether two failures are of the same kind, for notes: the same variant,

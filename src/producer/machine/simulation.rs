@@ -7,6 +7,7 @@ use super::{Action, Entry, Event, Machine, Note, Outcome, Settings, Ticket};
 use crate::error::RetryClass;
 use crate::error::TokenError;
 use crate::error::{ApiError, Error, ErrorScope};
+use crate::http::path::PathSettings;
 use crate::retry::policy::{Guarantee, MAX_RETRY_AFTER, RetryPolicy};
 use crate::wire::report::DeliveryReport;
 use bytes::Bytes;
@@ -144,6 +145,17 @@ pub(super) enum Mode {
     Cutting {
         percent: u64,
     },
+    /// An intermediary buffers each request body before passing it on,
+    /// refusing a body past `cap` bytes with an HTML 413 as a whole.
+    Buffering {
+        cap: Option<usize>,
+    },
+    /// An intermediary passes the headers at once but holds the reports
+    /// until the request body ended.
+    HoldingReports,
+    /// An intermediary passes records on (the server stores them) but
+    /// answers HTML 504 after this long without the server's headers.
+    GatewayTimeout(Duration),
 }
 
 impl Mode {
@@ -173,6 +185,11 @@ enum ServerEvent {
 
 struct SimStream {
     mode_at_open: Mode,
+    /// Records an intermediary holds, and their bytes: the body's, or
+    /// their reports.
+    held: Vec<usize>,
+    held_bytes: usize,
+    held_reports: Vec<Outcome>,
     last_report_at: Duration,
     body_ended: bool,
     /// The connection is gone; nothing more comes from it.
@@ -207,6 +224,17 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
         },
         idle_timeout: log_uniform(&mut rng, 10 * MS, Duration::from_secs(60)),
         max_stream_age: log_uniform(&mut rng, 10 * MS, Duration::from_secs(3600)),
+        request_records: (rng.u8(..4) == 0).then(|| rng.usize(1..20)),
+        request_bytes: (rng.u8(..4) == 0).then(|| RECORD_BYTES * rng.usize(1..40)),
+        path: PathSettings {
+            buffering_check: log_uniform(&mut rng, 10 * MS, Duration::from_secs(5)),
+            report_stall: (rng.u8(..4) > 0)
+                .then(|| log_uniform(&mut rng, 10 * MS, Duration::from_secs(5))),
+            heartbeat: log_uniform(&mut rng, 10 * MS, Duration::from_secs(20)),
+            fallback_bytes: RECORD_BYTES * rng.usize(1..64),
+            fallback_age: log_uniform(&mut rng, MS, Duration::from_secs(1)),
+            fallback_hold: log_uniform(&mut rng, 10 * MS, Duration::from_secs(1200)),
+        },
         strict_order: rng.u8(..) < 40,
         policy: RetryPolicy {
             max_attempts: rng.u32(1..12),
@@ -242,7 +270,7 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
             }
             60..80 => Scheduled::Mode(Mode::Healthy),
             _ => {
-                let mode = match rng.u8(..9) {
+                let mode = match rng.u8(..12) {
                     0 => Mode::Down,
                     1 => Mode::Refusing {
                         status: [401, 429, 500, 503, 404][rng.usize(..5)],
@@ -258,6 +286,15 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
                     3 => Mode::SlowReports(log_uniform(&mut rng, MS, Duration::from_secs(600))),
                     4 => Mode::Silent,
                     5 => Mode::NotReading,
+                    9 => Mode::Buffering {
+                        cap: rng.bool().then(|| RECORD_BYTES * rng.usize(1..64)),
+                    },
+                    10 => Mode::HoldingReports,
+                    11 => Mode::GatewayTimeout(log_uniform(
+                        &mut rng,
+                        10 * MS,
+                        Duration::from_secs(60),
+                    )),
                     6 => Mode::InBand {
                         code: [429, 42901, 408, 500, 50003, 50302, 40403, 40002][rng.usize(..8)],
                         percent: rng.u64(1..100),
@@ -666,24 +703,7 @@ impl Sim {
             match action {
                 Action::Open { stream, .. } => self.open(stream),
                 Action::Write { stream, chunk } => self.receive(stream, &chunk),
-                Action::EndBody { stream } => {
-                    if let Some(s) = self.streams.get_mut(&stream) {
-                        s.body_ended = true;
-                        if !s.dead && s.mode_at_open != Mode::Silent {
-                            // Not dead: a reset may still cut it before its
-                            // last reports.
-                            let after = s.last_report_at.saturating_sub(self.now) + MS;
-                            self.schedule(
-                                after,
-                                stream,
-                                Event::Ended {
-                                    error: None,
-                                    reached: true,
-                                },
-                            );
-                        }
-                    }
-                }
+                Action::EndBody { stream } => self.body_ended(stream),
                 Action::Abort { stream } => {
                     if let Some(s) = self.streams.get_mut(&stream) {
                         s.dead = true;
@@ -741,6 +761,9 @@ impl Sim {
             id,
             SimStream {
                 mode_at_open: mode,
+                held: Vec::new(),
+                held_bytes: 0,
+                held_reports: Vec::new(),
                 last_report_at: self.now,
                 body_ended: false,
                 dead: false,
@@ -789,9 +812,74 @@ impl Sim {
                     TokenError::new("token endpoint failed").with_retriable(retriable),
                 )),
             ),
+            Mode::Buffering { .. } => self.schedule(latency / 2, id, Event::Writable),
+            Mode::GatewayTimeout(after) => {
+                self.schedule(latency / 2, id, Event::Writable);
+                self.schedule(after, id, Event::Refused(gateway_error(504)));
+            }
             _ => {
                 self.schedule(latency, id, Event::Opened);
                 self.schedule(latency / 2, id, Event::Writable);
+            }
+        }
+    }
+
+    /// The request body ended: an intermediary passes on what it held.
+    fn body_ended(&mut self, id: u64) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.body_ended = true;
+        if stream.dead {
+            return;
+        }
+        match stream.mode_at_open {
+            Mode::Silent | Mode::GatewayTimeout(_) => {}
+            Mode::Buffering { .. } => {
+                let held = std::mem::take(&mut stream.held);
+                stream.mode_at_open = Mode::Healthy;
+                let latency = self.latency();
+                self.schedule(latency, id, Event::Opened);
+                for record in held {
+                    self.stored[record] += 1;
+                    self.schedule(latency + MS, id, Event::Reports(vec![Ok(report(record))]));
+                }
+                self.schedule(
+                    latency + 2 * MS,
+                    id,
+                    Event::Ended {
+                        error: None,
+                        reached: true,
+                    },
+                );
+            }
+            Mode::HoldingReports => {
+                let held = std::mem::take(&mut stream.held_reports);
+                let latency = self.latency();
+                if !held.is_empty() {
+                    self.schedule(latency, id, Event::Reports(held));
+                }
+                self.schedule(
+                    latency + MS,
+                    id,
+                    Event::Ended {
+                        error: None,
+                        reached: true,
+                    },
+                );
+            }
+            _ => {
+                // Not dead: a reset may still cut it before its last
+                // reports.
+                let after = stream.last_report_at.saturating_sub(self.now) + MS;
+                self.schedule(
+                    after,
+                    id,
+                    Event::Ended {
+                        error: None,
+                        reached: true,
+                    },
+                );
             }
         }
     }
@@ -806,16 +894,23 @@ impl Sim {
             return;
         }
         let mode = stream.mode_at_open;
-        let ids: Vec<usize> = chunk
-            .split(|&b| b == b'\n')
-            .filter(|r| !r.is_empty())
-            .map(|r| {
-                std::str::from_utf8(&r[..RECORD_BYTES])
-                    .unwrap()
-                    .parse()
-                    .unwrap()
-            })
-            .collect();
+        if let Mode::Buffering { cap } = mode {
+            let stream = self.streams.get_mut(&id).expect("present");
+            stream.held_bytes += chunk.len();
+            if cap.is_some_and(|cap| stream.held_bytes > cap) {
+                // Refused as a whole: none of it goes on.
+                stream.held.clear();
+                stream.dead = true;
+                let latency = self.latency();
+                self.schedule(latency, id, Event::Refused(gateway_error(413)));
+                return;
+            }
+            stream.held.extend(record_ids(chunk));
+            let room = Duration::from_micros(self.rng.u64(10..2_000));
+            self.schedule(room, id, Event::Writable);
+            return;
+        }
+        let ids = record_ids(chunk);
         let mut reports = Vec::new();
         for record in ids {
             let stream = self.streams.get_mut(&id).expect("present");
@@ -871,6 +966,13 @@ impl Sim {
         stream.last_report_at = at;
         let after = at - self.now;
         let readable = mode != Mode::NotReading;
+        if matches!(mode, Mode::HoldingReports | Mode::GatewayTimeout(_)) {
+            let stream = self.streams.get_mut(&id).expect("present");
+            stream.held_reports.extend(reports);
+            let room = Duration::from_micros(self.rng.u64(10..2_000));
+            self.schedule(room, id, Event::Writable);
+            return;
+        }
         for outcome in reports {
             self.schedule(after, id, Event::Reports(vec![outcome]));
         }
@@ -1031,6 +1133,33 @@ impl Sim {
             stored: self.stored.clone(),
         })
     }
+}
+
+/// The ids of the records in a chunk. Whitespace between records
+/// (heartbeats) is skipped, as the server's JSON reader does.
+fn record_ids(chunk: &[u8]) -> Vec<usize> {
+    chunk
+        .split(|&b| b == b'\n')
+        .map(|r| r.trim_ascii_start())
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            std::str::from_utf8(&r[..RECORD_BYTES])
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// An intermediary's error page: no Confluent error code.
+fn gateway_error(status: u16) -> Error {
+    Error::Api(ApiError {
+        status,
+        error_code: None,
+        message: "<html><body>gateway</body></html>".into(),
+        retry_after: None,
+        scope: ErrorScope::Request,
+    })
 }
 
 fn report(id: usize) -> DeliveryReport {

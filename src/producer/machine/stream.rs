@@ -15,6 +15,32 @@ pub(super) enum Slot<T> {
     Gone,
 }
 
+/// What one request may carry before its body ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Bound {
+    pub(super) records: Option<usize>,
+    pub(super) bytes: Option<usize>,
+    /// How long after its first record a request takes more.
+    pub(super) age: Option<std::time::Duration>,
+    /// An intermediary buffers bodies: the request is expected to get no
+    /// headers before its body ends.
+    pub(super) buffered: bool,
+}
+
+impl Bound {
+    /// Whether a request that carries `records` records of `bytes` bytes
+    /// can take one more of `len` bytes. A request always takes one.
+    pub(super) fn admits(&self, records: usize, bytes: usize, len: usize) -> bool {
+        if records == 0 {
+            return true;
+        }
+        self.records.is_none_or(|max| records < max)
+            && self
+                .bytes
+                .is_none_or(|max| bytes.saturating_add(len) <= max)
+    }
+}
+
 pub(super) struct Stream<T> {
     pub(super) id: u64,
     /// Records in the order they were written, oldest first; the newest
@@ -27,7 +53,27 @@ pub(super) struct Stream<T> {
     pub(super) chunk_full: bool,
     pub(super) chunk_started: Instant,
     pub(super) opened_at: Instant,
+    /// The last record written or report received.
     pub(super) last_activity: Instant,
+    /// The last bytes handed to the body, heartbeats included.
+    pub(super) last_write: Instant,
+    /// The body ends by then: the stream's age limit, a limit learnt from
+    /// cuts, or the expiry of the credentials it was opened with.
+    pub(super) end_at: Option<Instant>,
+    /// What one request may carry.
+    pub(super) bound: Bound,
+    /// Records and their bytes taken into the request so far.
+    pub(super) taken_records: usize,
+    pub(super) taken_bytes: usize,
+    /// When the first record was taken, and when the first was written.
+    pub(super) first_taken: Option<Instant>,
+    pub(super) first_written: Option<Instant>,
+    /// Bytes handed to the body.
+    pub(super) written_bytes: usize,
+    /// When the request went out (its body began to be read).
+    pub(super) sending_at: Option<Instant>,
+    /// Response headers arrived (HTTP 200).
+    pub(super) answered: bool,
     /// The body can take one more chunk.
     pub(super) writable: bool,
     /// More records may be written (false after 408, rotation, idle,
@@ -41,7 +87,13 @@ pub(super) struct Stream<T> {
 }
 
 impl<T> Stream<T> {
-    pub(super) fn new(id: u64, now: Instant, chunk_capacity: usize) -> Stream<T> {
+    pub(super) fn new(
+        id: u64,
+        now: Instant,
+        chunk_capacity: usize,
+        end_at: Option<Instant>,
+        bound: Bound,
+    ) -> Stream<T> {
         Stream {
             id,
             slots: VecDeque::new(),
@@ -52,6 +104,16 @@ impl<T> Stream<T> {
             chunk_started: now,
             opened_at: now,
             last_activity: now,
+            last_write: now,
+            end_at,
+            bound,
+            taken_records: 0,
+            taken_bytes: 0,
+            first_taken: None,
+            first_written: None,
+            written_bytes: 0,
+            sending_at: None,
+            answered: false,
             writable: false,
             accepting: true,
             body_open: true,
@@ -76,6 +138,10 @@ impl<T> Stream<T> {
             })
             .collect();
         self.live -= taken.len();
+        self.taken_records = self.taken_records.saturating_sub(taken.len());
+        self.taken_bytes = self
+            .taken_bytes
+            .saturating_sub(taken.iter().map(|e| e.encoded.len()).sum());
         self.unsent = 0;
         self.chunk.clear();
         self.chunk_full = false;

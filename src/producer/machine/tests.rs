@@ -3,6 +3,7 @@
 
 use super::Settings;
 use super::simulation::{self, Mode, Scheduled, Told};
+use crate::http::path::PathSettings;
 use crate::retry::policy::{Guarantee, RetryPolicy};
 use std::time::Duration;
 
@@ -58,6 +59,9 @@ fn defaults(guarantee: Guarantee) -> Settings {
         linger: Duration::ZERO,
         idle_timeout: Duration::from_secs(25),
         max_stream_age: Duration::from_secs(23 * 3600),
+        request_records: None,
+        request_bytes: None,
+        path: PathSettings::default(),
         strict_order: false,
         policy: RetryPolicy {
             max_attempts: 10,
