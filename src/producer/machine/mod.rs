@@ -671,9 +671,10 @@ impl<T: Ticket> Machine<T> {
                     });
                 } else if due(stall_at(stream, &settings.path, waiting)) {
                     stream.accepting = false;
+                    let since = stream.pending_since.unwrap_or(stream.last_activity);
                     learnt = Some(Learnt::Stalled {
                         stream: stream.id,
-                        waited: now.saturating_duration_since(stream.last_activity),
+                        waited: now.saturating_duration_since(since),
                     });
                 }
             }
@@ -836,6 +837,7 @@ impl<T: Ticket> Machine<T> {
             stream.last_activity = now;
             stream.last_write = now;
             stream.first_written.get_or_insert(now);
+            stream.pending_since.get_or_insert(now);
             stream.written_bytes = stream.written_bytes.saturating_add(chunk.len());
             self.actions.push_back(Action::Write {
                 stream: stream.id,
@@ -865,6 +867,7 @@ impl<T: Ticket> Machine<T> {
         };
         stream.live -= 1;
         stream.last_activity = now;
+        stream.pending_since = (stream.live > stream.unsent).then_some(now);
         let error = match report {
             Ok(report) => {
                 self.open_backoff = None;
@@ -934,14 +937,13 @@ impl<T: Ticket> Machine<T> {
         // come before a record is read.
         let forwarded = matches!(error.status(), Some(502..=504)) && error.error_code().is_none();
         let class = error.retry_class();
-        let delay = if class.is_retriable() {
-            let delay = self.open_delay(error.retry_after());
-            self.reopen_at = now.checked_add(delay);
-            self.note_reopen(stream.id, Some(&error), delay);
-            Some(delay)
-        } else {
-            None
-        };
+        // The next request waits, whatever the refusal: records that were
+        // not written on this one go on it, and a server that refuses
+        // every request is not asked again in a tight loop.
+        let reopen = self.open_delay(error.retry_after());
+        self.reopen_at = now.checked_add(reopen);
+        self.note_reopen(stream.id, Some(&error), reopen);
+        let delay = class.is_retriable().then_some(reopen);
         let class = if forwarded {
             RetryClass::OutcomeUnknown
         } else {
@@ -1173,7 +1175,8 @@ fn stall_at<T>(stream: &Stream<T>, path: &PathSettings, waiting: bool) -> Option
         && stream.unsent == 0
         && stream.chunk.is_empty()
         && !waiting;
-    idle.then(|| stream.last_activity.checked_add(stall))?
+    let since = stream.pending_since.unwrap_or(stream.last_activity);
+    idle.then(|| since.checked_add(stall))?
 }
 
 /// When a stream awaiting reports, with nothing to write, writes a

@@ -190,6 +190,10 @@ struct SimStream {
     held: Vec<usize>,
     held_bytes: usize,
     held_reports: Vec<Outcome>,
+    /// Records the body carried.
+    records: usize,
+    /// The credentials it was sent with expire then.
+    credentials_until: Option<Duration>,
     last_report_at: Duration,
     body_ended: bool,
     /// The connection is gone; nothing more comes from it.
@@ -203,6 +207,8 @@ pub(super) struct Plan {
     pub(super) settings: Settings,
     schedule: Vec<(Duration, Scheduled)>,
     max_held: usize,
+    /// Credentials expire this long after each request fetched them.
+    token_lifetime: Option<Duration>,
 }
 
 /// Settings drawn for a seed: durations from milliseconds to hours.
@@ -227,10 +233,12 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
         request_records: (rng.u8(..4) == 0).then(|| rng.usize(1..20)),
         request_bytes: (rng.u8(..4) == 0).then(|| RECORD_BYTES * rng.usize(1..40)),
         path: PathSettings {
-            buffering_check: log_uniform(&mut rng, 10 * MS, Duration::from_secs(5)),
+            // Short enough to matter within a run, long enough that hours
+            // of silence do not take millions of steps.
+            buffering_check: log_uniform(&mut rng, 100 * MS, Duration::from_secs(5)),
             report_stall: (rng.u8(..4) > 0)
-                .then(|| log_uniform(&mut rng, 10 * MS, Duration::from_secs(5))),
-            heartbeat: log_uniform(&mut rng, 10 * MS, Duration::from_secs(20)),
+                .then(|| log_uniform(&mut rng, 100 * MS, Duration::from_secs(5))),
+            heartbeat: log_uniform(&mut rng, Duration::from_secs(1), Duration::from_secs(20)),
             fallback_bytes: RECORD_BYTES * rng.usize(1..64),
             fallback_age: log_uniform(&mut rng, MS, Duration::from_secs(1)),
             fallback_hold: log_uniform(&mut rng, 10 * MS, Duration::from_secs(1200)),
@@ -325,6 +333,8 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
         settings,
         schedule,
         max_held: rng.usize(1..64),
+        token_lifetime: (rng.u8(..4) == 0)
+            .then(|| log_uniform(&mut rng, Duration::from_secs(60), Duration::from_secs(7200))),
     }
 }
 
@@ -339,6 +349,7 @@ pub(super) fn scripted(
         settings,
         schedule: events,
         max_held,
+        token_lifetime: None,
     }
 }
 
@@ -353,6 +364,16 @@ pub(super) struct Summary {
     pub(super) stored: Vec<u32>,
     /// Retries told of in the machine's notes.
     pub(super) retries_noted: u64,
+    /// What the machine counted of the path: buffering detected, requests
+    /// shrunk after a 413, bodies ended for lack of reports.
+    pub(super) buffering_detected: u64,
+    pub(super) requests_shrunk: u64,
+    pub(super) stalled_bodies: u64,
+    /// Chunks of whitespace only the server read.
+    pub(super) heartbeats: u64,
+    /// Requests the server saw, and the most records one carried.
+    pub(super) requests: u64,
+    pub(super) most_records_per_request: usize,
 }
 
 struct Sim {
@@ -394,6 +415,11 @@ struct Sim {
     retries_counted: u64,
     retries_noted: u64,
     notes_dropped: bool,
+    counted: super::Counters,
+    heartbeats: u64,
+    requests: u64,
+    most_records_per_request: usize,
+    token_lifetime: Option<Duration>,
 }
 
 /// Runs one plan; returns what it saw or the first broken invariant.
@@ -403,6 +429,7 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         settings,
         schedule,
         max_held,
+        token_lifetime,
     } = plan;
     let base = Instant::now();
     let mut sim = Sim {
@@ -432,6 +459,11 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         retries_counted: 0,
         retries_noted: 0,
         notes_dropped: false,
+        counted: super::Counters::default(),
+        heartbeats: 0,
+        requests: 0,
+        most_records_per_request: 0,
+        token_lifetime,
     };
     let mut schedule = schedule.into_iter().peekable();
     let mut ended = false;
@@ -739,6 +771,9 @@ impl Sim {
             }
         }
         let counters = machine.take_counters();
+        self.counted.buffering_detected += counters.buffering_detected;
+        self.counted.requests_shrunk += counters.requests_shrunk;
+        self.counted.stalled_bodies += counters.stalled_bodies;
         self.retries_counted += counters.retried;
         self.retries_noted += noted;
         self.notes_dropped |= counters.dropped_notes > 0;
@@ -755,6 +790,7 @@ impl Sim {
     }
 
     fn open(&mut self, id: u64) {
+        self.requests += 1;
         let latency = self.latency();
         let mode = self.mode;
         self.streams.insert(
@@ -764,6 +800,8 @@ impl Sim {
                 held: Vec::new(),
                 held_bytes: 0,
                 held_reports: Vec::new(),
+                records: 0,
+                credentials_until: self.token_lifetime.map(|l| self.now + l),
                 last_report_at: self.now,
                 body_ended: false,
                 dead: false,
@@ -812,16 +850,45 @@ impl Sim {
                     TokenError::new("token endpoint failed").with_retriable(retriable),
                 )),
             ),
-            Mode::Buffering { .. } => self.schedule(latency / 2, id, Event::Writable),
+            Mode::Buffering { .. } => {
+                self.schedule(
+                    latency / 4,
+                    id,
+                    Event::Sending {
+                        credentials_until: self.credentials_until(id),
+                    },
+                );
+                self.schedule(latency / 2, id, Event::Writable);
+            }
             Mode::GatewayTimeout(after) => {
+                self.schedule(
+                    latency / 4,
+                    id,
+                    Event::Sending {
+                        credentials_until: self.credentials_until(id),
+                    },
+                );
                 self.schedule(latency / 2, id, Event::Writable);
                 self.schedule(after, id, Event::Refused(gateway_error(504)));
             }
             _ => {
+                self.schedule(
+                    latency / 4,
+                    id,
+                    Event::Sending {
+                        credentials_until: self.credentials_until(id),
+                    },
+                );
                 self.schedule(latency, id, Event::Opened);
                 self.schedule(latency / 2, id, Event::Writable);
             }
         }
+    }
+
+    /// When the credentials of a request expire, on the machine's clock.
+    fn credentials_until(&self, id: u64) -> Option<Instant> {
+        let until = self.streams.get(&id)?.credentials_until?;
+        Some(self.base + until)
     }
 
     /// The request body ended: an intermediary passes on what it held.
@@ -887,9 +954,14 @@ impl Sim {
     /// The server reads a chunk: each record is stored or refused, and its
     /// report scheduled.
     fn receive(&mut self, id: u64, chunk: &[u8]) {
-        let Some(stream) = self.streams.get(&id) else {
+        if chunk.iter().all(u8::is_ascii_whitespace) {
+            self.heartbeats += 1;
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
+        stream.records += record_ids(chunk).len();
+        self.most_records_per_request = self.most_records_per_request.max(stream.records);
         if stream.dead {
             return;
         }
@@ -1084,6 +1156,20 @@ impl Sim {
         if bytes > bound {
             return Err(self.fail(&format!("the lane holds {bytes} bytes, above {bound}")));
         }
+        // No body goes on past the expiry of the credentials it was sent
+        // with.
+        for (id, stream) in &self.streams {
+            if let Some(until) = stream.credentials_until
+                && !stream.body_ended
+                && !stream.dead
+                && self.now > until
+            {
+                return Err(self.fail(&format!(
+                    "stream {id} still writing at {:?}, past its credentials' expiry {until:?}",
+                    self.now
+                )));
+            }
+        }
         // Liveness: a lane holding records has something that will wake it.
         if machine.held() > 0 && machine.next_wake().is_none() && self.events.is_empty() {
             return Err(self.fail("the lane holds records and nothing will wake it"));
@@ -1118,6 +1204,12 @@ impl Sim {
             }
         }
         Ok(Summary {
+            buffering_detected: self.counted.buffering_detected,
+            requests_shrunk: self.counted.requests_shrunk,
+            stalled_bodies: self.counted.stalled_bodies,
+            heartbeats: self.heartbeats,
+            requests: self.requests,
+            most_records_per_request: self.most_records_per_request,
             retries_noted: self.retries_noted,
             steps: self.steps,
             records: ledger.records.len(),

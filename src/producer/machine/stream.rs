@@ -68,6 +68,9 @@ pub(super) struct Stream<T> {
     /// When the first record was taken, and when the first was written.
     pub(super) first_taken: Option<Instant>,
     pub(super) first_written: Option<Instant>,
+    /// Since when written records have waited for a report: the write of
+    /// the first of them, or the last report.
+    pub(super) pending_since: Option<Instant>,
     /// Bytes handed to the body.
     pub(super) written_bytes: usize,
     /// When the request went out (its body began to be read).
@@ -111,6 +114,7 @@ impl<T> Stream<T> {
             taken_bytes: 0,
             first_taken: None,
             first_written: None,
+            pending_since: None,
             written_bytes: 0,
             sending_at: None,
             answered: false,

@@ -238,3 +238,167 @@ fn a_record_written_by_an_earlier_attempt_is_never_told_not_written() {
         }
     }
 }
+
+fn all_delivered_once(summary: &simulation::Summary) {
+    for (i, (_, told, error)) in summary.told.iter().enumerate() {
+        assert_eq!(
+            *told,
+            Told::Delivered { duplicate: false },
+            "record {i}: {error:?}"
+        );
+        assert_eq!(summary.stored[i], 1, "record {i}");
+    }
+}
+
+#[test]
+fn a_buffering_intermediary_is_detected_and_bounded_requests_deliver_everything() {
+    let mut events = records(0.0, 10.0, 0.002, 60.0);
+    events.insert(
+        0,
+        (
+            Duration::ZERO,
+            Scheduled::Mode(Mode::Buffering { cap: None }),
+        ),
+    );
+    events.push((secs(11.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events);
+    all_delivered_once(&summary);
+    assert_eq!(summary.buffering_detected, 1);
+    assert_eq!(summary.requests_shrunk, 0);
+    // After the first request, ended at the check, requests of at most
+    // 100 ms of records: 50 of them at one record every 2 ms (a request
+    // also waits for the one before to end).
+    assert!(summary.requests > 10, "{} requests", summary.requests);
+    assert!(
+        summary.most_records_per_request <= 2000,
+        "{}",
+        summary.most_records_per_request
+    );
+}
+
+#[test]
+fn a_413_for_a_request_of_many_records_shrinks_it_and_fails_nothing() {
+    // Records of 17 bytes; the intermediary takes at most 40 records'
+    // worth of body.
+    let mut events = records(0.0, 5.0, 0.001, 60.0);
+    events.insert(
+        0,
+        (
+            Duration::ZERO,
+            Scheduled::Mode(Mode::Buffering { cap: Some(17 * 40) }),
+        ),
+    );
+    events.push((secs(6.0), Scheduled::Close));
+    let mut settings = defaults(Guarantee::AtLeastOnce);
+    settings.chunk_bytes = 17 * 8;
+    settings.chunk_capacity = 17 * 8;
+    let summary = run(settings, events);
+    all_delivered_once(&summary);
+    assert!(summary.requests_shrunk >= 1);
+    // No attempt was counted for the refused requests.
+    assert!(summary.most_records_per_request <= 40);
+}
+
+#[test]
+fn held_back_reports_come_out_when_the_body_ends() {
+    let mut events = records(0.0, 5.0, 0.3, 30.0);
+    events.insert(0, (Duration::ZERO, Scheduled::Mode(Mode::HoldingReports)));
+    events.push((secs(6.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events.clone());
+    all_delivered_once(&summary);
+    assert!(summary.stalled_bodies >= 1);
+    assert_eq!(summary.buffering_detected, 0);
+    // Each record waited about a second (the stall) for its report, not
+    // its delivery timeout.
+    let handed: Vec<Duration> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Scheduled::Record { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+    for ((at, _, _), handed) in summary.told.iter().zip(handed) {
+        assert!(
+            *at < handed + secs(3.0),
+            "told at {at:?}, handed at {handed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_slow_healthy_server_is_neither_cut_nor_taken_for_a_buffering_one() {
+    // Reports up to 20 s late, well past the buffering check and the stall.
+    let mut events = records(0.0, 30.0, 0.5, 120.0);
+    events.insert(
+        0,
+        (
+            Duration::ZERO,
+            Scheduled::Mode(Mode::SlowReports(secs(20.0))),
+        ),
+    );
+    events.push((secs(100.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events);
+    all_delivered_once(&summary);
+    assert_eq!(summary.buffering_detected, 0);
+}
+
+#[test]
+fn a_stream_awaiting_slow_reports_writes_heartbeats_when_it_keeps_its_body() {
+    let mut events = records(0.0, 1.0, 0.5, 300.0);
+    events.insert(
+        0,
+        (
+            Duration::ZERO,
+            Scheduled::Mode(Mode::SlowReports(secs(100.0))),
+        ),
+    );
+    events.push((secs(200.0), Scheduled::Close));
+    let mut settings = defaults(Guarantee::AtLeastOnce);
+    settings.path.report_stall = None;
+    let summary = run(settings, events);
+    all_delivered_once(&summary);
+    assert!(summary.heartbeats >= 2, "{} heartbeats", summary.heartbeats);
+    assert_eq!(summary.requests, 1);
+}
+
+#[test]
+fn a_gateway_timeout_after_records_went_through_never_says_not_written() {
+    let mut events = records(0.0, 3.0, 0.1, 60.0);
+    events.insert(
+        0,
+        (
+            Duration::ZERO,
+            Scheduled::Mode(Mode::GatewayTimeout(secs(1.0))),
+        ),
+    );
+    events.push((secs(3.0), Scheduled::Mode(Mode::Healthy)));
+    events.push((secs(70.0), Scheduled::Close));
+    let summary = run(defaults(Guarantee::AtLeastOnce), events);
+    let mut duplicates = 0;
+    for (i, (_, told, error)) in summary.told.iter().enumerate() {
+        // Stored by the server behind the gateway, then sent again: each
+        // delivered, a duplicate said so.
+        assert!(
+            matches!(told, Told::Delivered { .. }),
+            "record {i}: {error:?}"
+        );
+        if summary.stored[i] > 1 {
+            assert_eq!(*told, Told::Delivered { duplicate: true }, "record {i}");
+            duplicates += 1;
+        }
+    }
+    assert!(duplicates > 0);
+}
+
+#[test]
+fn configured_bounds_end_requests_and_keep_order_across_them() {
+    let mut events = records(0.0, 2.0, 0.001, 60.0);
+    events.push((secs(3.0), Scheduled::Close));
+    let mut settings = defaults(Guarantee::AtLeastOnce);
+    settings.request_records = Some(100);
+    let summary = run(settings, events);
+    all_delivered_once(&summary);
+    assert!(summary.most_records_per_request <= 100);
+    assert!(summary.requests >= 20, "{} requests", summary.requests);
+    // One request at a time: the server stored them in the order handed
+    // over (report offsets are the record ids in this simulation).
+    assert_eq!(summary.buffering_detected, 0);
+}
