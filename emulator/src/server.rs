@@ -22,14 +22,14 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_rustls::TlsAcceptor;
 
 use super::activity::{Activity, Watched};
-use super::body::BodyReader;
+use super::body::{BodyReader, Source};
 use super::faults::HttpFault;
 use super::path::percent_decode;
 use super::response::{
     Charset, ResponseBody, error_response, method_not_allowed, payload_too_large,
 };
 use super::state::Shared;
-use super::{batch, inspect, oauth, stream, tls};
+use super::{batch, inspect, intermediary, oauth, stream, tls};
 
 /// How long in-flight requests may run on after shutdown before their connections
 /// are closed.
@@ -274,11 +274,11 @@ where
 }
 
 /// What a request's handler knows of its connection.
-struct Connection {
+pub(crate) struct Connection {
     /// Drops the connection when notified.
-    kill: Arc<Notify>,
+    pub kill: Arc<Notify>,
     /// When the connection last received a byte.
-    activity: Arc<Activity>,
+    pub activity: Arc<Activity>,
 }
 
 async fn handle(
@@ -431,6 +431,22 @@ async fn route(
             req.uri().query(),
         );
     }
+    if let Some(intermediary) = shared.intermediary.current()
+        && parse_path(req.uri().path()).is_some()
+    {
+        return intermediary::serve(shared, intermediary, connection, req).await;
+    }
+    produce(shared, connection, req.map(Source::Wire)).await
+}
+
+/// Handles a request for the produce endpoints (or any other path), its body
+/// read from `req`.
+pub(crate) async fn produce(
+    shared: &Arc<Shared>,
+    connection: Connection,
+    req: Request<Source>,
+) -> Response<ResponseBody> {
+    let idle = shared.limits.idle_timeout;
     if let Some(fault) = shared.faults.take_http() {
         return fault_response(&fault);
     }
