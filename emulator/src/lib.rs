@@ -47,6 +47,13 @@
 //! [`EmulatorBuilder::with_tls`] serves everything over HTTPS with a certificate for
 //! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
 //! start, whose PEM is [`Emulator::ca_certificate_pem`].
+//!
+//! Intermediaries: [`EmulatorBuilder::with_intermediary`] (or, while running,
+//! [`Emulator::set_intermediary`]) plays an HTTP [`Intermediary`] in front of
+//! the produce endpoints: a reverse proxy that reads whole request bodies
+//! before passing them on, one that holds the reports back until the request
+//! body has ended, a body size cap answered with an HTML 413, and an upstream
+//! timeout answered with an HTML 504.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -66,6 +73,8 @@ mod limits;
 mod log;
 mod oauth;
 mod path;
+mod produce;
+mod proxy;
 mod raw;
 mod record;
 mod report;
