@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::activity::Activity;
@@ -19,7 +20,7 @@ pub(crate) enum Read {
     /// The body is complete.
     End,
     /// The body could not be read (a broken chunk, a closed connection...).
-    Failed(hyper::Error),
+    Failed(String),
     /// No byte arrived on the connection for the idle timeout.
     Idle,
     /// The body goes on past the size limit; everything up to the limit has
@@ -27,9 +28,47 @@ pub(crate) enum Read {
     TooLarge,
 }
 
+/// A piece of a request body an intermediary passes on.
+pub(crate) enum Piece {
+    /// More of the body.
+    Data(Bytes),
+    /// The body is complete. A relay closed without it failed.
+    End,
+}
+
+/// Where a request body comes from.
+pub(crate) enum Source {
+    /// Straight from the client's connection.
+    Wire(Incoming),
+    /// Read whole by an intermediary first (`None` once handed out).
+    Whole(Option<Bytes>),
+    /// Passed on piece by piece by an intermediary.
+    Relayed(mpsc::Receiver<Piece>),
+}
+
+impl Source {
+    /// The next frame of the body: `None` at its end.
+    pub async fn frame(&mut self) -> Option<Result<Option<Bytes>, String>> {
+        match self {
+            Source::Wire(body) => match body.frame().await? {
+                Ok(frame) => Some(Ok(frame.into_data().ok())),
+                Err(error) => Some(Err(error.to_string())),
+            },
+            Source::Whole(whole) => whole.take().map(|data| Ok(Some(data))),
+            Source::Relayed(rx) => match rx.recv().await {
+                Some(Piece::Data(data)) => Some(Ok(Some(data))),
+                Some(Piece::End) => None,
+                None => Some(Err(
+                    "the intermediary stopped passing the body on".to_owned()
+                )),
+            },
+        }
+    }
+}
+
 /// A request body read with an idle timeout and a size limit.
 pub(crate) struct BodyReader {
-    body: Incoming,
+    body: Source,
     activity: Arc<Activity>,
     idle: Duration,
     limit: Option<u64>,
@@ -45,7 +84,7 @@ pub(crate) fn too_large_message(limit: u64) -> String {
 
 impl BodyReader {
     pub fn new(
-        body: Incoming,
+        body: Source,
         activity: Arc<Activity>,
         idle: Duration,
         limit: Option<u64>,
@@ -75,6 +114,11 @@ impl BodyReader {
         self.limit
     }
 
+    /// The rest of the body, unread.
+    pub fn into_source(self) -> Source {
+        self.body
+    }
+
     /// The next piece of the body. The idle timeout runs from this call, or
     /// from the connection's last byte if that is later: a client kept waiting
     /// while its earlier bytes were handled has not been idle.
@@ -102,11 +146,9 @@ impl BodyReader {
             match frame {
                 None => return Read::End,
                 Some(Err(error)) => return Read::Failed(error),
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) if !data.is_empty() => return self.count(data),
-                    // Empty data or trailers: nothing to hand out.
-                    _ => {}
-                },
+                Some(Ok(Some(data))) if !data.is_empty() => return self.count(data),
+                // Empty data or trailers: nothing to hand out.
+                Some(Ok(_)) => {}
             }
         }
     }

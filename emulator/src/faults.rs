@@ -148,6 +148,7 @@ impl HttpFault {
 /// | open failure ([`open_failure_rate`](Self::open_failure_rate)) | no (nothing is read) | the HTTP error instead of 200 |
 /// | idle close ([`idle_timeout`](Self::idle_timeout)) | only records reported before | the response ends cleanly |
 /// | outage ([`outages`](Self::outages)) | records read before it began, reported or not | open connections drop; new connects are refused until the window ends |
+/// | headers held back ([`header_delay`](Self::header_delay)) | yes: records are read and appended while the 200 waits | the 200 and the reports arrive after the delay; through an [`Intermediary`](super::Intermediary) whose upstream timeout is shorter, an HTML 504 although the records are in the log |
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultPlan {
     /// Seeds the generator. Defaults to 0.
@@ -225,6 +226,17 @@ pub struct FaultPlan {
     /// overlap; a window whose end is not after its start does nothing. See
     /// also [`Emulator::outage`](super::Emulator::outage). Empty by default.
     pub outages: Vec<(Duration, Duration)>,
+    /// Holds a stream's HTTP 200 headers (and so its reports) back until this
+    /// long after the request reached the server, while still reading the
+    /// body and appending its records as they arrive (up to 32 pieces of
+    /// body answered before the server waits for the headers to go out).
+    /// Errors answered before the stream begins (401, 404, 413, 422...) are
+    /// not delayed. Through an [`Intermediary`](super::Intermediary) with a
+    /// shorter [`upstream_timeout`](super::Intermediary::with_upstream_timeout),
+    /// the client gets an HTML 504 for a request whose records were
+    /// appended. A delay too long to represent holds the headers for good.
+    /// `None` by default.
+    pub header_delay: Option<Duration>,
 }
 
 impl Default for FaultPlan {
@@ -244,6 +256,7 @@ impl Default for FaultPlan {
             report_delay: None,
             idle_timeout: None,
             outages: Vec::new(),
+            header_delay: None,
         }
     }
 }

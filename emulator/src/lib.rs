@@ -47,6 +47,13 @@
 //! [`EmulatorBuilder::with_tls`] serves everything over HTTPS with a certificate for
 //! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
 //! start, whose PEM is [`Emulator::ca_certificate_pem`].
+//!
+//! Intermediaries: [`EmulatorBuilder::with_intermediary`] (or, while running,
+//! [`Emulator::set_intermediary`]) plays an HTTP [`Intermediary`] in front of
+//! the produce endpoints: a reverse proxy that reads whole request bodies
+//! before passing them on, one that holds the reports back until the request
+//! body has ended, a body size cap answered with an HTML 413, and an upstream
+//! timeout answered with an HTML 504.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -61,10 +68,13 @@ mod compact_agrees;
 mod data_type;
 mod faults;
 mod inspect;
+mod intermediary;
 mod limits;
 mod log;
 mod oauth;
 mod path;
+mod produce;
+mod proxy;
 mod raw;
 mod record;
 mod report;
@@ -89,6 +99,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{FaultPlan, FaultStats, HttpFault};
+pub use intermediary::{Intermediary, IntermediaryMode, MAX_HELD_REPORT_BYTES};
 pub use oauth::TokenRequest;
 
 use auth::AuthConfig;
@@ -142,6 +153,7 @@ pub struct EmulatorBuilder {
     acls: HashMap<String, HashSet<String>>,
     limits: Limits,
     faults: FaultPlan,
+    intermediary: Option<Intermediary>,
     oauth_clients: HashMap<String, OAuthClient>,
     token_lifetime: Duration,
     tls: bool,
@@ -161,6 +173,7 @@ impl Default for EmulatorBuilder {
             acls: HashMap::new(),
             limits: Limits::default(),
             faults: FaultPlan::default(),
+            intermediary: None,
             oauth_clients: HashMap::new(),
             token_lifetime: oauth::DEFAULT_TOKEN_LIFETIME,
             tls: false,
@@ -335,6 +348,17 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Plays an HTTP [`Intermediary`] (a buffering reverse proxy, one that
+    /// holds reports back, a body cap, an upstream timeout) in front of the
+    /// produce endpoints. None by default: requests reach the server
+    /// directly. Replace it while running with [`Emulator::set_intermediary`];
+    /// [`start`](Self::start) refuses one that cannot work (a zero body cap,
+    /// a zero upstream timeout or one past [`MAX_CONFIGURED_DURATION`]).
+    pub fn with_intermediary(mut self, intermediary: Intermediary) -> Self {
+        self.intermediary = Some(intermediary);
+        self
+    }
+
     /// Registers an OAuth client with the token endpoint (`POST /oauth2/token`,
     /// client-credentials grant, HTTP Basic or form client authentication). Its
     /// tokens authenticate as `principal` and only with `Confluent-Identity-Pool-Id:
@@ -388,7 +412,11 @@ impl EmulatorBuilder {
     /// tokio runtime. A limit that cannot work is refused with
     /// [`io::ErrorKind::InvalidInput`], naming its setter.
     pub async fn start(self) -> io::Result<Emulator> {
-        if let Some(problem) = self.limits.problem() {
+        if let Some(problem) = self
+            .limits
+            .problem()
+            .or_else(|| self.intermediary.as_ref().and_then(Intermediary::problem))
+        {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
         }
         let listener = server::bind(self.listen)?;
@@ -411,6 +439,7 @@ impl EmulatorBuilder {
             self.limits,
             Faults::with_plan(self.faults),
         ));
+        shared.intermediary.set(self.intermediary);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (listening_tx, listening) = watch::channel(server::Listening {
             up: true,
@@ -747,6 +776,21 @@ impl Emulator {
     /// so setting the same plan again repeats the same decisions.
     pub fn set_faults(&self, plan: FaultPlan) {
         self.shared.faults.set_plan(plan);
+    }
+
+    /// Replaces the [`Intermediary`] played in front of the produce
+    /// endpoints, for requests that start after the call (those under way
+    /// keep theirs). [`Intermediary::streaming`] without a cap or timeout
+    /// removes it. One that cannot work (see
+    /// [`EmulatorBuilder::with_intermediary`]) is refused with
+    /// [`io::ErrorKind::InvalidInput`], naming its setter, and the one in use
+    /// is kept.
+    pub fn set_intermediary(&self, intermediary: Intermediary) -> io::Result<()> {
+        if let Some(problem) = intermediary.problem() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
+        }
+        self.shared.intermediary.set(Some(intermediary));
+        Ok(())
     }
 
     /// Begins an outage of `length` from now, as a window of

@@ -17,6 +17,14 @@
 //! ```text
 //! cargo run -p ccloud-kafka-rest-emulator -- --outage 1000:4000 --outage 10000:12000
 //! ```
+//!
+//! Behind an intermediary, here one like nginx with its defaults (whole
+//! bodies read first, capped at 1 MiB, 60 s upstream timeout):
+//!
+//! ```text
+//! cargo run -p ccloud-kafka-rest-emulator -- --intermediary buffering --body-cap 1048576 \
+//!     --upstream-timeout-ms 60000
+//! ```
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -25,10 +33,10 @@ use std::time::Duration;
 use ccloud_kafka_rest_emulator::MAX_CONFIGURED_DURATION;
 use ccloud_kafka_rest_emulator::{
     DEFAULT_CLUSTER_ID, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD_BYTES,
-    Emulator, EmulatorBuilder, FaultPlan, HttpFault,
+    Emulator, EmulatorBuilder, FaultPlan, HttpFault, Intermediary,
 };
 use clap::builder::RangedU64ValueParser;
-use clap::{Args as ClapArgs, Parser};
+use clap::{Args as ClapArgs, Parser, ValueEnum};
 
 /// Serve an emulated Kafka REST v3 produce endpoint (Confluent Cloud and REST Proxy paths).
 #[derive(Debug, Parser)]
@@ -81,6 +89,72 @@ struct Args {
 
     #[command(flatten)]
     faults: FaultArgs,
+
+    #[command(flatten)]
+    intermediary: IntermediaryArgs,
+}
+
+/// What an intermediary in front of the produce endpoints does with bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Read the whole request body before passing the request on (nginx's
+    /// default): no report until the body has ended.
+    Buffering,
+    /// Pass the 200 at once but hold every report until the request body has
+    /// ended.
+    HoldingReports,
+    /// Pass everything through as it comes.
+    Streaming,
+}
+
+/// An HTTP intermediary played in front of the produce endpoints.
+#[derive(Debug, ClapArgs)]
+#[command(next_help_heading = "Intermediary")]
+struct IntermediaryArgs {
+    /// Play an intermediary in front of the produce endpoints (not the token
+    /// or /emulator endpoints). [default: none]
+    #[arg(long, value_name = "MODE")]
+    intermediary: Option<Mode>,
+
+    /// The intermediary answers HTTP 413 (HTML) to a body larger than this,
+    /// announced or (with buffering) counted while read; none of it reaches
+    /// the server.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        requires = "intermediary",
+        value_parser = RangedU64ValueParser::<u64>::new().range(1..)
+    )]
+    body_cap: Option<u64>,
+
+    /// The intermediary gives up on a server that sends nothing for this
+    /// long: HTTP 504 (HTML) before the response headers, a cut connection
+    /// after them.
+    #[arg(
+        long,
+        value_name = "MS",
+        requires = "intermediary",
+        value_parser = RangedU64ValueParser::<u64>::new()
+            .range(1..=MAX_CONFIGURED_DURATION.as_millis() as u64)
+    )]
+    upstream_timeout_ms: Option<u64>,
+}
+
+impl IntermediaryArgs {
+    fn intermediary(&self) -> Option<Intermediary> {
+        let mut intermediary = match self.intermediary? {
+            Mode::Buffering => Intermediary::buffering(),
+            Mode::HoldingReports => Intermediary::holding_reports(),
+            Mode::Streaming => Intermediary::streaming(),
+        };
+        if let Some(cap) = self.body_cap {
+            intermediary = intermediary.with_body_cap(cap);
+        }
+        if let Some(ms) = self.upstream_timeout_ms {
+            intermediary = intermediary.with_upstream_timeout(Duration::from_millis(ms));
+        }
+        Some(intermediary)
+    }
 }
 
 /// Bounds that keep the emulator up whatever its clients send.
@@ -203,6 +277,18 @@ struct FaultArgs {
     #[arg(long, value_name = "MS")]
     report_delay_ms: Option<u64>,
 
+    /// Hold a stream's 200 headers (and reports) back until this long after
+    /// the request arrived, while still appending its records; behind an
+    /// --upstream-timeout-ms shorter than this, the client gets a 504 for
+    /// records that are in the log.
+    #[arg(
+        long,
+        value_name = "MS",
+        value_parser = RangedU64ValueParser::<u64>::new()
+            .range(1..=MAX_CONFIGURED_DURATION.as_millis() as u64)
+    )]
+    header_delay_ms: Option<u64>,
+
     /// An outage from START_MS to END_MS after start (repeatable): the
     /// listening socket is closed, so connects are refused, open connections
     /// are dropped, and at END_MS the same port serves again.
@@ -224,6 +310,7 @@ impl FaultArgs {
             open_failure: self.open_failure.clone(),
             report_dribble: self.dribble,
             report_delay: self.report_delay_ms.map(Duration::from_millis),
+            header_delay: self.header_delay_ms.map(Duration::from_millis),
             outages: self.outages.clone(),
             ..FaultPlan::default()
         }
@@ -328,6 +415,10 @@ async fn main() -> ExitCode {
             ..FaultPlan::default()
         };
     builder = builder.with_faults(plan.clone());
+    let intermediary = args.intermediary.intermediary();
+    if let Some(intermediary) = &intermediary {
+        builder = builder.with_intermediary(intermediary.clone());
+    }
     let emu = match builder.start().await {
         Ok(emu) => emu,
         Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => {
@@ -369,6 +460,9 @@ async fn main() -> ExitCode {
     }
     if faulty {
         println!("faults: {plan:?}");
+    }
+    if let Some(intermediary) = &intermediary {
+        println!("intermediary: {intermediary:?}");
     }
     println!();
     println!("try:");

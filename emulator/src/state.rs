@@ -12,6 +12,7 @@ use crate::limits::duration_problem;
 use super::StoredRecord;
 use super::auth::AuthConfig;
 use super::faults::Faults;
+use super::intermediary::IntermediarySetting;
 use super::log::PartitionLog;
 use super::record::{Prepared, RecordError};
 use super::sync::lock;
@@ -97,6 +98,8 @@ pub(crate) struct Shared {
     pub auth: AuthConfig,
     pub limits: Limits,
     pub faults: Faults,
+    /// The intermediary played in front of the produce endpoints.
+    pub intermediary: IntermediarySetting,
     pub requests: AtomicU64,
     last_headers: Mutex<Option<Vec<(String, String)>>>,
 }
@@ -115,6 +118,7 @@ impl Shared {
             auth,
             limits,
             faults,
+            intermediary: IntermediarySetting::default(),
             requests: AtomicU64::new(0),
             last_headers: Mutex::new(None),
         }

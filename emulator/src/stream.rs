@@ -112,6 +112,7 @@ pub(crate) async fn respond(
     mut body: BodyReader,
     kill: Arc<Notify>,
 ) -> Response<ResponseBody> {
+    let began = Instant::now();
     let (plan, index) = shared.faults.start_stream();
     let mut rng = Rng::for_stream(plan.seed, index, Lane::Faults);
     if rng.chance(plan.open_failure_rate) {
@@ -145,8 +146,14 @@ pub(crate) async fn respond(
         }
     };
     let (tx, rx) = mpsc::channel(PENDING_CHUNKS);
+    let header_delay = plan.header_delay.filter(|d| !d.is_zero());
     let stream = Stream::new(shared, topic, charset, plan, index, rng);
     tokio::spawn(stream.run(body, first, tx, kill));
+    if let Some(delay) = header_delay {
+        tracing::debug!(?delay, "holding the headers back as planned");
+        // A delay too long to represent holds them for good.
+        until(began.checked_add(delay)).await;
+    }
     stream_response(rx)
 }
 

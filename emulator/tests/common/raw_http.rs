@@ -36,6 +36,8 @@ pub struct RawConn {
     /// The payload of every response chunk, in order.
     pub chunks: Vec<Vec<u8>>,
     status: Option<u16>,
+    /// The response head (status line and headers), once it has arrived.
+    pub head: Option<String>,
     chunked: bool,
     /// The response's final chunk arrived.
     pub ended: bool,
@@ -73,6 +75,7 @@ impl RawConn {
             body: Vec::new(),
             chunks: Vec::new(),
             status: None,
+            head: None,
             chunked: false,
             ended: false,
             eof: false,
@@ -150,6 +153,7 @@ impl RawConn {
             self.chunked = head
                 .to_ascii_lowercase()
                 .contains("transfer-encoding: chunked");
+            self.head = Some(head);
         }
         if !self.chunked {
             self.body.append(&mut self.raw);
@@ -185,6 +189,11 @@ impl RawConn {
             assert!(self.read_more().await, "connection closed before the head");
         }
         self.status.unwrap()
+    }
+
+    /// The body bytes received and not read as reports yet.
+    pub fn unread_body(&self) -> &[u8] {
+        &self.body
     }
 
     /// The next CRLF-terminated report, or `None` when the body or connection ends.
