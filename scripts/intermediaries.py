@@ -20,8 +20,8 @@ exited 0 with `delivered=N failed=0`. Paths:
     python3 scripts/intermediaries.py --measure               # also wall times and rates
 
 Needs nginx (Debian: nginx-light), haproxy, tinyproxy and openssl for the
-paths that use them. Builds the two release binaries first unless
---no-build. Sends traffic to 127.0.0.1 only.
+paths that use them. Builds the two binaries first (release, or debug with
+--profile debug) unless --no-build. Sends traffic to 127.0.0.1 only.
 """
 
 import argparse
@@ -345,6 +345,8 @@ def main():
     parser.add_argument("--measure", action="store_true",
                         help="also print wall times and rates, with direct as the baseline")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--profile", choices=["release", "debug"], default="release",
+                        help="which build of the two binaries to run (default: release)")
     parser.add_argument("--keep", metavar="DIR",
                         help="write each path's configs and logs under DIR and keep them")
     args = parser.parse_args()
@@ -361,18 +363,20 @@ def main():
     if not args.no_build:
         # Two builds, as .ci/run does: one build of both packages unifies
         # their features and so rebuilds what CI built.
+        release = ["--release"] if args.profile == "release" else []
         for build in (["--example", "produce", "-p", "ccloud-kafka-rest"],
                       ["-p", "ccloud-kafka-rest-emulator"]):
-            subprocess.run(["cargo", "build", "--release", *build], cwd=ROOT, check=True)
+            subprocess.run(["cargo", "build", *release, *build], cwd=ROOT, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     binaries = {
-        "produce": target / "release" / "examples" / "produce",
-        "emulator": target / "release" / "ccloud-kafka-rest-emulator",
+        "produce": target / args.profile / "examples" / "produce",
+        "emulator": target / args.profile / "ccloud-kafka-rest-emulator",
     }
+    flag = " --release" if args.profile == "release" else ""
     for binary in binaries.values():
         if not binary.exists():
-            sys.exit(f"{binary} is missing: build with cargo build --release --example produce "
-                     "and cargo build --release -p ccloud-kafka-rest-emulator")
+            sys.exit(f"{binary} is missing: build with cargo build{flag} --example produce "
+                     f"and cargo build{flag} -p ccloud-kafka-rest-emulator")
 
     walls = {}
     failed = []
