@@ -932,10 +932,15 @@ impl<T: Ticket> Machine<T> {
         // Records still in the chunk were not sent at all.
         self.requeue(unsent);
         // An intermediary's 502, 503 or 504 (no Confluent error code) may
-        // come after it passed the body on: what was sent may have been
-        // written. The server's own refusals (with a code) and any other
-        // come before a record is read.
-        let forwarded = matches!(error.status(), Some(502..=504)) && error.error_code().is_none();
+        // come after it passed the body on, and a 504 is a timeout however
+        // it is worded (the server's own request timeout comes after it
+        // took the records): what was sent may have been written. The
+        // server's other refusals come before a record is read.
+        let forwarded = match error.status() {
+            Some(504) => true,
+            Some(502 | 503) => error.error_code().is_none(),
+            _ => false,
+        };
         let class = error.retry_class();
         // The next request waits, whatever the refusal: records that were
         // not written on this one go on it, and a server that refuses
