@@ -17,6 +17,7 @@ use crate::client::hooks::run_call;
 use crate::error::Error;
 use crate::generated;
 use crate::http::path::SharedPath;
+use crate::retry::pace::SharedPace;
 use crate::retry::produce::ProduceRetries;
 use crate::wire::record::{Record, validate_topic};
 use crate::wire::report::DeliveryReport;
@@ -54,6 +55,9 @@ struct Inner {
     stream_read_timeout: Duration,
     /// What the producer learnt of the path to the endpoint.
     path: Arc<SharedPath>,
+    /// How fast records may go to the endpoint and cluster, shared with
+    /// every client of them.
+    pace: Arc<SharedPace>,
 }
 
 impl Client {
@@ -77,6 +81,7 @@ impl Client {
         let streams = builder.stream_http_client()?;
         let authenticator = builder.authenticator(&http)?;
         let api = generated::Client::new_with_client(&base_url, http, authenticator);
+        let pace = SharedPace::of(&base_url, &cluster_id);
         Ok(Client {
             inner: Arc::new(Inner {
                 api,
@@ -89,6 +94,7 @@ impl Client {
                 streams,
                 stream_read_timeout: builder.stream_read_timeout(),
                 path: Arc::default(),
+                pace,
             }),
         })
     }
@@ -140,6 +146,12 @@ impl Client {
     /// every clone.
     pub(crate) fn path(&self) -> &Arc<SharedPath> {
         &self.inner.path
+    }
+
+    /// How fast records may go to the endpoint and cluster, shared by
+    /// every client of them.
+    pub(crate) fn pace(&self) -> &Arc<SharedPace> {
+        &self.inner.pace
     }
 
     /// What authenticates each request.

@@ -7,9 +7,16 @@
 #[non_exhaustive]
 pub enum RetryClass {
     /// The record was not written and sending it again may succeed
-    /// (rate limits, throttling, a stream that lived too long, an HTTP 5xx
-    /// answered before the stream started).
+    /// (a stream that lived too long, an HTTP 5xx answered before the
+    /// stream started, a connection that could not be made).
     Retriable,
+    /// The record was not written because the server limits the rate of
+    /// records (an in-band 429 or 42901, or HTTP 429): it may go again once
+    /// the pace is slower. Throttling is not an error of the record: the
+    /// streaming producer and [`ProduceRetries`](crate::ProduceRetries) do
+    /// not count it against the record's attempts, only its delivery
+    /// timeout bounds it.
+    Throttled,
     /// The server or the connection failed after the record was handed over:
     /// it may or may not have been written. Sending it again may duplicate it.
     OutcomeUnknown,
@@ -22,7 +29,8 @@ impl RetryClass {
     /// request as a whole was refused).
     pub(crate) fn for_http_status(status: u16) -> RetryClass {
         match status {
-            408 | 429 => RetryClass::Retriable,
+            429 => RetryClass::Throttled,
+            408 => RetryClass::Retriable,
             // Answered before the stream started: nothing was produced.
             500..=599 => RetryClass::Retriable,
             _ => RetryClass::Terminal,
@@ -32,8 +40,10 @@ impl RetryClass {
     /// Classifies a delivery report's `error_code`.
     pub(crate) fn for_error_code(code: i32) -> RetryClass {
         match code {
-            // Rate limit, Kafka quota throttling, stream past its lifetime.
-            429 | 42901 | 408 => RetryClass::Retriable,
+            // Rate limit, Kafka quota throttling.
+            429 | 42901 => RetryClass::Throttled,
+            // A stream past its lifetime.
+            408 => RetryClass::Retriable,
             // Server or Kafka failure after the record was accepted.
             500 | 50003 | 50302 => RetryClass::OutcomeUnknown,
             // Any other 5xx code: the server failed; assume the worst.
@@ -55,9 +65,11 @@ mod tests {
 
     #[test]
     fn in_band_codes_follow_the_servers_classes() {
-        for code in [429, 42901, 408] {
-            assert_eq!(RetryClass::for_error_code(code), Retriable, "{code}");
+        for code in [429, 42901] {
+            assert_eq!(RetryClass::for_error_code(code), Throttled, "{code}");
+            assert!(Throttled.is_retriable());
         }
+        assert_eq!(RetryClass::for_error_code(408), Retriable);
         for code in [500, 50003, 50302] {
             assert_eq!(RetryClass::for_error_code(code), OutcomeUnknown, "{code}");
         }
@@ -70,7 +82,8 @@ mod tests {
 
     #[test]
     fn http_statuses_before_streaming() {
-        for status in [408, 429, 500, 502, 503, 504] {
+        assert_eq!(RetryClass::for_http_status(429), Throttled);
+        for status in [408, 500, 502, 503, 504] {
             assert_eq!(RetryClass::for_http_status(status), Retriable, "{status}");
         }
         for status in [400, 401, 403, 404, 413, 415, 422] {

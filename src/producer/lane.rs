@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
+use crate::retry::pace::ASK_AGAIN;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -113,6 +114,7 @@ pub(crate) fn spawn(
         streams: HashMap::new(),
         slot,
         path_version: 0,
+        pace_wake: None,
     };
     let span = info_span!("kafka_rest_lane", topic = %topic, lane = index);
     tokio::spawn(driver.run().instrument(span));
@@ -167,6 +169,8 @@ struct Driver {
     slot: Weak<LaneSlot>,
     /// The version of the client's path state the machine follows.
     path_version: u64,
+    /// When to ask the pace for more credit.
+    pace_wake: Option<Instant>,
 }
 
 /// A lane that stops, however it stops, makes callers waiting for room fail.
@@ -192,7 +196,13 @@ impl Driver {
             self.shared.give_back();
             self.take_incoming();
             self.follow_path();
-            self.machine.poll(Instant::now());
+            let now = Instant::now();
+            self.follow_pace(now);
+            self.machine.poll(now);
+            if self.pace_wake.is_none() && self.machine.is_starved() {
+                // Records became ready after the pace was asked.
+                self.pace_wake = now.checked_add(ASK_AGAIN);
+            }
             self.carry_out().await;
             // Room freed by the records just resolved.
             self.shared.give_back();
@@ -210,7 +220,10 @@ impl Driver {
                 self.machine.touch(now);
             }
 
-            let wake = self.machine.next_wake();
+            let wake = match (self.machine.next_wake(), self.pace_wake) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if wake != self.timer_at {
                 if let Some(at) = wake {
                     self.timer.as_mut().reset(at);
@@ -288,6 +301,20 @@ impl Driver {
             self.machine.adopt_path(state);
             self.path_version = version;
         }
+    }
+
+    /// Tells the client's pace what the machine learnt of the server's,
+    /// and hands the machine the credit it may write on.
+    fn follow_pace(&mut self, now: Instant) {
+        let signals = self.machine.take_signals();
+        let held = self.machine.take_credit();
+        let machine = &self.machine;
+        let grant = self
+            .client
+            .pace()
+            .exchange(now, &signals, held, || machine.pace_demand());
+        self.machine.set_credit(grant.credit);
+        self.pace_wake = grant.again_at;
     }
 
     /// Hands the machine every record queued in the inbox.
@@ -383,7 +410,9 @@ impl Driver {
             buffering_detected,
             requests_shrunk,
             stalled_bodies,
+            throttled,
         } = self.machine.take_counters();
+        self.stats.add_throttled(throttled);
         self.stats
             .add_path_counts(buffering_detected, requests_shrunk, stalled_bodies);
         self.stats.add_retried(retried);

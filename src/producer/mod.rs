@@ -517,7 +517,14 @@ impl Producer {
     pub fn stats(&self) -> ProducerStats {
         let mut stats = self.shared.stats.snapshot();
         let (path, _) = self.shared.client.path().get();
-        stats.bounded_requests = path.bounded_bytes(tokio::time::Instant::now()).is_some();
+        let now = tokio::time::Instant::now();
+        stats.bounded_requests = path.bounded_bytes(now).is_some();
+        stats.pace_records_per_s = self
+            .shared
+            .client
+            .pace()
+            .rates(now)
+            .map(|(records, _)| records as u64);
         stats
     }
 

@@ -70,6 +70,15 @@ pub struct ProducerStats {
     /// Whether requests to the endpoint are bounded now, because the path
     /// was found to buffer request bodies.
     pub bounded_requests: bool,
+    /// Attempts the server refused for rate (in-band 429 or 42901, HTTP
+    /// 429). Their records go again at the producer's pace, first among
+    /// the records, without counting against their attempts; not in
+    /// `retried`.
+    pub throttled: u64,
+    /// The pace in force, in records per second, since the server
+    /// throttled records to the endpoint and cluster; `None` while
+    /// unlimited.
+    pub pace_records_per_s: Option<u64>,
     /// Per topic the producer has sent to (valid names only), in the order
     /// first used.
     pub topics: Vec<TopicStats>,
@@ -128,6 +137,7 @@ pub(crate) struct Stats {
     buffering_detected: AtomicU64,
     requests_shrunk: AtomicU64,
     stalled_bodies: AtomicU64,
+    throttled: AtomicU64,
     /// Every topic's counters, in the order first used. A topic is added
     /// once, when its lanes are made: the list grows with the topics used,
     /// as the producer's table of lanes does.
@@ -293,6 +303,11 @@ impl Stats {
             self.late_reports.fetch_add(count, Relaxed);
         }
     }
+    pub(crate) fn add_throttled(&self, count: u64) {
+        if count > 0 {
+            self.throttled.fetch_add(count, Relaxed);
+        }
+    }
     /// What a lane found of the path to the server.
     pub(crate) fn add_path_counts(&self, buffering: u64, shrunk: u64, stalled: u64) {
         for (counter, count) in [
@@ -365,6 +380,8 @@ impl Stats {
             requests_shrunk: self.requests_shrunk.load(Relaxed),
             stalled_bodies: self.stalled_bodies.load(Relaxed),
             bounded_requests: false,
+            throttled: self.throttled.load(Relaxed),
+            pace_records_per_s: None,
             topics,
         }
     }

@@ -37,7 +37,8 @@ pub(crate) struct Failure {
     /// left the client (its request ended before its bytes were sent, or
     /// the server refused a request for reasons that are not the record's).
     pub(crate) attempted: bool,
-    /// Attempts made so far, this one included when `attempted`.
+    /// Attempts made so far that count against the limit, this one
+    /// included when `attempted`: attempts refused only for rate do not.
     pub(crate) attempts: u32,
     /// The server's `Retry-After`, as received.
     pub(crate) retry_after: Option<Duration>,
@@ -61,6 +62,10 @@ pub(crate) enum Decision {
     RetryAt { at: Instant, duplicate: bool },
     /// It was never sent: it goes back in line without using an attempt.
     Requeue,
+    /// It was refused for rate: it goes again as the pace allows, not
+    /// before `at` (the server's `Retry-After`, or the backoff of a caller
+    /// that has no pace), and the attempt is not counted against it.
+    Paced { at: Instant },
 }
 
 impl RetryPolicy {
@@ -87,7 +92,8 @@ impl RetryPolicy {
             RetryClass::OutcomeUnknown => true,
             _ => false,
         };
-        if failure.attempts >= self.max_attempts {
+        let paced = failure.class == RetryClass::Throttled;
+        if !paced && failure.attempts >= self.max_attempts {
             return Decision::Expire(GiveUpReason::AttemptsExhausted);
         }
         let delay = match failure.delay {
@@ -107,6 +113,7 @@ impl RetryPolicy {
             return Decision::Expire(GiveUpReason::NoTimeToRetry);
         }
         match failure.now.checked_add(delay) {
+            Some(at) if paced => Decision::Paced { at },
             Some(at) => Decision::RetryAt { at, duplicate },
             None => Decision::Expire(GiveUpReason::NoTimeToRetry),
         }
@@ -214,6 +221,30 @@ mod tests {
         assert_eq!(
             decide(&policy(), &failure(RetryClass::Retriable, 3)),
             Decision::Expire(GiveUpReason::AttemptsExhausted)
+        );
+    }
+
+    #[test]
+    fn throttling_uses_no_attempt_and_ends_only_at_the_deadline() {
+        let mut f = failure(RetryClass::Throttled, 50);
+        f.delay = Some(Duration::ZERO);
+        assert_eq!(decide(&policy(), &f), Decision::Paced { at: f.now });
+        f.retry_after = Some(Duration::from_secs(2));
+        assert_eq!(
+            decide(&policy(), &f),
+            Decision::Paced {
+                at: f.now + Duration::from_secs(2)
+            }
+        );
+        f.retry_after = Some(Duration::from_secs(120));
+        assert_eq!(
+            decide(&policy(), &f),
+            Decision::Expire(GiveUpReason::NoTimeToRetry)
+        );
+        f.now = f.deadline;
+        assert_eq!(
+            decide(&policy(), &f),
+            Decision::Expire(GiveUpReason::DeadlinePassed)
         );
     }
 

@@ -19,7 +19,9 @@ use tokio::time::Instant;
 /// until the attempts or the delivery timeout run out; then the call fails
 /// with [`Error::GaveUp`]. A record whose outcome was unknown is
 /// sent again (its report says `possibly_duplicated`) unless
-/// [`UnknownOutcome::Fail`] is chosen.
+/// [`UnknownOutcome::Fail`] is chosen. Throttling (HTTP 429, in-band 429
+/// or 42901) backs off the same way but does not use up attempts: only the
+/// delivery timeout ends it.
 ///
 /// ```
 /// use ccloud_kafka_rest::{Client, ProduceRetries};
@@ -120,6 +122,9 @@ impl ProduceRetries {
         let mut rng = fastrand::Rng::new();
         let mut backoff = None;
         let mut attempts = 0;
+        // Attempts refused only for rate, which do not count against the
+        // limit.
+        let mut throttled = 0;
         let mut maybe_written = false;
         loop {
             attempts += 1;
@@ -144,7 +149,7 @@ impl ProduceRetries {
             let failure = Failure {
                 class,
                 attempted: true,
-                attempts,
+                attempts: attempts - throttled,
                 retry_after: error.retry_after(),
                 delay: None,
                 now: Instant::now(),
@@ -155,6 +160,10 @@ impl ProduceRetries {
             match decision {
                 Decision::RetryAt { at, .. } => {
                     maybe_written |= unknown;
+                    tokio::time::sleep_until(at).await;
+                }
+                Decision::Paced { at } => {
+                    throttled += 1;
                     tokio::time::sleep_until(at).await;
                 }
                 Decision::Requeue => maybe_written |= unknown,

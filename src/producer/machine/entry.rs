@@ -29,6 +29,14 @@ pub(crate) struct Entry<T> {
     pub(crate) attempts: u32,
     /// An attempt's outcome was unknown: the record may already be stored.
     pub(crate) maybe_written: bool,
+    /// Attempts refused only for rate, which do not count against the
+    /// limit.
+    pub(crate) throttled: u32,
+    /// The order in which the lane first wrote it (0 until then): records
+    /// refused for rate go again in that order.
+    pub(crate) first_written: u64,
+    /// When its bytes were last handed to a request.
+    pub(crate) written_at: Option<Instant>,
     retry: Option<Box<RetryState>>,
 }
 
@@ -46,6 +54,9 @@ impl<T> Entry<T> {
             deadline,
             attempts: 0,
             maybe_written: false,
+            throttled: 0,
+            first_written: 0,
+            written_at: None,
             retry: None,
         }
     }
@@ -61,6 +72,11 @@ impl<T> Entry<T> {
             self.encoded = Bytes::copy_from_slice(&self.encoded);
         }
         retry.last_error = Some(error);
+    }
+
+    /// Attempts that count against the limit.
+    pub(crate) fn counted_attempts(&self) -> u32 {
+        self.attempts.saturating_sub(self.throttled)
     }
 
     pub(crate) fn backoff(&mut self) -> &mut Option<ExponentialBackoff> {

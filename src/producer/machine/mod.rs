@@ -19,6 +19,7 @@ pub(crate) use entry::{Entry, Ticket};
 use crate::error::RetryClass;
 use crate::error::{Error, GiveUpReason};
 use crate::http::path::{PathSettings, PathState};
+use crate::retry::pace::{Credit, Demand, Signals};
 use crate::retry::policy::{Decision, Failure, MAX_RETRY_AFTER, RetryPolicy};
 use crate::wire::report::DeliveryReport;
 use backon::ExponentialBackoff;
@@ -129,6 +130,8 @@ pub(crate) struct Counters {
     pub(crate) requests_shrunk: u64,
     /// Bodies ended because reports stopped coming.
     pub(crate) stalled_bodies: u64,
+    /// Attempts refused for rate (in band, or by an HTTP 429).
+    pub(crate) throttled: u64,
 }
 
 /// A retry decision the machine made, for its driver to log: why records
@@ -188,6 +191,15 @@ pub(crate) struct Machine<T> {
     /// Records waiting out a backoff, by due time then order of failure.
     retries: BTreeMap<(Instant, u64), Entry<T>>,
     retry_seq: u64,
+    /// Records refused for rate, by the order they were first written:
+    /// they go before `waiting`, as the pace allows.
+    resend: BTreeMap<u64, Entry<T>>,
+    /// Records written so far, for their order.
+    write_seq: u64,
+    /// What the pace lets the lane write; `None`: anything.
+    credit: Option<Credit>,
+    /// What the lane learnt of the server's pace since the driver took it.
+    signals: Signals,
     /// Open requests, oldest first; only the newest may take records.
     streams: VecDeque<Stream<T>>,
     next_stream: u64,
@@ -224,6 +236,10 @@ impl<T: Ticket> Machine<T> {
             waiting: VecDeque::new(),
             retries: BTreeMap::new(),
             retry_seq: 0,
+            resend: BTreeMap::new(),
+            write_seq: 0,
+            credit: None,
+            signals: Signals::default(),
             streams: VecDeque::new(),
             next_stream: 0,
             reopen_at: None,
@@ -250,6 +266,53 @@ impl<T: Ticket> Machine<T> {
     /// What this lane learnt of the path since the last call, to share.
     pub(crate) fn take_path_change(&mut self) -> Option<PathState> {
         std::mem::take(&mut self.path_changed).then_some(self.path)
+    }
+
+    /// What the lane would write now, for its pace: the records ready and
+    /// the bytes of those the next chunks would carry.
+    pub(crate) fn pace_demand(&self) -> Demand {
+        // The bytes of the first records, and as many again for each as
+        // many of the rest: a lane's demand is a rough bound, not a sum.
+        const SAMPLE: usize = 256;
+        let records = self.resend.len() + self.waiting.len();
+        let bytes: usize = self
+            .resend
+            .values()
+            .chain(self.waiting.iter())
+            .take(SAMPLE)
+            .map(|e| e.encoded.len())
+            .sum();
+        let bytes = bytes.saturating_mul(records.div_ceil(SAMPLE).max(1));
+        Demand {
+            records: records as u64,
+            bytes: bytes as u64,
+        }
+    }
+
+    /// The credit the lane holds, taken back by its driver.
+    pub(crate) fn take_credit(&mut self) -> Option<Credit> {
+        self.credit.take()
+    }
+
+    /// The credit the pace granted (`None`: write freely).
+    pub(crate) fn set_credit(&mut self, credit: Option<Credit>) {
+        self.credit = credit;
+    }
+
+    /// What the lane learnt of the server's pace since the last call.
+    pub(crate) fn take_signals(&mut self) -> Signals {
+        std::mem::take(&mut self.signals)
+    }
+
+    /// Whether records are ready and the pace's credit is used up: the
+    /// driver asks the pace again soon even if it set no time.
+    pub(crate) fn is_starved(&self) -> bool {
+        self.credit.is_some_and(|credit| !credit.admits()) && self.has_ready()
+    }
+
+    /// Whether records are ready to be written (new, or refused for rate).
+    fn has_ready(&self) -> bool {
+        !self.waiting.is_empty() || !self.resend.is_empty()
     }
 
     /// A record handed over, its bytes in the lane's own blocks.
@@ -279,7 +342,10 @@ impl<T: Ticket> Machine<T> {
 
     /// Records held: waiting, backing off or on a request.
     pub(crate) fn held(&self) -> usize {
-        self.waiting.len() + self.retries.len() + self.streams.iter().map(|s| s.live).sum::<usize>()
+        self.waiting.len()
+            + self.retries.len()
+            + self.resend.len()
+            + self.streams.iter().map(|s| s.live).sum::<usize>()
     }
 
     /// Bytes of records held, and of the buffers holding them.
@@ -288,7 +354,9 @@ impl<T: Ticket> Machine<T> {
         let records = |entries: &mut dyn Iterator<Item = &Entry<T>>| {
             entries.map(|e| e.encoded.len()).sum::<usize>()
         };
-        let mut bytes = records(&mut self.waiting.iter()) + records(&mut self.retries.values());
+        let mut bytes = records(&mut self.waiting.iter())
+            + records(&mut self.retries.values())
+            + records(&mut self.resend.values());
         for stream in &self.streams {
             bytes += stream.chunk.capacity();
             bytes += records(&mut stream.slots.iter().filter_map(|s| match s {
@@ -320,9 +388,11 @@ impl<T: Ticket> Machine<T> {
             })
             .collect();
         format!(
-            "waiting {} retries {} reopen {:?} floor {:?} closing {} wake {:?} streams {streams:?}",
+            "waiting {} retries {} resend {} credit {:?} reopen {:?} floor {:?} closing {} wake {:?} streams {streams:?}",
             self.waiting.len(),
             self.retries.len(),
+            self.resend.len(),
+            self.credit,
             self.reopen_at,
             self.deadline_floor,
             self.closing,
@@ -447,6 +517,7 @@ impl<T: Ticket> Machine<T> {
         self.closing = true;
         let mut entries: Vec<Entry<T>> = std::mem::take(&mut self.waiting).into();
         entries.extend(std::mem::take(&mut self.retries).into_values());
+        entries.extend(std::mem::take(&mut self.resend).into_values());
         for mut stream in std::mem::take(&mut self.streams) {
             for entry in stream.take_unsent() {
                 entries.push(entry);
@@ -481,11 +552,11 @@ impl<T: Ticket> Machine<T> {
         };
         at(self.retries.first_key_value().map(|((due, _), _)| *due));
         at(self.deadline_floor);
-        if self.streams.is_empty() && !self.waiting.is_empty() {
+        if self.streams.is_empty() && self.has_ready() {
             at(self.reopen_at);
         }
         let settings = &self.settings;
-        let waiting = !self.waiting.is_empty();
+        let waiting = self.has_ready();
         for stream in &self.streams {
             if stream.writable && !stream.chunk.is_empty() {
                 at(stream.chunk_started.checked_add(settings.linger));
@@ -514,7 +585,7 @@ impl<T: Ticket> Machine<T> {
     }
 
     fn end_grace(&self) -> Duration {
-        if self.waiting.is_empty() {
+        if !self.has_ready() {
             END_GRACE
         } else {
             END_GRACE_BUSY
@@ -565,6 +636,20 @@ impl<T: Ticket> Machine<T> {
             }
         }
         for entry in self.retries.values() {
+            keep(entry.deadline);
+        }
+        let due: Vec<u64> = self
+            .resend
+            .iter()
+            .filter(|(_, e)| e.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(entry) = self.resend.remove(&key) {
+                expired.push((entry, false));
+            }
+        }
+        for entry in self.resend.values() {
             keep(entry.deadline);
         }
         let mut requeue = Vec::new();
@@ -645,8 +730,8 @@ impl<T: Ticket> Machine<T> {
     /// more to tell.
     fn tend_streams(&mut self, now: Instant) {
         let settings = &self.settings;
-        let closing = self.closing && self.waiting.is_empty() && self.retries.is_empty();
-        let waiting = !self.waiting.is_empty();
+        let closing = self.closing && !self.has_ready() && self.retries.is_empty();
+        let waiting = self.has_ready();
         let grace = self.end_grace();
         let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
         let mut learnt = None;
@@ -719,7 +804,7 @@ impl<T: Ticket> Machine<T> {
 
     fn open_if_needed(&mut self, now: Instant) {
         if !self.streams.is_empty()
-            || self.waiting.is_empty()
+            || !self.has_ready()
             || self.reopen_at.is_some_and(|at| at > now)
         {
             return;
@@ -767,9 +852,21 @@ impl<T: Ticket> Machine<T> {
                 if settings.strict_order && (stream.live > 0 || retries_pending) {
                     break;
                 }
-                let Some(len) = self.waiting.front().map(|e| e.encoded.len()) else {
+                // Records refused for rate go first, in the order they were
+                // first written.
+                let resending = !self.resend.is_empty();
+                let next = if resending {
+                    self.resend.first_key_value().map(|(_, e)| e)
+                } else {
+                    self.waiting.front()
+                };
+                let Some(len) = next.map(|e| e.encoded.len()) else {
                     break;
                 };
+                if self.credit.is_some_and(|credit| !credit.admits()) {
+                    // The pace allows no more for now.
+                    break;
+                }
                 if !stream
                     .bound
                     .admits(stream.taken_records, stream.taken_bytes, len)
@@ -778,7 +875,12 @@ impl<T: Ticket> Machine<T> {
                     stream.accepting = false;
                     break;
                 }
-                let Some(entry) = self.waiting.pop_front() else {
+                let next = if resending {
+                    self.resend.pop_first().map(|(_, e)| e)
+                } else {
+                    self.waiting.pop_front()
+                };
+                let Some(entry) = next else {
                     break;
                 };
                 if stream.chunk.is_empty() {
@@ -788,8 +890,15 @@ impl<T: Ticket> Machine<T> {
                     stream.chunk.reserve(len.max(settings.chunk_capacity));
                 } else if stream.chunk.capacity() - stream.chunk.len() < len {
                     stream.chunk_full = true;
-                    self.waiting.push_front(entry);
+                    if resending {
+                        self.resend.insert(entry.first_written, entry);
+                    } else {
+                        self.waiting.push_front(entry);
+                    }
                     break;
+                }
+                if let Some(credit) = &mut self.credit {
+                    credit.charge(len);
                 }
                 stream.chunk.extend_from_slice(&entry.encoded);
                 stream.slots.push_back(Slot::Live(entry));
@@ -828,6 +937,11 @@ impl<T: Ticket> Machine<T> {
             for slot in stream.slots.iter_mut().skip(sent) {
                 if let Slot::Live(entry) = slot {
                     entry.attempts = entry.attempts.saturating_add(1);
+                    entry.written_at = Some(now);
+                    if entry.first_written == 0 {
+                        self.write_seq += 1;
+                        entry.first_written = self.write_seq;
+                    }
                     entry.ticket.set_maybe_written(true);
                 }
             }
@@ -871,6 +985,8 @@ impl<T: Ticket> Machine<T> {
         let error = match report {
             Ok(report) => {
                 self.open_backoff = None;
+                self.signals
+                    .delivered(entry.encoded.len(), entry.written_at.unwrap_or(now));
                 return self.deliver(entry, report);
             }
             Err(error) => error,
@@ -886,6 +1002,11 @@ impl<T: Ticket> Machine<T> {
             delay = Some(Duration::ZERO);
         }
         let class = error.retry_class();
+        if class == RetryClass::Throttled {
+            // Not before the pace allows, which the driver learns of here.
+            self.signals.throttled(entry.written_at.unwrap_or(now));
+            delay = Some(Duration::ZERO);
+        }
         self.after_failure(id, entry, error, class, delay, now);
     }
 
@@ -942,6 +1063,12 @@ impl<T: Ticket> Machine<T> {
             _ => false,
         };
         let class = error.retry_class();
+        if class == RetryClass::Throttled
+            && let Some(pause) = error.retry_after()
+        {
+            // A limit on requests, not records: every lane waits it out.
+            self.signals.pause(pause);
+        }
         // The next request waits, whatever the refusal: records that were
         // not written on this one go on it, and a server that refuses
         // every request is not asked again in a tight loop.
@@ -1091,11 +1218,15 @@ impl<T: Ticket> Machine<T> {
         delay: Option<Duration>,
         now: Instant,
     ) {
+        if class == RetryClass::Throttled {
+            entry.throttled = entry.throttled.saturating_add(1);
+            self.counters.throttled += 1;
+        }
         let failure = Failure {
             class,
             // Requeues of records never sent are the lane's own.
             attempted: true,
-            attempts: entry.attempts,
+            attempts: entry.counted_attempts(),
             retry_after: error.retry_after(),
             delay,
             now,
@@ -1141,6 +1272,17 @@ impl<T: Ticket> Machine<T> {
             Decision::Requeue => {
                 entry.failed(error);
                 self.waiting.push_front(entry);
+            }
+            Decision::Paced { .. } => {
+                // Its own timer would flood a server that asked to slow
+                // down: the lane's pace sends it, first among the records.
+                entry.failed(error);
+                self.lower_floor(entry.deadline);
+                if entry.first_written == 0 {
+                    self.write_seq += 1;
+                    entry.first_written = self.write_seq;
+                }
+                self.resend.insert(entry.first_written, entry);
             }
         }
     }

@@ -8,6 +8,7 @@ use crate::error::RetryClass;
 use crate::error::TokenError;
 use crate::error::{ApiError, Error, ErrorScope};
 use crate::http::path::PathSettings;
+use crate::retry::pace::{ASK_AGAIN, PaceState};
 use crate::retry::policy::{Guarantee, MAX_RETRY_AFTER, RetryPolicy};
 use crate::wire::report::DeliveryReport;
 use bytes::Bytes;
@@ -156,6 +157,11 @@ pub(super) enum Mode {
     /// An intermediary passes records on (the server stores them) but
     /// answers HTML 504 after this long without the server's headers.
     GatewayTimeout(Duration),
+    /// The server limits records to this many per second, as the REST
+    /// Proxy's limiter does (about a second of burst, none stored at
+    /// first): a record over the limit gets an in-band 429 and the stream
+    /// goes on.
+    RateLimited { per_s: u32 },
 }
 
 impl Mode {
@@ -209,6 +215,16 @@ pub(super) struct Plan {
     max_held: usize,
     /// Credentials expire this long after each request fetched them.
     token_lifetime: Option<Duration>,
+    /// Every record is small, none larger than a chunk.
+    small_records: bool,
+}
+
+impl Plan {
+    /// The same plan with small records only.
+    pub(super) fn with_small_records(mut self) -> Plan {
+        self.small_records = true;
+        self
+    }
 }
 
 /// Settings drawn for a seed: durations from milliseconds to hours.
@@ -278,7 +294,7 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
             }
             60..80 => Scheduled::Mode(Mode::Healthy),
             _ => {
-                let mode = match rng.u8(..12) {
+                let mode = match rng.u8(..13) {
                     0 => Mode::Down,
                     1 => Mode::Refusing {
                         status: [401, 429, 500, 503, 404][rng.usize(..5)],
@@ -303,6 +319,11 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
                         10 * MS,
                         Duration::from_secs(60),
                     )),
+                    12 => Mode::RateLimited {
+                        per_s: log_uniform(&mut rng, MS, Duration::from_secs(50_000)).as_secs()
+                            as u32
+                            + 1,
+                    },
                     6 => Mode::InBand {
                         code: [429, 42901, 408, 500, 50003, 50302, 40403, 40002][rng.usize(..8)],
                         percent: rng.u64(1..100),
@@ -335,6 +356,7 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
         max_held: rng.usize(1..64),
         token_lifetime: (rng.u8(..4) == 0)
             .then(|| log_uniform(&mut rng, Duration::from_secs(60), Duration::from_secs(7200))),
+        small_records: false,
     }
 }
 
@@ -350,6 +372,7 @@ pub(super) fn scripted(
         schedule: events,
         max_held,
         token_lifetime: None,
+        small_records: false,
     }
 }
 
@@ -374,6 +397,12 @@ pub(super) struct Summary {
     /// Requests the server saw, and the most records one carried.
     pub(super) requests: u64,
     pub(super) most_records_per_request: usize,
+    /// Attempts refused for rate, as the machine counted them.
+    pub(super) throttled: u64,
+    /// When the server read the first record, and sent the last report of
+    /// a delivered record.
+    pub(super) first_read: Option<Duration>,
+    pub(super) last_delivered: Option<Duration>,
 }
 
 struct Sim {
@@ -420,6 +449,14 @@ struct Sim {
     requests: u64,
     most_records_per_request: usize,
     token_lifetime: Option<Duration>,
+    /// The client's pace, as the lane's driver keeps it, and when the
+    /// driver asks it again.
+    pace: PaceState,
+    pace_wake: Option<Duration>,
+    /// The server's rate limiter: records in store, and when last counted.
+    bucket: (f64, Duration),
+    first_read: Option<Duration>,
+    last_delivered: Option<Duration>,
 }
 
 /// Runs one plan; returns what it saw or the first broken invariant.
@@ -430,6 +467,7 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         schedule,
         max_held,
         token_lifetime,
+        small_records,
     } = plan;
     let base = Instant::now();
     let mut sim = Sim {
@@ -455,7 +493,11 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         settings: settings.clone(),
         trace: std::env::var_os("SIM_TRACE").is_some(),
         asked_until: Duration::ZERO,
-        max_record: 3 * settings.chunk_capacity,
+        max_record: if small_records {
+            RECORD_BYTES + 1
+        } else {
+            3 * settings.chunk_capacity
+        },
         retries_counted: 0,
         retries_noted: 0,
         notes_dropped: false,
@@ -464,6 +506,11 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         requests: 0,
         most_records_per_request: 0,
         token_lifetime,
+        pace: PaceState::default(),
+        pace_wake: None,
+        bucket: (0.0, Duration::ZERO),
+        first_read: None,
+        last_delivered: None,
     };
     let mut schedule = schedule.into_iter().peekable();
     let mut ended = false;
@@ -475,7 +522,8 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
             .as_ref()
             .and_then(|m| m.next_wake())
             .map(|at| at.saturating_duration_since(base));
-        let Some(next) = [next_scheduled, next_server, next_wake]
+        let next_pace = sim.pace_wake.filter(|_| sim.machine.is_some());
+        let Some(next) = [next_scheduled, next_server, next_wake, next_pace]
             .into_iter()
             .flatten()
             .min()
@@ -531,6 +579,9 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
             }
             if let Some(machine) = sim.machine.as_mut() {
                 let at = base + sim.now;
+                if matches!(&event, Event::Reports(r) if r.iter().any(Result::is_ok)) {
+                    sim.last_delivered = Some(sim.now);
+                }
                 machine.on_event(id, event, at);
             }
         }
@@ -585,7 +636,9 @@ impl Sim {
     /// Most records are small; some are larger than a chunk.
     fn record_size(&mut self) -> usize {
         match self.rng.u8(..20) {
-            0 => self.rng.usize(RECORD_BYTES + 1..=self.max_record),
+            0 if self.max_record > RECORD_BYTES + 1 => {
+                self.rng.usize(RECORD_BYTES + 1..=self.max_record)
+            }
             _ => RECORD_BYTES + 1,
         }
     }
@@ -695,7 +748,22 @@ impl Sim {
             }
             polls += 1;
             if let Some(machine) = self.machine.as_mut() {
+                // As the driver: the pace learns what the machine learnt
+                // and grants what it may write.
+                let signals = machine.take_signals();
+                let held = machine.take_credit();
+                let grant = self
+                    .pace
+                    .exchange(at, &signals, held, || machine.pace_demand());
+                machine.set_credit(grant.credit);
+                self.pace_wake = grant.again_at.map(|t| t.saturating_duration_since(self.base));
+                if std::env::var_os("SIM_PACE").is_some() {
+                    eprintln!("{:?} pace {:?} {signals:?} {grant:?}", self.now, self.pace.rates(at));
+                }
                 machine.poll(at);
+                if self.pace_wake.is_none() && machine.is_starved() {
+                    self.pace_wake = Some(self.now + ASK_AGAIN);
+                }
             }
             self.carry_out()?;
         }
@@ -771,6 +839,7 @@ impl Sim {
             }
         }
         let counters = machine.take_counters();
+        self.counted.throttled += counters.throttled;
         self.counted.buffering_detected += counters.buffering_detected;
         self.counted.requests_shrunk += counters.requests_shrunk;
         self.counted.stalled_bodies += counters.stalled_bodies;
@@ -997,10 +1066,20 @@ impl Sim {
                 }
                 *left -= 1;
             }
+            self.first_read.get_or_insert(self.now);
             let outcome = match (mode, self.mode) {
                 (_, Mode::Down) => {
                     self.cut(id);
                     break;
+                }
+                (_, Mode::RateLimited { per_s }) if !self.take_permit(per_s) => {
+                    Err(Error::Api(ApiError {
+                        status: 200,
+                        error_code: Some(429),
+                        message: "rate limited".into(),
+                        retry_after: None,
+                        scope: ErrorScope::Record,
+                    }))
                 }
                 (Mode::InBand { code, percent }, _) if self.rng.u64(..100) < percent => {
                     let class = RetryClass::for_error_code(code);
@@ -1064,6 +1143,18 @@ impl Sim {
             let room = Duration::from_micros(self.rng.u64(10..2_000));
             self.schedule(room, id, Event::Writable);
         }
+    }
+
+    /// Whether the server's limiter lets one more record through now: a
+    /// second's worth in store at most.
+    fn take_permit(&mut self, per_s: u32) -> bool {
+        let rate = f64::from(per_s.max(1));
+        let (tokens, at) = self.bucket;
+        let elapsed = self.now.saturating_sub(at).as_secs_f64();
+        let tokens = (tokens + elapsed * rate).min(rate);
+        let allowed = tokens >= 1.0;
+        self.bucket = (if allowed { tokens - 1.0 } else { tokens }, self.now);
+        allowed
     }
 
     /// A record just resolved: its outcome must be true and on time.
@@ -1148,6 +1239,11 @@ impl Sim {
                 self.max_held
             )));
         }
+        // Every step while few are held; then now and then, as counting
+        // every record's bytes at every step would take most of the run.
+        if machine.held() > 1_000 && self.steps % 64 != 0 {
+            return self.check_liveness(machine);
+        }
         let bytes = machine.held_bytes();
         // Held records, plus at most one chunk and one block of the lane's
         // own memory.
@@ -1170,8 +1266,16 @@ impl Sim {
                 )));
             }
         }
-        // Liveness: a lane holding records has something that will wake it.
-        if machine.held() > 0 && machine.next_wake().is_none() && self.events.is_empty() {
+        self.check_liveness(machine)
+    }
+
+    /// A lane holding records has something that will wake it.
+    fn check_liveness(&self, machine: &Machine<SimTicket>) -> Result<(), String> {
+        if machine.held() > 0
+            && machine.next_wake().is_none()
+            && self.pace_wake.is_none()
+            && self.events.is_empty()
+        {
             return Err(self.fail("the lane holds records and nothing will wake it"));
         }
         Ok(())
@@ -1210,6 +1314,9 @@ impl Sim {
             heartbeats: self.heartbeats,
             requests: self.requests,
             most_records_per_request: self.most_records_per_request,
+            throttled: self.counted.throttled,
+            first_read: self.first_read,
+            last_delivered: self.last_delivered,
             retries_noted: self.retries_noted,
             steps: self.steps,
             records: ledger.records.len(),

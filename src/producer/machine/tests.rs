@@ -402,3 +402,73 @@ fn configured_bounds_end_requests_and_keep_order_across_them() {
     // over (report offsets are the record ids in this simulation).
     assert_eq!(summary.buffering_detected, 0);
 }
+
+/// Records handed over at once against a server limiting them to `limits`
+/// per second (each from its time on, in seconds): every record is
+/// delivered once, at no less than 0.9 of what the limit allowed from the
+/// first record read to the last report, with throttled attempts at most a
+/// quarter of the records.
+fn paced_run(limits: &[(f64, u32)], count: usize, held: usize) -> simulation::Summary {
+    let mut events: Vec<(Duration, Scheduled)> = limits
+        .iter()
+        .map(|&(at, per_s)| (secs(at), Scheduled::Mode(Mode::RateLimited { per_s })))
+        .collect();
+    events.extend((0..count).map(|_| {
+        (
+            Duration::ZERO,
+            Scheduled::Record {
+                deadline: secs(600.0),
+            },
+        )
+    }));
+    // Late enough that no record still waits for room.
+    events.push((secs(300.0), Scheduled::Close));
+    events.sort_by_key(|(t, _)| *t);
+    let plan = simulation::scripted(defaults(Guarantee::AtLeastOnce), held, events);
+    let summary = match simulation::run(plan.with_small_records()) {
+        Ok(summary) => summary,
+        Err(failure) => panic!("{failure}"),
+    };
+    all_delivered_once(&summary);
+    let (from, to) = (
+        summary.first_read.expect("records read"),
+        summary.last_delivered.expect("records delivered"),
+    );
+    // What the limit allowed over [from, to].
+    let mut allowed = 0.0;
+    for (i, &(at, per_s)) in limits.iter().enumerate() {
+        let end = limits.get(i + 1).map_or(f64::INFINITY, |next| next.0);
+        let (start, end) = (at.max(from.as_secs_f64()), end.min(to.as_secs_f64()));
+        if end > start {
+            allowed += (end - start) * f64::from(per_s);
+        }
+    }
+    let ratio = count as f64 / allowed;
+    eprintln!(
+        "{count} records in {:?} ({ratio:.3} of the limit), {} throttled, {} steps",
+        to - from,
+        summary.throttled,
+        summary.steps
+    );
+    assert!(ratio >= 0.9, "{ratio:.3} of what the limit allowed");
+    assert!(
+        summary.throttled <= count as u64 / 4,
+        "{} throttled attempts for {count} records",
+        summary.throttled
+    );
+    summary
+}
+
+#[test]
+fn a_rate_limited_server_is_paced_at_its_limit_without_a_retry_storm() {
+    paced_run(&[(0.0, 20_000)], 20_000, 4_000);
+}
+
+#[test]
+fn a_limit_that_halves_and_recovers_is_followed() {
+    paced_run(
+        &[(0.0, 20_000), (1.0, 10_000), (2.0, 20_000)],
+        50_000,
+        10_000,
+    );
+}

@@ -1,0 +1,666 @@
+//! How fast records may go to a server that throttles them: a pure pacing
+//! policy, fed by what the server answers and the clock it is handed.
+//!
+//! Until the server throttles a record the pace is unlimited and costs
+//! nothing but counting deliveries. A throttled record (an in-band 429 or
+//! 42901) sets the pace to a fraction ([`DECREASE`]) of the smaller of the
+//! rate in force and the rate the server accepted over the last second, in
+//! records and in bytes alike, since a report does not say which of the
+//! server's limits it hit. From there the pace grows back as CUBIC does:
+//! fast at first, flat near the rate that was throttled, then faster again,
+//! doubling every [`PLATEAU`] once twice that has passed without
+//! throttling, so that a limit that was raised is found again within
+//! seconds. The rate the server accepted is measured by when the records
+//! were written, not when their reports came, so that a burst answered at
+//! once is not taken for a fast server. Records written before the
+//! last decrease say nothing of the new pace: their throttling is ignored.
+//!
+//! [`SharedPace`] holds the state for every lane of a client's clones and of
+//! every client of the same endpoint and cluster, as the server's limits are
+//! per cluster and global.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The fraction of the rate a throttled record leaves. The server's
+/// limiter queues nothing (a record over the limit is refused, not held),
+/// so there is no queue to drain as after a loss in TCP: just below what
+/// it accepted is enough.
+const DECREASE: f64 = 0.95;
+/// How long the pace takes to grow back to the rate that was throttled.
+const PLATEAU: Duration = Duration::from_millis(500);
+/// Deliveries are counted by when their records were written, in slots of
+/// this length, over the last [`WINDOW_SLOTS`] of them (a second): the
+/// rate the server accepted is what got through of what was written over a
+/// time, whenever the reports came.
+const SLOT: Duration = Duration::from_millis(10);
+const WINDOW_SLOTS: usize = 100;
+/// Records a full pace holds in store: this much of its rate, and at least
+/// one record.
+const BURST: Duration = Duration::from_millis(10);
+/// Credit is handed out in quanta of this much of the rate, so that a lane
+/// is not woken for every record.
+const QUANTUM: Duration = Duration::from_millis(5);
+/// How soon a lane whose records became ready without credit, after it
+/// asked, asks again.
+pub(crate) const ASK_AGAIN: Duration = Duration::from_millis(1);
+/// The lowest pace, whatever the server accepted.
+const MIN_RECORDS_PER_S: f64 = 1.0;
+const MIN_BYTES_PER_S: f64 = 1024.0;
+/// A pace this many times what the server accepted over the last second is
+/// no pace at all: it is lifted.
+const LIFT_RATIO: f64 = 64.0;
+/// The longest pause a server's `Retry-After` imposes.
+pub(crate) use crate::limits::MAX_RETRY_AFTER;
+
+/// What a lane may write: records, and bytes. Bytes may go below zero: a
+/// record is written while any byte credit is left, and its whole length
+/// is charged, so that a record larger than the pace's store still goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Credit {
+    pub(crate) records: u64,
+    pub(crate) bytes: i64,
+}
+
+impl Credit {
+    /// Whether a record may be written on this credit.
+    pub(crate) fn admits(&self) -> bool {
+        self.records > 0 && self.bytes > 0
+    }
+
+    /// Charges one record of `len` bytes.
+    pub(crate) fn charge(&mut self, len: usize) {
+        self.records = self.records.saturating_sub(1);
+        self.bytes = self
+            .bytes
+            .saturating_sub(i64::try_from(len).unwrap_or(i64::MAX));
+    }
+}
+
+/// What a lane would write now if it could.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Demand {
+    pub(crate) records: u64,
+    pub(crate) bytes: u64,
+}
+
+/// What a lane learnt of the server's pace since it last told it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Signals {
+    /// Records delivered, and their bytes.
+    pub(crate) delivered: u64,
+    pub(crate) delivered_bytes: u64,
+    /// When the records reported (delivered or throttled) were written:
+    /// the first and the last.
+    pub(crate) written: Option<(Instant, Instant)>,
+    /// Records refused for rate.
+    pub(crate) throttled: u64,
+    /// When the latest-written of them was written.
+    pub(crate) throttled_written: Option<Instant>,
+    /// A pause the server asked for (`Retry-After` on a refused request).
+    pub(crate) pause: Option<Duration>,
+}
+
+impl Signals {
+    /// Counts a delivered record of `bytes` bytes, written at `written`.
+    pub(crate) fn delivered(&mut self, bytes: usize, written: Instant) {
+        self.delivered += 1;
+        self.delivered_bytes = self.delivered_bytes.saturating_add(bytes as u64);
+        self.reported(written);
+    }
+
+    fn reported(&mut self, written: Instant) {
+        self.written = Some(match self.written {
+            Some((first, last)) => (first.min(written), last.max(written)),
+            None => (written, written),
+        });
+    }
+
+    /// Counts a record refused for rate, written at `written`.
+    pub(crate) fn throttled(&mut self, written: Instant) {
+        self.throttled += 1;
+        self.reported(written);
+        self.throttled_written = Some(self.throttled_written.map_or(written, |w| w.max(written)));
+    }
+
+    /// Asks for a pause (the longest asked wins).
+    pub(crate) fn pause(&mut self, pause: Duration) {
+        self.pause = Some(self.pause.map_or(pause, |p| p.max(pause)));
+    }
+}
+
+/// The answer to a lane: the credit it holds from now (`None`: unlimited,
+/// write freely) and, when it got less than it wanted, when to ask again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Grant {
+    pub(crate) credit: Option<Credit>,
+    pub(crate) again_at: Option<Instant>,
+}
+
+/// Deliveries over the last second of writes, in slots of write time.
+#[derive(Clone, Debug)]
+struct Window {
+    /// Slot number (write time since `origin`, in slots) and its counts.
+    slots: Box<[(u64, u64, u64)]>,
+    origin: Option<Instant>,
+    /// The first and the last write time of any record reported.
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Default for Window {
+    fn default() -> Window {
+        Window {
+            slots: vec![(0, 0, 0); WINDOW_SLOTS].into_boxed_slice(),
+            origin: None,
+            first: None,
+            last: None,
+        }
+    }
+}
+
+impl Window {
+    fn slot(&mut self, at: Instant) -> u64 {
+        let origin = *self.origin.get_or_insert(at);
+        let since = at.saturating_duration_since(origin);
+        // u64 holds far more slots than any Instant's range.
+        (since.as_nanos() / SLOT.as_nanos()) as u64 + 1
+    }
+
+    /// Records reported, written from `first` to `last`, of which
+    /// `records` (of `bytes` bytes) were delivered: spread evenly over
+    /// the slots of those writes.
+    fn add(&mut self, (first, last): (Instant, Instant), records: u64, bytes: u64) {
+        self.first = Some(self.first.map_or(first, |f| f.min(first)));
+        self.last = Some(self.last.map_or(last, |l| l.max(last)));
+        if records == 0 {
+            return;
+        }
+        let (from, to) = (self.slot(first), self.slot(last));
+        let from = from.max(to.saturating_sub(WINDOW_SLOTS as u64 - 1));
+        let count = to - from + 1;
+        for slot in from..=to {
+            let entry = &mut self.slots[(slot % WINDOW_SLOTS as u64) as usize];
+            if entry.0 != slot {
+                if entry.0 > slot {
+                    // Older than what the slot holds now: out of the window.
+                    continue;
+                }
+                *entry = (slot, 0, 0);
+            }
+            entry.1 = entry.1.saturating_add(records.div_ceil(count));
+            entry.2 = entry.2.saturating_add(bytes.div_ceil(count));
+        }
+    }
+
+    /// Records and bytes per second delivered of what was written over the
+    /// last second of writes reported (or since the first, when shorter).
+    fn rates(&mut self) -> (f64, f64) {
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return (0.0, 0.0);
+        };
+        let slot = self.slot(last);
+        let oldest = slot.saturating_sub(WINDOW_SLOTS as u64 - 1);
+        let (mut records, mut bytes) = (0u64, 0u64);
+        for &(s, r, b) in self.slots.iter() {
+            if s != 0 && s >= oldest && s <= slot {
+                records = records.saturating_add(r);
+                bytes = bytes.saturating_add(b);
+            }
+        }
+        let span = last
+            .saturating_duration_since(first)
+            .saturating_add(SLOT)
+            .min(SLOT * WINDOW_SLOTS as u32)
+            .as_secs_f64();
+        (records as f64 / span, bytes as f64 / span)
+    }
+}
+
+/// The pace once a server throttled: the rates that were throttled and
+/// when, from which the rates in force grow.
+#[derive(Clone, Copy, Debug)]
+struct Limit {
+    /// Records and bytes per second at the last decrease (CUBIC's W_max).
+    base: (f64, f64),
+    /// The last decrease.
+    since: Instant,
+}
+
+impl Limit {
+    /// The multiple of `base` in force `t` after the decrease: from
+    /// [`DECREASE`] up to 1 at [`PLATEAU`], 1 + (1 - DECREASE) at twice
+    /// the plateau, then doubling every plateau.
+    fn factor(t: Duration) -> f64 {
+        let k = PLATEAU.as_secs_f64();
+        let t = t.as_secs_f64().min(3600.0);
+        if t <= 2.0 * k {
+            let x = (t - k) / k;
+            1.0 + (1.0 - DECREASE) * x * x * x
+        } else {
+            (1.0 + (1.0 - DECREASE)) * 2f64.powf(((t - 2.0 * k) / k).min(60.0))
+        }
+    }
+
+    fn rates(&self, now: Instant) -> (f64, f64) {
+        let f = Limit::factor(now.saturating_duration_since(self.since));
+        (
+            (self.base.0 * f).max(MIN_RECORDS_PER_S),
+            (self.base.1 * f).max(MIN_BYTES_PER_S),
+        )
+    }
+}
+
+/// The pace of one endpoint and cluster.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PaceState {
+    limit: Option<Limit>,
+    /// Records and bytes in store, when limited.
+    tokens: (f64, f64),
+    refilled_at: Option<Instant>,
+    /// No record goes before this (a server's `Retry-After`).
+    paused_until: Option<Instant>,
+    delivered: Window,
+    /// Decreases so far.
+    decreases: u64,
+}
+
+impl PaceState {
+    /// Whether records are paced now.
+    #[cfg(test)]
+    pub(crate) fn is_limited(&self) -> bool {
+        self.limit.is_some()
+    }
+
+    /// The rates in force, when limited: records and bytes per second.
+    pub(crate) fn rates(&self, now: Instant) -> Option<(f64, f64)> {
+        self.limit.map(|limit| limit.rates(now))
+    }
+
+    /// Decreases so far.
+    #[cfg(test)]
+    pub(crate) fn decreases(&self) -> u64 {
+        self.decreases
+    }
+
+    /// Takes back what a lane held, learns from its signals and hands it
+    /// the credit it may use until it asks again. `demand` (what the lane
+    /// would write) is asked only when records are paced.
+    pub(crate) fn exchange(
+        &mut self,
+        now: Instant,
+        signals: &Signals,
+        held: Option<Credit>,
+        demand: impl FnOnce() -> Demand,
+    ) -> Grant {
+        if let Some(written) = signals.written {
+            self.delivered
+                .add(written, signals.delivered, signals.delivered_bytes);
+        }
+        if let Some(written) = signals.throttled_written {
+            self.throttled(now, written);
+        }
+        if let Some(pause) = signals.pause {
+            let until = now.checked_add(pause.min(MAX_RETRY_AFTER));
+            self.paused_until = self.paused_until.max(until);
+        }
+        self.refill(now);
+        if let Some(held) = held {
+            self.tokens.0 += held.records as f64;
+            self.tokens.1 += held.bytes as f64;
+        }
+        if self.limit.is_some() {
+            self.lift_if_loose(now);
+        }
+        if let Some(until) = self.paused_until.filter(|at| *at > now) {
+            return Grant {
+                credit: Some(Credit::default()),
+                again_at: Some(until),
+            };
+        }
+        let Some(limit) = self.limit else {
+            return Grant {
+                credit: None,
+                again_at: None,
+            };
+        };
+        let demand = demand();
+        let records = (self.tokens.0.max(0.0).floor() as u64).min(demand.records);
+        let bytes = if self.tokens.1 > 0.0 && records > 0 {
+            self.tokens.1.min(demand.bytes as f64).ceil().max(1.0)
+        } else {
+            0.0
+        };
+        self.tokens.0 -= records as f64;
+        self.tokens.1 -= bytes;
+        let credit = Credit {
+            records,
+            bytes: bytes as i64,
+        };
+        let again_at = (records < demand.records || (bytes as u64) < demand.bytes).then(|| {
+            let (rate, byte_rate) = limit.rates(now);
+            let quantum = |rate: f64, store: f64| {
+                let quantum = (rate * QUANTUM.as_secs_f64()).max(1.0);
+                let missing = (quantum - store).max(0.0);
+                Duration::try_from_secs_f64((missing / rate).clamp(0.0, 1.0))
+                    .unwrap_or(Duration::from_secs(1))
+            };
+            let wait = quantum(rate, self.tokens.0).max(quantum(byte_rate, self.tokens.1));
+            now.checked_add(wait.max(Duration::from_micros(100)))
+                .unwrap_or(now)
+        });
+        Grant {
+            credit: Some(credit),
+            again_at,
+        }
+    }
+
+    /// A record written at `written` was throttled.
+    fn throttled(&mut self, now: Instant, written: Instant) {
+        if self.limit.is_some_and(|limit| written < limit.since) {
+            // Written at the pace before the last decrease.
+            return;
+        }
+        let (accepted, accepted_bytes) = self.delivered.rates();
+        let current = self
+            .limit
+            .map_or((f64::INFINITY, f64::INFINITY), |l| l.rates(now));
+        let base = |current: f64, accepted: f64, min: f64| {
+            let base = if accepted > 0.0 {
+                current.min(accepted)
+            } else if current.is_finite() {
+                // Nothing got through lately: below what was tried.
+                current * DECREASE
+            } else {
+                min
+            };
+            base.max(min)
+        };
+        let base = (
+            base(current.0, accepted, MIN_RECORDS_PER_S),
+            base(current.1, accepted_bytes, MIN_BYTES_PER_S),
+        );
+        self.limit = Some(Limit { base, since: now });
+        self.decreases += 1;
+        // What was in store was for the faster pace.
+        self.tokens = (self.tokens.0.min(1.0), self.tokens.1.min(1.0));
+    }
+
+    /// Adds what the rates earned since the last refill, up to the store.
+    fn refill(&mut self, now: Instant) {
+        let last = self.refilled_at.replace(now);
+        let Some(limit) = self.limit else {
+            return;
+        };
+        let since = last.map_or(Duration::ZERO, |l| now.saturating_duration_since(l));
+        let (rate, byte_rate) = limit.rates(now);
+        let burst = BURST.as_secs_f64();
+        let elapsed = since.as_secs_f64();
+        let cap = |rate: f64| (rate * burst).max(1.0);
+        self.tokens.0 = (self.tokens.0 + rate * elapsed).min(cap(rate));
+        self.tokens.1 = (self.tokens.1 + byte_rate * elapsed).min(cap(byte_rate));
+    }
+
+    /// Lifts a pace far above what the server accepts: nothing has been
+    /// throttled for a long while.
+    fn lift_if_loose(&mut self, now: Instant) {
+        let Some(limit) = self.limit else { return };
+        if now.saturating_duration_since(limit.since) < PLATEAU * 4 {
+            return;
+        }
+        let (accepted, _) = self.delivered.rates();
+        let (rate, _) = limit.rates(now);
+        if rate > accepted.max(MIN_RECORDS_PER_S) * LIFT_RATIO {
+            self.limit = None;
+            self.tokens = (0.0, 0.0);
+        }
+    }
+}
+
+/// A [`PaceState`] shared by lanes.
+#[derive(Debug, Default)]
+pub(crate) struct SharedPace {
+    state: Mutex<PaceState>,
+}
+
+impl SharedPace {
+    /// [`PaceState::exchange`] on the shared state.
+    pub(crate) fn exchange(
+        &self,
+        now: Instant,
+        signals: &Signals,
+        held: Option<Credit>,
+        demand: impl FnOnce() -> Demand,
+    ) -> Grant {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .exchange(now, signals, held, demand)
+    }
+
+    /// The rates in force, when limited.
+    pub(crate) fn rates(&self, now: Instant) -> Option<(f64, f64)> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rates(now)
+    }
+
+    /// The pace of `endpoint` and `cluster`, shared by every client of
+    /// them in the process.
+    pub(crate) fn of(endpoint: &str, cluster: &str) -> Arc<SharedPace> {
+        type Paces = Mutex<HashMap<(String, String), Weak<SharedPace>>>;
+        static PACES: OnceLock<Paces> = OnceLock::new();
+        let mut paces = PACES
+            .get_or_init(Paces::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (endpoint.to_owned(), cluster.to_owned());
+        if let Some(pace) = paces.get(&key).and_then(Weak::upgrade) {
+            return pace;
+        }
+        paces.retain(|_, pace| pace.strong_count() > 0);
+        let pace = Arc::new(SharedPace::default());
+        paces.insert(key, Arc::downgrade(&pace));
+        pace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// `n` records delivered, written over the 100 ms before `at`.
+    fn delivered_at(at: Instant, n: u64, bytes_each: u64) -> Signals {
+        Signals {
+            delivered: n,
+            delivered_bytes: n * bytes_each,
+            written: Some((at - ms(99), at)),
+            ..Signals::default()
+        }
+    }
+
+    fn throttled(written: Instant) -> Signals {
+        let mut s = Signals::default();
+        s.throttled(written);
+        s
+    }
+
+    const WANT: Demand = Demand {
+        records: 1_000_000,
+        bytes: 1 << 40,
+    };
+
+    #[test]
+    fn unlimited_until_throttled() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        for i in 0..100 {
+            let grant = pace.exchange(t0 + ms(i), &delivered_at(t0 + ms(i), 100, 10), None, || WANT);
+            assert_eq!(grant.credit, None);
+            assert_eq!(grant.again_at, None);
+        }
+        assert!(!pace.is_limited());
+    }
+
+    #[test]
+    fn a_throttle_paces_below_what_was_accepted() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        // 1,000 records/s of 100 bytes accepted for a second.
+        for i in 0..10 {
+            pace.exchange(t0 + ms(100 * i), &delivered_at(t0 + ms(100 * i), 100, 100), None, || WANT);
+        }
+        let now = t0 + ms(1000);
+        pace.exchange(now, &throttled(now), None, || WANT);
+        let (rate, bytes) = pace.rates(now).unwrap();
+        assert!((600.0..=750.0).contains(&rate), "{rate}");
+        assert!((60_000.0..=75_000.0).contains(&bytes), "{bytes}");
+        // It grows back to about what was accepted after the plateau.
+        let (later, _) = pace.rates(now + PLATEAU).unwrap();
+        assert!((850.0..=1050.0).contains(&later), "{later}");
+    }
+
+    #[test]
+    fn throttles_of_records_written_before_a_decrease_are_ignored() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        pace.exchange(t0, &delivered_at(t0, 1000, 10), None, || WANT);
+        let first = t0 + ms(500);
+        pace.exchange(first, &throttled(first - ms(1)), None, || WANT);
+        assert_eq!(pace.decreases(), 1);
+        for i in 1..10 {
+            pace.exchange(first + ms(i), &throttled(first - ms(1)), None, || WANT);
+        }
+        assert_eq!(pace.decreases(), 1);
+        pace.exchange(first + ms(20), &throttled(first + ms(10)), None, || WANT);
+        assert_eq!(pace.decreases(), 2);
+    }
+
+    #[test]
+    fn credit_follows_the_rate() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        for i in 0..10 {
+            pace.exchange(t0 + ms(100 * i), &delivered_at(t0 + ms(100 * i), 1000, 10), None, || WANT);
+        }
+        let start = t0 + ms(1000);
+        pace.exchange(start, &throttled(start), None, || WANT);
+        // Ask every millisecond for two seconds; count what is granted.
+        let mut granted = 0;
+        let mut held = None;
+        for i in 0..2000 {
+            let grant = pace.exchange(start + ms(i), &Signals::default(), held, || WANT);
+            let credit = grant.credit.unwrap();
+            granted += credit.records;
+            held = Some(Credit { records: 0, bytes: 0 });
+            assert!(grant.again_at.is_some());
+        }
+        // 0.7 of 10,000/s growing back to 10,000/s over the first second,
+        // then up to 1.3 times it: about 20,000 in all.
+        assert!((15_000..=23_000).contains(&granted), "{granted}");
+    }
+
+    #[test]
+    fn unused_credit_goes_back() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        pace.exchange(t0, &delivered_at(t0, 1000, 10), None, || WANT);
+        let now = t0 + ms(100);
+        pace.exchange(now, &throttled(now), None, || WANT);
+        let later = now + ms(20);
+        let grant = pace.exchange(later, &Signals::default(), None, || WANT);
+        let credit = grant.credit.unwrap();
+        assert!(credit.records > 0);
+        let again = pace.exchange(later, &Signals::default(), Some(credit), || WANT);
+        assert_eq!(again.credit.unwrap().records, credit.records);
+    }
+
+    #[test]
+    fn a_record_larger_than_the_store_still_goes() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        pace.exchange(t0, &delivered_at(t0, 10, 10), None, || WANT);
+        let now = t0 + ms(100);
+        pace.exchange(now, &throttled(now), None, || WANT);
+        let mut credit = pace
+            .exchange(now + ms(500), &Signals::default(), None, || WANT)
+            .credit
+            .unwrap();
+        assert!(credit.admits());
+        credit.charge(10 << 20);
+        assert!(!credit.admits());
+        // The debt is paid before anything else goes.
+        let next = pace
+            .exchange(now + ms(600), &Signals::default(), Some(credit), || WANT)
+            .credit
+            .unwrap();
+        assert!(!next.admits(), "{next:?}");
+    }
+
+    #[test]
+    fn a_pause_holds_everything_until_it_is_over() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        pace.exchange(t0, &delivered_at(t0, 1000, 10), None, || WANT);
+        pace.exchange(t0 + ms(10), &throttled(t0 + ms(10)), None, || WANT);
+        let mut pause = Signals::default();
+        pause.pause(Duration::from_secs(3));
+        let grant = pace.exchange(t0 + ms(20), &pause, None, || WANT);
+        assert_eq!(grant.credit.unwrap().records, 0);
+        assert_eq!(grant.again_at, Some(t0 + ms(20) + Duration::from_secs(3)));
+        // An absurd pause is capped.
+        let mut absurd = Signals::default();
+        absurd.pause(Duration::MAX);
+        let grant = pace.exchange(t0 + ms(30), &absurd, None, || WANT);
+        assert!(grant.again_at.unwrap() <= t0 + ms(30) + MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn a_raised_limit_is_found_again_and_a_loose_pace_lifted() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        pace.exchange(t0, &delivered_at(t0, 100, 10), None, || WANT);
+        pace.exchange(t0 + ms(100), &throttled(t0 + ms(100)), None, || WANT);
+        let (at_first, _) = pace.rates(t0 + ms(100)).unwrap();
+        let (later, _) = pace.rates(t0 + Duration::from_secs(10)).unwrap();
+        assert!(later > at_first * 100.0, "{at_first} {later}");
+        // Nothing delivered lately and a pace far above it: lifted.
+        let grant = pace.exchange(t0 + Duration::from_secs(10), &Signals::default(), None, || WANT);
+        assert_eq!(grant.credit, None);
+        assert!(!pace.is_limited());
+    }
+
+    #[test]
+    fn no_panic_on_extreme_inputs() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        let huge = Signals {
+            delivered: u64::MAX,
+            delivered_bytes: u64::MAX,
+            ..Signals::default()
+        };
+        pace.exchange(t0, &huge, None, || WANT);
+        pace.exchange(t0, &throttled(t0), Some(Credit { records: u64::MAX, bytes: i64::MIN }), || WANT);
+        for later in [ms(0), ms(1), Duration::from_secs(86_400 * 365)] {
+            let grant = pace.exchange(t0 + later, &throttled(t0 + later), None, || WANT);
+            assert!(grant.credit.is_some());
+        }
+        assert!(Limit::factor(Duration::MAX).is_finite());
+    }
+
+    #[test]
+    fn clients_of_one_endpoint_and_cluster_share_a_pace() {
+        let a = SharedPace::of("https://a.example", "lkc-1");
+        let b = SharedPace::of("https://a.example", "lkc-1");
+        let c = SharedPace::of("https://a.example", "lkc-2");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+}
