@@ -48,6 +48,14 @@
 //! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
 //! start, whose PEM is [`Emulator::ca_certificate_pem`].
 //!
+//! Rate limits: [`EmulatorBuilder::with_rate_limits`] and
+//! [`EmulatorBuilder::with_cluster_rate_limits`] (or, while running,
+//! [`Emulator::set_rate_limits`] and [`Emulator::set_cluster_rate_limits`])
+//! play the self-managed REST Proxy's produce rate limiter: records and bytes
+//! per second, global and per cluster, with an in-band 429 for each record
+//! over a limit. [`EmulatorBuilder::with_extra_cluster_id`] serves more than
+//! one cluster id, sharing the topics.
+//!
 //! Intermediaries: [`EmulatorBuilder::with_intermediary`] (or, while running,
 //! [`Emulator::set_intermediary`]) plays an HTTP [`Intermediary`] in front of
 //! the produce endpoints: a reverse proxy that reads whole request bodies
@@ -242,6 +250,25 @@ impl EmulatorBuilder {
     /// the limit is not already in debt, and the records after it wait for
     /// the debt to be paid off. Refused records are counted by
     /// [`Emulator::rate_limited_records`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use ccloud_kafka_rest_emulator::{Emulator, RateLimits};
+    ///
+    /// let emulator = Emulator::builder()
+    ///     .with_topic("orders", 3)
+    ///     .with_cluster_id("lkc-a")
+    ///     .with_extra_cluster_id("lkc-b")
+    ///     .with_rate_limits(RateLimits::unlimited().with_records_per_second(1_000))
+    ///     .with_cluster_rate_limits("lkc-b", RateLimits::unlimited().with_bytes_per_second(65_536))
+    ///     .start()
+    ///     .await?;
+    /// // Halve the global limit while running:
+    /// emulator.set_rate_limits(RateLimits::unlimited().with_records_per_second(500));
+    /// emulator.set_cluster_rate_limits("lkc-a", RateLimits::unlimited().with_records_per_second(10))?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_rate_limits(mut self, global: RateLimits) -> Self {
         self.rate_limits = global;
         self
