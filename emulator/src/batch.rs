@@ -6,7 +6,9 @@ use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::{Response, StatusCode};
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::body::{BodyReader, Read};
 use super::raw::RawRecord;
@@ -140,6 +142,23 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The length of each entry's JSON text as sent (in bytes of the request's
+/// charset), which the rate limits count; `None` if the text is not a batch.
+fn entry_costs(text: &[u8], latin1: bool) -> Option<Vec<usize>> {
+    #[derive(Deserialize)]
+    struct Spans<'a> {
+        #[serde(borrow)]
+        entries: Vec<&'a RawValue>,
+    }
+    let spans: Spans<'_> = serde_json::from_slice(text).ok()?;
+    let cost = |entry: &RawValue| match latin1 {
+        // Each ISO-8859-1 byte was decoded to one character.
+        true => entry.get().chars().count(),
+        false => entry.get().len(),
+    };
+    Some(spans.entries.iter().map(|e| cost(e)).collect())
+}
+
 fn batch_error(message: String) -> Response<ResponseBody> {
     error_response(StatusCode::UNPROCESSABLE_ENTITY, 42208, &message)
 }
@@ -148,6 +167,7 @@ fn batch_error(message: String) -> Response<ResponseBody> {
 /// ids and produces every entry.
 pub(crate) async fn respond(
     shared: &Shared,
+    cluster: &str,
     topic: &TopicLog,
     charset: Charset,
     mut body: BodyReader,
@@ -220,13 +240,22 @@ pub(crate) async fn respond(
     }
     drop(seen);
 
-    let mut success_writer = SuccessWriter::new(&shared.cluster_id, topic.name());
+    // Only worked out when a rate limit may count them.
+    let costs = match shared.rate_limiter.is_on() {
+        true => entry_costs(&text, charset == Charset::Latin1),
+        false => None,
+    }
+    .unwrap_or_default();
+    let mut success_writer = SuccessWriter::new(cluster, topic.name());
     let mut successes = BytesMut::new();
     let mut failures = BytesMut::new();
     let mut appender = topic.appender();
-    for mut entry in request.entries {
+    for (index, mut entry) in request.entries.into_iter().enumerate() {
         let id = entry.id.take().map(|t| t.0).unwrap_or_default();
-        match record::prepare(&mut entry).and_then(|p| deliver(shared, topic, &mut appender, p)) {
+        let cost = costs.get(index).copied().unwrap_or(text.len());
+        let delivered = record::prepare(&mut entry)
+            .and_then(|p| deliver(shared, cluster, topic, &mut appender, p, cost));
+        match delivered {
             Ok(delivered) => {
                 if !successes.is_empty() {
                     successes.put_u8(b',');
@@ -252,7 +281,17 @@ pub(crate) async fn respond(
 
 #[cfg(test)]
 mod tests {
-    use super::valid_id;
+    use super::{entry_costs, valid_id};
+
+    #[test]
+    fn costs_are_each_entrys_text() {
+        let text =
+            br#"{"entries": [ {"id":"1"} , {"id":"2","value":{"type":"BINARY","data":"AAAA"}}]}"#;
+        assert_eq!(entry_costs(text, false), Some(vec![10, 50]));
+        let latin1 = "{\"entries\":[{\"id\":\"\u{e9}\"}]}";
+        assert_eq!(entry_costs(latin1.as_bytes(), true), Some(vec![10]));
+        assert_eq!(entry_costs(b"[]", false), None);
+    }
 
     #[test]
     fn ids() {

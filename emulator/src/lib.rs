@@ -48,6 +48,14 @@
 //! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
 //! start, whose PEM is [`Emulator::ca_certificate_pem`].
 //!
+//! Rate limits: [`EmulatorBuilder::with_rate_limits`] and
+//! [`EmulatorBuilder::with_cluster_rate_limits`] (or, while running,
+//! [`Emulator::set_rate_limits`] and [`Emulator::set_cluster_rate_limits`])
+//! play the self-managed REST Proxy's produce rate limiter: records and bytes
+//! per second, global and per cluster, with an in-band 429 for each record
+//! over a limit. [`EmulatorBuilder::with_extra_cluster_id`] serves more than
+//! one cluster id, sharing the topics.
+//!
 //! Intermediaries: [`EmulatorBuilder::with_intermediary`] (or, while running,
 //! [`Emulator::set_intermediary`]) plays an HTTP [`Intermediary`] in front of
 //! the produce endpoints: a reverse proxy that reads whole request bodies
@@ -75,6 +83,7 @@ mod oauth;
 mod path;
 mod produce;
 mod proxy;
+mod rate_limit;
 mod raw;
 mod record;
 mod report;
@@ -101,6 +110,7 @@ use tokio::task::JoinHandle;
 pub use faults::{FaultPlan, FaultStats, HttpFault};
 pub use intermediary::{Intermediary, IntermediaryMode, MAX_HELD_REPORT_BYTES};
 pub use oauth::TokenRequest;
+pub use rate_limit::{MAX_RATE_PER_SECOND, RateLimits};
 
 use auth::AuthConfig;
 use faults::Faults;
@@ -145,6 +155,9 @@ pub struct StoredRecord {
 pub struct EmulatorBuilder {
     listen: SocketAddr,
     cluster_id: String,
+    extra_cluster_ids: Vec<String>,
+    rate_limits: RateLimits,
+    cluster_rate_limits: Vec<(String, RateLimits)>,
     topics: Vec<(String, i32)>,
     auto_create_topics: bool,
     default_partitions: i32,
@@ -165,6 +178,9 @@ impl Default for EmulatorBuilder {
         EmulatorBuilder {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             cluster_id: DEFAULT_CLUSTER_ID.to_owned(),
+            extra_cluster_ids: Vec::new(),
+            rate_limits: RateLimits::unlimited(),
+            cluster_rate_limits: Vec::new(),
             topics: Vec::new(),
             auto_create_topics: false,
             default_partitions: 1,
@@ -192,6 +208,86 @@ impl EmulatorBuilder {
     /// The cluster id accepted in request paths. Defaults to [`DEFAULT_CLUSTER_ID`].
     pub fn with_cluster_id(mut self, id: impl Into<String>) -> Self {
         self.cluster_id = id.into();
+        self
+    }
+
+    /// Serves another cluster id besides [`with_cluster_id`](Self::with_cluster_id)'s,
+    /// as one REST Proxy in front of several clusters does. Calling it again
+    /// adds another; an id already served is not added twice.
+    ///
+    /// To keep things simple the clusters share everything but their
+    /// per-cluster [rate limits](Self::with_cluster_rate_limits): the same
+    /// topics and logs (a record produced through one cluster id is read
+    /// back through any), credentials and faults. Reports name the cluster
+    /// id of the request's path.
+    pub fn with_extra_cluster_id(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        if !self.extra_cluster_ids.contains(&id) {
+            self.extra_cluster_ids.push(id);
+        }
+        self
+    }
+
+    /// Turns on the self-managed REST Proxy's produce rate limiter (off by
+    /// default) with these global limits, shared by every cluster id
+    /// served. [`with_cluster_rate_limits`](Self::with_cluster_rate_limits)
+    /// adds limits of one cluster.
+    ///
+    /// The limits apply to each record of a stream, of a one-record request
+    /// and of a `records:batch`, once it has been read and validated and
+    /// before the broker's checks, in this order: the global record count,
+    /// the global bytes, the cluster's record count, the cluster's bytes; a
+    /// check passed spends its allowance even when a later one refuses the
+    /// record. A record counts one record and the length of its JSON text as
+    /// sent (base64 data at its encoded length, whitespace within the object
+    /// included, none between objects). Nothing waits: a record over a limit
+    /// is answered with the in-band report `{"error_code":429,"message":
+    /// "Request rate limit exceeded: ..."}` (a `failures` entry with 429 in a
+    /// batch), is not stored, and the stream goes on; the HTTP status stays
+    /// 200. Each limit allows a burst of one second's worth, stored up at
+    /// the rate while quiet (a limit starts with its burst stored), and one
+    /// record more: a record costing more than is stored still passes when
+    /// the limit is not already in debt, and the records after it wait for
+    /// the debt to be paid off. Refused records are counted by
+    /// [`Emulator::rate_limited_records`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// use ccloud_kafka_rest_emulator::{Emulator, RateLimits};
+    ///
+    /// let emulator = Emulator::builder()
+    ///     .with_topic("orders", 3)
+    ///     .with_cluster_id("lkc-a")
+    ///     .with_extra_cluster_id("lkc-b")
+    ///     .with_rate_limits(RateLimits::unlimited().with_records_per_second(1_000))
+    ///     .with_cluster_rate_limits("lkc-b", RateLimits::unlimited().with_bytes_per_second(65_536))
+    ///     .start()
+    ///     .await?;
+    /// // Halve the global limit while running:
+    /// emulator.set_rate_limits(RateLimits::unlimited().with_records_per_second(500));
+    /// emulator.set_cluster_rate_limits("lkc-a", RateLimits::unlimited().with_records_per_second(10))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_rate_limits(mut self, global: RateLimits) -> Self {
+        self.rate_limits = global;
+        self
+    }
+
+    /// Rate limits of one cluster id (the one of
+    /// [`with_cluster_id`](Self::with_cluster_id) or one of
+    /// [`with_extra_cluster_id`](Self::with_extra_cluster_id); [`start`](Self::start)
+    /// refuses another), checked after the global ones of
+    /// [`with_rate_limits`](Self::with_rate_limits). Calling it again for the
+    /// same cluster replaces its limits.
+    pub fn with_cluster_rate_limits(
+        mut self,
+        cluster_id: impl Into<String>,
+        limits: RateLimits,
+    ) -> Self {
+        let cluster_id = cluster_id.into();
+        self.cluster_rate_limits.retain(|(c, _)| *c != cluster_id);
+        self.cluster_rate_limits.push((cluster_id, limits));
         self
     }
 
@@ -419,6 +515,13 @@ impl EmulatorBuilder {
         {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
         }
+        if let Some((unknown, _)) = self
+            .cluster_rate_limits
+            .iter()
+            .find(|(c, _)| *c != self.cluster_id && !self.extra_cluster_ids.contains(c))
+        {
+            return Err(unknown_cluster("with_cluster_rate_limits", unknown));
+        }
         let listener = server::bind(self.listen)?;
         let addr = listener.local_addr()?;
         let topics = Topics::new(
@@ -432,13 +535,20 @@ impl EmulatorBuilder {
             true => Some(Arc::new(tls::generate(self.client_certificates)?)),
             false => None,
         };
-        let shared = Arc::new(Shared::new(
-            self.cluster_id,
-            topics,
-            auth,
-            self.limits,
-            Faults::with_plan(self.faults),
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                self.cluster_id,
+                topics,
+                auth,
+                self.limits,
+                Faults::with_plan(self.faults),
+            )
+            .with_extra_cluster_ids(self.extra_cluster_ids),
+        );
+        shared.rate_limiter.set_global(self.rate_limits);
+        for (cluster, limits) in &self.cluster_rate_limits {
+            shared.rate_limiter.set_cluster(cluster, *limits);
+        }
         shared.intermediary.set(self.intermediary);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (listening_tx, listening) = watch::channel(server::Listening {
@@ -463,6 +573,17 @@ impl EmulatorBuilder {
             tls,
         })
     }
+}
+
+/// The error for a cluster id the emulator does not serve.
+fn unknown_cluster(setter: &str, cluster: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{setter} names cluster {cluster:?}, which is not served: \
+             add it with with_extra_cluster_id"
+        ),
+    )
 }
 
 /// The builder's former setter names, before every one was `with_*`.
@@ -709,9 +830,50 @@ impl Emulator {
         self.addr
     }
 
-    /// The cluster id accepted in request paths.
+    /// The cluster id accepted in request paths (the first one, when
+    /// [`EmulatorBuilder::with_extra_cluster_id`] adds others).
     pub fn cluster_id(&self) -> &str {
         &self.shared.cluster_id
+    }
+
+    /// Every cluster id accepted in request paths: [`cluster_id`](Self::cluster_id)
+    /// first, then those of [`EmulatorBuilder::with_extra_cluster_id`].
+    pub fn cluster_ids(&self) -> Vec<&str> {
+        std::iter::once(&self.shared.cluster_id)
+            .chain(&self.shared.extra_cluster_ids)
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Replaces the global produce rate limits (see
+    /// [`EmulatorBuilder::with_rate_limits`]) from the next record on.
+    /// Limits kept change their rate keeping the share of their burst that
+    /// is stored; a new one starts with its burst stored;
+    /// [`RateLimits::unlimited`] turns them off.
+    pub fn set_rate_limits(&self, global: RateLimits) {
+        self.shared.rate_limiter.set_global(global);
+    }
+
+    /// Replaces the produce rate limits of one cluster id served, as
+    /// [`set_rate_limits`](Self::set_rate_limits) does the global ones. A
+    /// cluster id not served is refused with [`io::ErrorKind::InvalidInput`].
+    pub fn set_cluster_rate_limits(&self, cluster_id: &str, limits: RateLimits) -> io::Result<()> {
+        let Some(cluster) = self.shared.served_cluster(cluster_id) else {
+            return Err(unknown_cluster("set_cluster_rate_limits", cluster_id));
+        };
+        self.shared.rate_limiter.set_cluster(cluster, limits);
+        Ok(())
+    }
+
+    /// How many records the produce rate limits have refused since the
+    /// start (or the last [`reset_rate_limited_records`](Self::reset_rate_limited_records)).
+    pub fn rate_limited_records(&self) -> u64 {
+        self.shared.rate_limiter.refused()
+    }
+
+    /// Sets [`rate_limited_records`](Self::rate_limited_records) back to zero.
+    pub fn reset_rate_limited_records(&self) {
+        self.shared.rate_limiter.reset_refused();
     }
 
     /// Creates a topic (or does nothing if it already exists) while running.

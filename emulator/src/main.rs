@@ -18,6 +18,14 @@
 //! cargo run -p ccloud-kafka-rest-emulator -- --outage 1000:4000 --outage 10000:12000
 //! ```
 //!
+//! The self-managed REST Proxy's produce rate limits, here 1000 records/s
+//! and 1 MB/s in all, and 200 records/s for each of two clusters:
+//!
+//! ```text
+//! cargo run -p ccloud-kafka-rest-emulator -- --rate-limit 1000 --rate-limit-bytes 1000000 \
+//!     --cluster-rate-limit 200 --extra-cluster-id lkc-other
+//! ```
+//!
 //! Behind an intermediary, here one like nginx with its defaults (whole
 //! bodies read first, capped at 1 MiB, 60 s upstream timeout):
 //!
@@ -33,7 +41,7 @@ use std::time::Duration;
 use ccloud_kafka_rest_emulator::MAX_CONFIGURED_DURATION;
 use ccloud_kafka_rest_emulator::{
     DEFAULT_CLUSTER_ID, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD_BYTES,
-    Emulator, EmulatorBuilder, FaultPlan, HttpFault, Intermediary,
+    Emulator, EmulatorBuilder, FaultPlan, HttpFault, Intermediary, RateLimits,
 };
 use clap::builder::RangedU64ValueParser;
 use clap::{Args as ClapArgs, Parser, ValueEnum};
@@ -49,6 +57,11 @@ struct Args {
     /// Cluster id accepted in request paths.
     #[arg(long, default_value = DEFAULT_CLUSTER_ID)]
     cluster_id: String,
+
+    /// Another cluster id to serve (repeatable). The clusters share the
+    /// topics; each has its own --cluster-rate-limit buckets.
+    #[arg(long = "extra-cluster-id", value_name = "ID")]
+    extra_cluster_ids: Vec<String>,
 
     /// A topic as NAME:PARTITIONS (repeatable). Defaults to demo:3.
     #[arg(long = "topic", value_name = "NAME:PARTITIONS", value_parser = parse_topic)]
@@ -86,6 +99,9 @@ struct Args {
 
     #[command(flatten)]
     limits: LimitArgs,
+
+    #[command(flatten)]
+    rate_limits: RateLimitArgs,
 
     #[command(flatten)]
     faults: FaultArgs,
@@ -215,6 +231,71 @@ impl LimitArgs {
             None => builder,
         }
     }
+}
+
+/// The self-managed REST Proxy's produce rate limiter, off unless a limit is
+/// set. Each record counts one record and its JSON text's length in bytes;
+/// one over a limit gets an in-band 429 and the stream goes on. A limit
+/// allows a burst of one second's worth. 0 is unlimited.
+#[derive(Debug, ClapArgs)]
+#[command(next_help_heading = "Rate limits")]
+struct RateLimitArgs {
+    /// Records per second, over every cluster: a record over it gets an
+    /// in-band 429 and the stream goes on; a burst of one second's worth
+    /// passes. [default: unlimited; 0 is unlimited too]
+    #[arg(long, value_name = "RECORDS_PER_S")]
+    rate_limit: Option<u64>,
+
+    /// Bytes of record JSON text per second, over every cluster.
+    #[arg(long, value_name = "BYTES_PER_S")]
+    rate_limit_bytes: Option<u64>,
+
+    /// Records per second for each cluster id served, apart.
+    #[arg(long, value_name = "RECORDS_PER_S")]
+    cluster_rate_limit: Option<u64>,
+
+    /// Bytes of record JSON text per second for each cluster id served, apart.
+    #[arg(long, value_name = "BYTES_PER_S")]
+    cluster_rate_limit_bytes: Option<u64>,
+}
+
+impl RateLimitArgs {
+    fn global(&self) -> RateLimits {
+        RateLimits {
+            records_per_second: self.rate_limit,
+            bytes_per_second: self.rate_limit_bytes,
+        }
+    }
+
+    fn per_cluster(&self) -> RateLimits {
+        RateLimits {
+            records_per_second: self.cluster_rate_limit,
+            bytes_per_second: self.cluster_rate_limit_bytes,
+        }
+    }
+
+    fn apply(&self, mut builder: EmulatorBuilder, clusters: &[&str]) -> EmulatorBuilder {
+        builder = builder.with_rate_limits(self.global());
+        if !self.per_cluster().is_unlimited() {
+            for cluster in clusters {
+                builder = builder.with_cluster_rate_limits(*cluster, self.per_cluster());
+            }
+        }
+        builder
+    }
+}
+
+/// `100 records/s and 1000 bytes/s` and the like.
+fn describe(limits: RateLimits) -> String {
+    let part = |limit: Option<u64>, unit: &str| match limit.filter(|&n| n > 0) {
+        Some(n) => format!("{n} {unit}/s"),
+        None => format!("unlimited {unit}"),
+    };
+    format!(
+        "{}, {}",
+        part(limits.records_per_second, "records"),
+        part(limits.bytes_per_second, "bytes")
+    )
 }
 
 /// Seeded faults applied to every streaming produce request.
@@ -387,6 +468,14 @@ async fn main() -> ExitCode {
         .with_listen(args.listen)
         .with_cluster_id(args.cluster_id.clone())
         .with_auto_create_topics(args.auto_create);
+    for id in &args.extra_cluster_ids {
+        builder = builder.with_extra_cluster_id(id.clone());
+    }
+    let clusters: Vec<&str> = std::iter::once(&args.cluster_id)
+        .chain(&args.extra_cluster_ids)
+        .map(String::as_str)
+        .collect();
+    builder = args.rate_limits.apply(builder, &clusters);
     for (name, partitions) in &topics {
         builder = builder.with_topic(name.clone(), *partitions);
     }
@@ -454,7 +543,16 @@ async fn main() -> ExitCode {
         auth.push_str(&format!(" --cacert '{}'", path.display()));
     }
     println!("Kafka REST emulator listening on {}", emu.url());
-    println!("cluster id: {}", emu.cluster_id());
+    for cluster in emu.cluster_ids() {
+        println!("cluster id: {cluster}");
+    }
+    let (global, per_cluster) = (args.rate_limits.global(), args.rate_limits.per_cluster());
+    if !global.is_unlimited() {
+        println!("rate limits (global): {}", describe(global));
+    }
+    if !per_cluster.is_unlimited() {
+        println!("rate limits (each cluster): {}", describe(per_cluster));
+    }
     for (name, partitions) in &topics {
         println!("topic: {name} ({partitions} partitions)");
     }
@@ -479,8 +577,12 @@ async fn main() -> ExitCode {
     }
     let delivered: usize = topics.iter().map(|(name, _)| emu.records(name).len()).sum();
     let stats = emu.fault_stats();
+    let rate_limited = emu.rate_limited_records();
     emu.shutdown().await;
     println!("stopped after {delivered} delivered record(s) in the declared topics");
+    if !global.is_unlimited() || !per_cluster.is_unlimited() {
+        println!("records refused for rate: {rate_limited}");
+    }
     if faulty {
         println!("faults applied: {stats:?}");
     }

@@ -171,7 +171,7 @@ pub(crate) async fn produce(
         Ok(charset) => charset,
         Err(error) => return error.response(),
     };
-    if target.cluster != shared.cluster_id {
+    if shared.served_cluster(&target.cluster).is_none() {
         return error_response(
             StatusCode::NOT_FOUND,
             404,
@@ -203,9 +203,18 @@ pub(crate) async fn produce(
     };
     let body = BodyReader::new(req.into_body(), connection.activity, idle, limit);
     if target.batch {
-        batch::respond(shared, &topic, charset, body).await
+        batch::respond(shared, &target.cluster, &topic, charset, body).await
     } else {
-        stream::respond(Arc::clone(shared), topic, charset, body, connection.kill).await
+        let cluster = target.cluster;
+        stream::respond(
+            Arc::clone(shared),
+            cluster,
+            topic,
+            charset,
+            body,
+            connection.kill,
+        )
+        .await
     }
 }
 

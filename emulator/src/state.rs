@@ -14,6 +14,7 @@ use super::auth::AuthConfig;
 use super::faults::Faults;
 use super::intermediary::IntermediarySetting;
 use super::log::PartitionLog;
+use super::rate_limit::{RateLimiter, RateLimits};
 use super::record::{Prepared, RecordError};
 use super::sync::lock;
 
@@ -93,7 +94,12 @@ pub(crate) const MAX_KAFKA_RECORD_BYTES: usize = 1024 * 1024;
 
 /// Everything the server tasks share.
 pub(crate) struct Shared {
+    /// The cluster id [`Emulator::cluster_id`](super::Emulator::cluster_id) answers.
     pub cluster_id: String,
+    /// The other cluster ids served, sharing the topics.
+    pub extra_cluster_ids: Vec<String>,
+    /// The produce rate limits.
+    pub rate_limiter: RateLimiter,
     pub topics: Topics,
     pub auth: AuthConfig,
     pub limits: Limits,
@@ -114,6 +120,8 @@ impl Shared {
     ) -> Shared {
         Shared {
             cluster_id,
+            extra_cluster_ids: Vec::new(),
+            rate_limiter: RateLimiter::new(RateLimits::unlimited(), []),
             topics,
             auth,
             limits,
@@ -122,6 +130,20 @@ impl Shared {
             requests: AtomicU64::new(0),
             last_headers: Mutex::new(None),
         }
+    }
+
+    /// The same state serving `extra` cluster ids besides its own.
+    pub fn with_extra_cluster_ids(mut self, extra: Vec<String>) -> Shared {
+        self.extra_cluster_ids = extra;
+        self
+    }
+
+    /// The served cluster id equal to `id`, if any.
+    pub fn served_cluster(&self, id: &str) -> Option<&str> {
+        std::iter::once(&self.cluster_id)
+            .chain(&self.extra_cluster_ids)
+            .find(|served| *served == id)
+            .map(String::as_str)
     }
 
     pub fn set_last_headers(&self, headers: Vec<(String, String)>) {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::body::{BodyReader, Read, too_large_message};
 use super::compact;
 use super::faults::{self, FaultPlan, Lane, Rng, Stats};
+use super::rate_limit::RATE_LIMITED_MESSAGE;
 use super::raw::RawRecord;
 use super::record::{self, ParseError, Prepared, RecordError};
 use super::report::{self, Delivered, SuccessWriter};
@@ -27,18 +28,34 @@ const PENDING_CHUNKS: usize = 32;
 /// The message of the HTTP 422 for a body without any record.
 pub(crate) const EMPTY_BODY: &str = "Payload error. Request body is empty. Data is required.";
 
-/// Checks and appends a prepared record, returning what to report.
+/// Checks and appends a prepared record of `cost` bytes of JSON text to
+/// `cluster`, returning what to report.
 pub(crate) fn deliver(
     shared: &Shared,
+    cluster: &str,
     topic: &TopicLog,
     appender: &mut Appender<'_>,
     mut record: Prepared<'_>,
+    cost: usize,
 ) -> Result<Delivered, RecordError> {
+    admit(shared, cluster, cost)?;
     let partition = check(topic, &record)?;
     if let Some(fault) = shared.faults.take_record() {
         return Err(RecordError::new(fault.code, fault.message));
     }
     Ok(append(appender, partition, &mut record, record::now_millis))
+}
+
+/// The produce rate limits' verdict on a valid record of `cost` bytes of JSON
+/// text: an in-band 429 when it is over one of them. Checked once per record,
+/// after it is read and validated and before the broker's checks, as the REST
+/// Proxy checks it before serializing the record.
+fn admit(shared: &Shared, cluster: &str, cost: usize) -> Result<(), RecordError> {
+    if shared.rate_limiter.admit(cluster, cost) {
+        Ok(())
+    } else {
+        Err(RecordError::new(429, RATE_LIMITED_MESSAGE))
+    }
 }
 
 /// Chooses the partition of a record and checks its size, as the broker would.
@@ -107,6 +124,7 @@ fn validate<'a>(raw: &mut RawRecord<'a>) -> Result<Prepared<'a>, RecordError> {
 /// ends), and a planned open failure its HTTP error at once.
 pub(crate) async fn respond(
     shared: Arc<Shared>,
+    cluster: String,
     topic: Arc<TopicLog>,
     charset: Charset,
     mut body: BodyReader,
@@ -147,7 +165,7 @@ pub(crate) async fn respond(
     };
     let (tx, rx) = mpsc::channel(PENDING_CHUNKS);
     let header_delay = plan.header_delay.filter(|d| !d.is_zero());
-    let stream = Stream::new(shared, topic, charset, plan, index, rng);
+    let stream = Stream::new(shared, &cluster, topic, charset, plan, index, rng);
     tokio::spawn(stream.run(body, first, tx, kill));
     if let Some(delay) = header_delay {
         tracing::debug!(?delay, "holding the headers back as planned");
@@ -200,6 +218,8 @@ async fn until(deadline: Option<Instant>) {
 
 struct Stream {
     shared: Arc<Shared>,
+    /// The cluster id of the request's path.
+    cluster: String,
     topic: Arc<TopicLog>,
     successes: SuccessWriter,
     latin1: bool,
@@ -233,6 +253,7 @@ struct Stream {
 impl Stream {
     fn new(
         shared: Arc<Shared>,
+        cluster: &str,
         topic: Arc<TopicLog>,
         charset: Charset,
         plan: Arc<FaultPlan>,
@@ -248,7 +269,8 @@ impl Stream {
             .stream_close_delay
             .unwrap_or(shared.limits.stream_close_delay);
         Stream {
-            successes: SuccessWriter::new(&shared.cluster_id, topic.name()),
+            successes: SuccessWriter::new(cluster, topic.name()),
+            cluster: cluster.to_owned(),
             shared,
             topic,
             latin1: charset == Charset::Latin1,
@@ -402,8 +424,9 @@ impl Stream {
                 && let Some(mut raw) = reader.record()
                 && reader.consumed() <= limit
             {
-                self.scanner.skip_to(start + reader.consumed());
-                let handled = self.record_read(&mut raw, &mut appender);
+                let cost = reader.consumed();
+                self.scanner.skip_to(start + cost);
+                let handled = self.record_read(&mut raw, cost, &mut appender);
                 if self.counted(handled) {
                     return Step::Cut;
                 }
@@ -471,6 +494,8 @@ impl Stream {
         if self.expired() {
             return Ok(self.expire());
         }
+        // The rate limits count the text as sent.
+        let cost = json.len();
         let latin1_text: String;
         let json = if self.latin1 {
             latin1_text = json.iter().map(|&b| char::from(b)).collect();
@@ -478,15 +503,20 @@ impl Stream {
         } else {
             json
         };
-        Ok(self.produce(prepare(json)?, appender))
+        Ok(self.produce(prepare(json)?, cost, appender))
     }
 
     /// Handles one record that has already been read, as [`record`](Self::record).
-    fn record_read(&mut self, raw: &mut RawRecord<'_>, appender: &mut Appender<'_>) -> Handled {
+    fn record_read(
+        &mut self,
+        raw: &mut RawRecord<'_>,
+        cost: usize,
+        appender: &mut Appender<'_>,
+    ) -> Handled {
         if self.expired() {
             return self.expire();
         }
-        self.produce(validate(raw), appender)
+        self.produce(validate(raw), cost, appender)
     }
 
     /// Answers a record of an expired stream with a 408.
@@ -503,13 +533,18 @@ impl Stream {
         Handled::Reported
     }
 
-    /// Checks, appends and reports a valid record, or reports why it is not.
+    /// Checks, appends and reports a valid record whose JSON text is `cost`
+    /// bytes, or reports why it is not.
     fn produce(
         &mut self,
         prepared: Result<Prepared<'_>, RecordError>,
+        cost: usize,
         appender: &mut Appender<'_>,
     ) -> Handled {
-        let checked = prepared.and_then(|record| Ok((check(&self.topic, &record)?, record)));
+        let checked = prepared.and_then(|record| {
+            admit(&self.shared, &self.cluster, cost)?;
+            Ok((check(&self.topic, &record)?, record))
+        });
         let (partition, mut record) = match checked {
             Ok(checked) => checked,
             Err(error) => {
@@ -670,7 +705,8 @@ pub(crate) fn handle_in_memory(body: &[u8], read: usize) -> (usize, usize) {
     let topic = shared.topics.lookup("bench").expect("declared above");
     let (plan, index) = shared.faults.start_stream();
     let rng = Rng::for_stream(plan.seed, index, Lane::Faults);
-    let mut stream = Stream::new(shared, topic, Charset::Utf8, plan, index, rng);
+    let cluster = super::DEFAULT_CLUSTER_ID;
+    let mut stream = Stream::new(shared, cluster, topic, Charset::Utf8, plan, index, rng);
     let mut carry = Vec::new();
     let mut bytes = 0;
     for data in body.chunks(read.max(1)) {
