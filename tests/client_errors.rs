@@ -172,7 +172,8 @@ async fn rate_limit_429_keeps_its_html_body_and_retry_after() {
         .unwrap_err();
     assert_eq!(api(&e), (Some(429), None));
     assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
-    assert_eq!(e.retry_class(), RetryClass::Retriable);
+    assert_eq!(e.retry_class(), RetryClass::Throttled);
+    assert!(e.is_retriable());
     let Error::Api(api) = &e else { panic!("{e:?}") };
     assert!(api.message.contains("<html"), "{}", api.message);
     // The fault is used up: the next request goes through.
@@ -251,8 +252,8 @@ async fn http_errors_map_to_status_code_and_class() {
 async fn in_band_codes_map_to_their_class() {
     let (emulator, client) = common::open().await;
     let cases = [
-        (42901, RetryClass::Retriable),
-        (429, RetryClass::Retriable),
+        (42901, RetryClass::Throttled),
+        (429, RetryClass::Throttled),
         (408, RetryClass::Retriable),
         (50003, RetryClass::OutcomeUnknown),
         (50302, RetryClass::OutcomeUnknown),

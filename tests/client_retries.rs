@@ -71,7 +71,7 @@ async fn attempts_run_out_truthfully() {
         .with_produce_retries(retries(3))
         .build()
         .unwrap();
-    emulator.fail_next_records(42901, "throttled", 3);
+    emulator.fail_next_requests(HttpFault::json(503, 50302, "broker unavailable"), 3);
     let error = client
         .produce("orders", &Record::from_value("a"))
         .await
@@ -87,7 +87,15 @@ async fn attempts_run_out_truthfully() {
         ),
         "{error}"
     );
-    assert_eq!(error.error_code(), Some(42901));
+    assert_eq!(error.error_code(), Some(50302));
+    // Throttling uses up no attempt: three of them, then a delivery, within
+    // three attempts' limit.
+    emulator.fail_next_records(42901, "throttled", 3);
+    let report = client
+        .produce("orders", &Record::from_value("t"))
+        .await
+        .unwrap();
+    assert_eq!(report.attempts, 4);
     // A record an earlier attempt may have written is not said to be unwritten.
     emulator.fail_next_records(50003, "timed out", 1);
     emulator.fail_next_records(40403, "no such topic", 1);

@@ -433,7 +433,7 @@ async fn retries_are_logged_with_their_cause_class_and_backoff() {
     let emulator = common::emulator().start().await.unwrap();
     let producer = producer(&emulator, fast_retries());
 
-    emulator.fail_next_records(42901, "throttled", 1);
+    emulator.fail_next_records(50003, "timed out", 1);
     let report = producer
         .send("orders", &Record::from_value("0"))
         .await
@@ -449,14 +449,14 @@ async fn retries_are_logged_with_their_cause_class_and_backoff() {
     let log = captured.text();
     let retry = log
         .lines()
-        .find(|line| line.contains("retry scheduled") && line.contains("42901"))
-        .unwrap_or_else(|| panic!("no retry line for 42901 in:\n{log}"));
+        .find(|line| line.contains("retry scheduled") && line.contains("50003"))
+        .unwrap_or_else(|| panic!("no retry line for 50003 in:\n{log}"));
     for part in [
-        "class=Retriable",
+        "class=OutcomeUnknown",
         "backoff=",
         "records=1",
         "attempts=1",
-        "throttled",
+        "timed out",
     ] {
         assert!(retry.contains(part), "{part} missing: {retry}");
     }

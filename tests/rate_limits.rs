@@ -113,7 +113,9 @@ async fn figures_at_the_limit() {
         "v".repeat(VALUE_BYTES)
     )
     .len() as u64;
-    println!("limit | kind | records | seconds | records/s | of the limit | throttled | of the records");
+    println!(
+        "limit | kind | records | seconds | records/s | of the limit | throttled | of the records"
+    );
     for rate in limits {
         for bytes in [false, true] {
             let limit = if bytes {

@@ -11,6 +11,7 @@ use super::stats::{ConnectionCounters, Stats};
 use crate::client::Client;
 use crate::client::request::{RecordsPath, refusal};
 use crate::error::Error;
+use crate::retry::pace::{ASK_AGAIN, PaceChange};
 use crate::wire::decode::ReportDecoder;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -18,7 +19,6 @@ use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
-use crate::retry::pace::ASK_AGAIN;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -315,6 +315,22 @@ impl Driver {
             .exchange(now, &signals, held, || machine.pace_demand());
         self.machine.set_credit(grant.credit);
         self.pace_wake = grant.again_at;
+        match grant.changed {
+            Some(PaceChange::Started(records_per_s)) => info!(
+                records_per_s,
+                "the server throttles records: they are paced from now on"
+            ),
+            Some(PaceChange::Slowed(records_per_s)) => {
+                debug!(
+                    records_per_s,
+                    "the server throttles records: the pace slows"
+                )
+            }
+            Some(PaceChange::Lifted) => {
+                info!("no record throttled for a while: records are no longer paced")
+            }
+            None => {}
+        }
     }
 
     /// Hands the machine every record queued in the inbox.

@@ -37,6 +37,16 @@ const PLATEAU: Duration = Duration::from_millis(500);
 /// time, whenever the reports came.
 const SLOT: Duration = Duration::from_millis(10);
 const WINDOW_SLOTS: usize = 100;
+/// The pace slows only when at least this share (in percent) of the
+/// records written over the last [`SHARE_SLOTS`] slots (or over the whole
+/// window, when those are too few) was throttled, of at least
+/// [`MIN_SAMPLE`] records.
+const THROTTLED_PERCENT: u64 = 2;
+const SHARE_SLOTS: u64 = 10;
+const MIN_SAMPLE: u64 = 8;
+/// Bytes per second that bound nothing: the pace of a server whose byte
+/// rate is not known yet.
+const UNKNOWN_BYTES_PER_S: f64 = 1e15;
 /// Records a full pace holds in store: this much of its rate, and at least
 /// one record.
 const BURST: Duration = Duration::from_millis(10);
@@ -137,13 +147,27 @@ impl Signals {
 pub(crate) struct Grant {
     pub(crate) credit: Option<Credit>,
     pub(crate) again_at: Option<Instant>,
+    /// What the signals changed of the pace, for the log.
+    pub(crate) changed: Option<PaceChange>,
 }
 
-/// Deliveries over the last second of writes, in slots of write time.
+/// A change of the pace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PaceChange {
+    /// Records were unlimited and are paced now, at this many per second.
+    Started(u64),
+    /// The pace slowed to this many records per second.
+    Slowed(u64),
+    /// Nothing was throttled for a while: records are unlimited again.
+    Lifted,
+}
+
+/// Reports over the last second of writes, in slots of write time.
 #[derive(Clone, Debug)]
 struct Window {
-    /// Slot number (write time since `origin`, in slots) and its counts.
-    slots: Box<[(u64, u64, u64)]>,
+    /// Per slot: its number (write time since `origin`, in slots), records
+    /// delivered, their bytes, records throttled.
+    slots: Box<[[u64; 4]]>,
     origin: Option<Instant>,
     /// The first and the last write time of any record reported.
     first: Option<Instant>,
@@ -153,7 +177,7 @@ struct Window {
 impl Default for Window {
     fn default() -> Window {
         Window {
-            slots: vec![(0, 0, 0); WINDOW_SLOTS].into_boxed_slice(),
+            slots: vec![[0; 4]; WINDOW_SLOTS].into_boxed_slice(),
             origin: None,
             first: None,
             last: None,
@@ -169,30 +193,55 @@ impl Window {
         (since.as_nanos() / SLOT.as_nanos()) as u64 + 1
     }
 
-    /// Records reported, written from `first` to `last`, of which
-    /// `records` (of `bytes` bytes) were delivered: spread evenly over
-    /// the slots of those writes.
-    fn add(&mut self, (first, last): (Instant, Instant), records: u64, bytes: u64) {
+    /// Records reported, written from `first` to `last`: `delivered` (of
+    /// `bytes` bytes) and `throttled`, spread evenly over the slots of
+    /// those writes.
+    fn add(
+        &mut self,
+        (first, last): (Instant, Instant),
+        delivered: u64,
+        bytes: u64,
+        throttled: u64,
+    ) {
         self.first = Some(self.first.map_or(first, |f| f.min(first)));
         self.last = Some(self.last.map_or(last, |l| l.max(last)));
-        if records == 0 {
-            return;
-        }
         let (from, to) = (self.slot(first), self.slot(last));
         let from = from.max(to.saturating_sub(WINDOW_SLOTS as u64 - 1));
         let count = to - from + 1;
-        for slot in from..=to {
+        // Each slot's share, the remainders going to the first slots.
+        let share = |total: u64, index: u64| total / count + u64::from(index < total % count);
+        for (index, slot) in (from..=to).enumerate() {
             let entry = &mut self.slots[(slot % WINDOW_SLOTS as u64) as usize];
-            if entry.0 != slot {
-                if entry.0 > slot {
+            if entry[0] != slot {
+                if entry[0] > slot {
                     // Older than what the slot holds now: out of the window.
                     continue;
                 }
-                *entry = (slot, 0, 0);
+                *entry = [slot, 0, 0, 0];
             }
-            entry.1 = entry.1.saturating_add(records.div_ceil(count));
-            entry.2 = entry.2.saturating_add(bytes.div_ceil(count));
+            let index = index as u64;
+            entry[1] = entry[1].saturating_add(share(delivered, index));
+            entry[2] = entry[2].saturating_add(share(bytes, index));
+            entry[3] = entry[3].saturating_add(share(throttled, index));
         }
+    }
+
+    /// Sums of the slots within `slots` of the last write reported.
+    fn sums(&mut self, slots: u64) -> [u64; 3] {
+        let Some(last) = self.last else {
+            return [0; 3];
+        };
+        let slot = self.slot(last);
+        let oldest = slot.saturating_sub(slots - 1);
+        let mut sums = [0u64; 3];
+        for entry in self.slots.iter() {
+            if entry[0] != 0 && entry[0] >= oldest && entry[0] <= slot {
+                for (sum, value) in sums.iter_mut().zip(&entry[1..]) {
+                    *sum = sum.saturating_add(*value);
+                }
+            }
+        }
+        sums
     }
 
     /// Records and bytes per second delivered of what was written over the
@@ -201,21 +250,41 @@ impl Window {
         let (Some(first), Some(last)) = (self.first, self.last) else {
             return (0.0, 0.0);
         };
-        let slot = self.slot(last);
-        let oldest = slot.saturating_sub(WINDOW_SLOTS as u64 - 1);
-        let (mut records, mut bytes) = (0u64, 0u64);
-        for &(s, r, b) in self.slots.iter() {
-            if s != 0 && s >= oldest && s <= slot {
-                records = records.saturating_add(r);
-                bytes = bytes.saturating_add(b);
-            }
-        }
+        let [records, bytes, _] = self.sums(WINDOW_SLOTS as u64);
         let span = last
             .saturating_duration_since(first)
             .saturating_add(SLOT)
             .min(SLOT * WINDOW_SLOTS as u32)
             .as_secs_f64();
         (records as f64 / span, bytes as f64 / span)
+    }
+
+    /// Whether records written lately were throttled often enough to say
+    /// the rate is at fault: a server that throttles a few records whatever
+    /// the rate is not answered by slowing down to nothing.
+    fn throttling_is_the_rate(&mut self) -> bool {
+        let [mut delivered, _, mut throttled] = self.sums(SHARE_SLOTS);
+        if delivered.saturating_add(throttled) < MIN_SAMPLE {
+            [delivered, _, throttled] = self.sums(WINDOW_SLOTS as u64);
+        }
+        let reported = delivered.saturating_add(throttled);
+        reported >= MIN_SAMPLE
+            && throttled.saturating_mul(100) >= THROTTLED_PERCENT.saturating_mul(reported)
+    }
+
+    /// Records per second reported (delivered or throttled) of what was
+    /// written over the window: the rate the lanes wrote at.
+    fn written_rate(&mut self) -> f64 {
+        let (Some(first), Some(last)) = (self.first, self.last) else {
+            return 0.0;
+        };
+        let [delivered, _, throttled] = self.sums(WINDOW_SLOTS as u64);
+        let span = last
+            .saturating_duration_since(first)
+            .saturating_add(SLOT)
+            .min(SLOT * WINDOW_SLOTS as u32)
+            .as_secs_f64();
+        delivered.saturating_add(throttled) as f64 / span
     }
 }
 
@@ -296,9 +365,14 @@ impl PaceState {
         demand: impl FnOnce() -> Demand,
     ) -> Grant {
         if let Some(written) = signals.written {
-            self.delivered
-                .add(written, signals.delivered, signals.delivered_bytes);
+            self.delivered.add(
+                written,
+                signals.delivered,
+                signals.delivered_bytes,
+                signals.throttled,
+            );
         }
+        let (decreases, limited) = (self.decreases, self.limit.is_some());
         if let Some(written) = signals.throttled_written {
             self.throttled(now, written);
         }
@@ -314,16 +388,25 @@ impl PaceState {
         if self.limit.is_some() {
             self.lift_if_loose(now);
         }
+        let rate = self.rates(now).map_or(0, |(records, _)| records as u64);
+        let changed = match (self.decreases != decreases, limited, self.limit.is_some()) {
+            (true, false, _) => Some(PaceChange::Started(rate)),
+            (true, true, _) => Some(PaceChange::Slowed(rate)),
+            (false, true, false) => Some(PaceChange::Lifted),
+            _ => None,
+        };
         if let Some(until) = self.paused_until.filter(|at| *at > now) {
             return Grant {
                 credit: Some(Credit::default()),
                 again_at: Some(until),
+                changed,
             };
         }
         let Some(limit) = self.limit else {
             return Grant {
                 credit: None,
                 again_at: None,
+                changed,
             };
         };
         let demand = demand();
@@ -354,6 +437,7 @@ impl PaceState {
         Grant {
             credit: Some(credit),
             again_at,
+            changed,
         }
     }
 
@@ -363,24 +447,27 @@ impl PaceState {
             // Written at the pace before the last decrease.
             return;
         }
+        if !self.delivered.throttling_is_the_rate() {
+            return;
+        }
+        let [delivered, _, _] = self.delivered.sums(WINDOW_SLOTS as u64);
         let (accepted, accepted_bytes) = self.delivered.rates();
-        let current = self
-            .limit
-            .map_or((f64::INFINITY, f64::INFINITY), |l| l.rates(now));
-        let base = |current: f64, accepted: f64, min: f64| {
-            let base = if accepted > 0.0 {
-                current.min(accepted)
-            } else if current.is_finite() {
-                // Nothing got through lately: below what was tried.
-                current * DECREASE
-            } else {
-                min
-            };
-            base.max(min)
+        let base = match self.limit {
+            // What got through is known well enough: just below it.
+            _ if delivered >= MIN_SAMPLE => {
+                let current = self
+                    .limit
+                    .map_or((f64::INFINITY, f64::INFINITY), |l| l.rates(now));
+                (current.0.min(accepted), current.1.min(accepted_bytes))
+            }
+            // Too little got through to measure: below the pace in force...
+            Some(limit) => limit.rates(now),
+            // ...or, unpaced, below what was written.
+            None => (self.delivered.written_rate(), UNKNOWN_BYTES_PER_S),
         };
         let base = (
-            base(current.0, accepted, MIN_RECORDS_PER_S),
-            base(current.1, accepted_bytes, MIN_BYTES_PER_S),
+            base.0.clamp(MIN_RECORDS_PER_S, UNKNOWN_BYTES_PER_S),
+            base.1.clamp(MIN_BYTES_PER_S, UNKNOWN_BYTES_PER_S),
         );
         self.limit = Some(Limit { base, since: now });
         self.decreases += 1;
@@ -486,9 +573,13 @@ mod tests {
         }
     }
 
+    /// Enough records throttled, written at `written`, to say the rate is
+    /// at fault.
     fn throttled(written: Instant) -> Signals {
         let mut s = Signals::default();
-        s.throttled(written);
+        for _ in 0..MIN_SAMPLE {
+            s.throttled(written);
+        }
         s
     }
 
@@ -502,11 +593,33 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = PaceState::default();
         for i in 0..100 {
-            let grant = pace.exchange(t0 + ms(i), &delivered_at(t0 + ms(i), 100, 10), None, || WANT);
+            let grant = pace.exchange(t0 + ms(i), &delivered_at(t0 + ms(i), 100, 10), None, || {
+                WANT
+            });
             assert_eq!(grant.credit, None);
             assert_eq!(grant.again_at, None);
         }
         assert!(!pace.is_limited());
+        // One record throttled says nothing of the rate.
+        let mut lone = Signals::default();
+        lone.throttled(t0 + ms(200));
+        pace.exchange(t0 + ms(200), &lone, None, || WANT);
+        assert!(!pace.is_limited());
+    }
+
+    #[test]
+    fn a_throttle_with_nothing_delivered_paces_below_what_was_written() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        // 50 records written over 10 ms, all throttled.
+        let mut signals = Signals::default();
+        for i in 0..50 {
+            signals.throttled(t0 + Duration::from_micros(200 * i));
+        }
+        pace.exchange(t0 + ms(20), &signals, None, || WANT);
+        let (rate, bytes) = pace.rates(t0 + ms(20)).unwrap();
+        assert!((1000.0..=5000.0).contains(&rate), "{rate}");
+        assert!(bytes >= 1e12, "no byte rate known: {bytes}");
     }
 
     #[test]
@@ -515,7 +628,12 @@ mod tests {
         let mut pace = PaceState::default();
         // 1,000 records/s of 100 bytes accepted for a second.
         for i in 0..10 {
-            pace.exchange(t0 + ms(100 * i), &delivered_at(t0 + ms(100 * i), 100, 100), None, || WANT);
+            pace.exchange(
+                t0 + ms(100 * i),
+                &delivered_at(t0 + ms(100 * i), 100, 100),
+                None,
+                || WANT,
+            );
         }
         let now = t0 + ms(1000);
         pace.exchange(now, &throttled(now), None, || WANT);
@@ -544,11 +662,38 @@ mod tests {
     }
 
     #[test]
+    fn a_few_throttled_among_many_delivered_do_not_slow_the_pace() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        // 1 in 100 throttled, whatever the rate: not the rate's fault.
+        for i in 1..=100 {
+            let at = t0 + ms(10 * i);
+            let mut signals = delivered_at(at, 99, 10);
+            signals.throttled(at);
+            pace.exchange(at, &signals, None, || WANT);
+        }
+        assert!(!pace.is_limited());
+        // 1 in 10 is.
+        let at = t0 + ms(1010);
+        let mut signals = delivered_at(at, 9, 10);
+        for _ in 0..10 {
+            signals.throttled(at);
+        }
+        pace.exchange(at, &signals, None, || WANT);
+        assert!(pace.is_limited());
+    }
+
+    #[test]
     fn credit_follows_the_rate() {
         let t0 = Instant::now();
         let mut pace = PaceState::default();
         for i in 0..10 {
-            pace.exchange(t0 + ms(100 * i), &delivered_at(t0 + ms(100 * i), 1000, 10), None, || WANT);
+            pace.exchange(
+                t0 + ms(100 * i),
+                &delivered_at(t0 + ms(100 * i), 1000, 10),
+                None,
+                || WANT,
+            );
         }
         let start = t0 + ms(1000);
         pace.exchange(start, &throttled(start), None, || WANT);
@@ -559,7 +704,10 @@ mod tests {
             let grant = pace.exchange(start + ms(i), &Signals::default(), held, || WANT);
             let credit = grant.credit.unwrap();
             granted += credit.records;
-            held = Some(Credit { records: 0, bytes: 0 });
+            held = Some(Credit {
+                records: 0,
+                bytes: 0,
+            });
             assert!(grant.again_at.is_some());
         }
         // Just below 10,000/s back to it over the first half second, a
@@ -633,7 +781,12 @@ mod tests {
         let (later, _) = pace.rates(t0 + Duration::from_secs(10)).unwrap();
         assert!(later > at_first * 100.0, "{at_first} {later}");
         // Nothing delivered lately and a pace far above it: lifted.
-        let grant = pace.exchange(t0 + Duration::from_secs(10), &Signals::default(), None, || WANT);
+        let grant = pace.exchange(
+            t0 + Duration::from_secs(10),
+            &Signals::default(),
+            None,
+            || WANT,
+        );
         assert_eq!(grant.credit, None);
         assert!(!pace.is_limited());
     }
@@ -648,7 +801,15 @@ mod tests {
             ..Signals::default()
         };
         pace.exchange(t0, &huge, None, || WANT);
-        pace.exchange(t0, &throttled(t0), Some(Credit { records: u64::MAX, bytes: i64::MIN }), || WANT);
+        pace.exchange(
+            t0,
+            &throttled(t0),
+            Some(Credit {
+                records: u64::MAX,
+                bytes: i64::MIN,
+            }),
+            || WANT,
+        );
         for later in [ms(0), ms(1), Duration::from_secs(86_400 * 365)] {
             let grant = pace.exchange(t0 + later, &throttled(t0 + later), None, || WANT);
             assert!(grant.credit.is_some());

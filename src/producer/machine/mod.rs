@@ -1003,9 +1003,14 @@ impl<T: Ticket> Machine<T> {
         }
         let class = error.retry_class();
         if class == RetryClass::Throttled {
-            // Not before the pace allows, which the driver learns of here.
             self.signals.throttled(entry.written_at.unwrap_or(now));
-            delay = Some(Duration::ZERO);
+            if self.credit.is_some() {
+                // Paced: it goes as the pace allows, not on a timer.
+                delay = Some(Duration::ZERO);
+            }
+            // Unpaced (the server throttles too little to slow down for):
+            // it waits out its own backoff, so that it is not sent again
+            // at once in a loop.
         }
         self.after_failure(id, entry, error, class, delay, now);
     }
@@ -1273,11 +1278,18 @@ impl<T: Ticket> Machine<T> {
                 entry.failed(error);
                 self.waiting.push_front(entry);
             }
-            Decision::Paced { .. } => {
-                // Its own timer would flood a server that asked to slow
-                // down: the lane's pace sends it, first among the records.
+            Decision::Paced { at } => {
                 entry.failed(error);
                 self.lower_floor(entry.deadline);
+                if at > now {
+                    // A wait the server asked for, or its own backoff while
+                    // records are not paced.
+                    self.retry_seq += 1;
+                    self.retries.insert((at, self.retry_seq), entry);
+                    return;
+                }
+                // Its own timer would flood a server that asked to slow
+                // down: the lane's pace sends it, first among the records.
                 if entry.first_written == 0 {
                     self.write_seq += 1;
                     entry.first_written = self.write_seq;

@@ -161,7 +161,9 @@ pub(super) enum Mode {
     /// Proxy's limiter does (about a second of burst, none stored at
     /// first): a record over the limit gets an in-band 429 and the stream
     /// goes on.
-    RateLimited { per_s: u32 },
+    RateLimited {
+        per_s: u32,
+    },
 }
 
 impl Mode {
@@ -756,9 +758,15 @@ impl Sim {
                     .pace
                     .exchange(at, &signals, held, || machine.pace_demand());
                 machine.set_credit(grant.credit);
-                self.pace_wake = grant.again_at.map(|t| t.saturating_duration_since(self.base));
+                self.pace_wake = grant
+                    .again_at
+                    .map(|t| t.saturating_duration_since(self.base));
                 if std::env::var_os("SIM_PACE").is_some() {
-                    eprintln!("{:?} pace {:?} {signals:?} {grant:?}", self.now, self.pace.rates(at));
+                    eprintln!(
+                        "{:?} pace {:?} {signals:?} {grant:?}",
+                        self.now,
+                        self.pace.rates(at)
+                    );
                 }
                 machine.poll(at);
                 if self.pace_wake.is_none() && machine.is_starved() {
