@@ -761,7 +761,7 @@ impl Sim {
                 self.pace_wake = grant
                     .again_at
                     .map(|t| t.saturating_duration_since(self.base));
-                if std::env::var_os("SIM_PACE").is_some() {
+                if self.trace && grant.credit.is_some() {
                     eprintln!(
                         "{:?} pace {:?} {signals:?} {grant:?}",
                         self.now,
@@ -1249,7 +1249,7 @@ impl Sim {
         }
         // Every step while few are held; then now and then, as counting
         // every record's bytes at every step would take most of the run.
-        if machine.held() > 1_000 && self.steps % 64 != 0 {
+        if machine.held() > 1_000 && !self.steps.is_multiple_of(64) {
             return self.check_liveness(machine);
         }
         let bytes = machine.held_bytes();
