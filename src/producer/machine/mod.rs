@@ -624,32 +624,13 @@ impl<T: Ticket> Machine<T> {
                 self.waiting.push_back(entry);
             }
         }
-        let due: Vec<(Instant, u64)> = self
-            .retries
-            .iter()
-            .filter(|(_, e)| e.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            if let Some(entry) = self.retries.remove(&key) {
-                expired.push((entry, false));
-            }
+        for entry in take_expired(&mut self.retries, now)
+            .into_iter()
+            .chain(take_expired(&mut self.resend, now))
+        {
+            expired.push((entry, false));
         }
-        for entry in self.retries.values() {
-            keep(entry.deadline);
-        }
-        let due: Vec<u64> = self
-            .resend
-            .iter()
-            .filter(|(_, e)| e.deadline <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            if let Some(entry) = self.resend.remove(&key) {
-                expired.push((entry, false));
-            }
-        }
-        for entry in self.resend.values() {
+        for entry in self.retries.values().chain(self.resend.values()) {
             keep(entry.deadline);
         }
         let mut requeue = Vec::new();
@@ -1298,6 +1279,18 @@ impl<T: Ticket> Machine<T> {
             }
         }
     }
+}
+
+/// Takes the records whose deadline passed out of `held`.
+fn take_expired<K: Ord + Copy, T>(held: &mut BTreeMap<K, Entry<T>>, now: Instant) -> Vec<Entry<T>> {
+    let due: Vec<K> = held
+        .iter()
+        .filter(|(_, e)| e.deadline <= now)
+        .map(|(k, _)| *k)
+        .collect();
+    due.into_iter()
+        .filter_map(|key| held.remove(&key))
+        .collect()
 }
 
 /// What a turn learnt of a stream, applied once the streams are tended.
