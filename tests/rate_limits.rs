@@ -5,7 +5,8 @@
 //!
 //! `cargo test --test rate_limits -- --ignored --nocapture` runs the longer
 //! measurements (records/s at the limit and throttled attempts, for record
-//! and byte limits); `RATE_LIMITS=2000,20000` picks the limits.
+//! and byte limits); `RATE_LIMITS=2000,20000` picks the limits, and
+//! `PACE_LOG=1` prints the pace's changes as the lanes log them.
 
 mod common;
 
@@ -37,10 +38,25 @@ async fn run(limits: RateLimits, records: u64, config: ProducerConfig) -> (Emula
     let stream = futures_util::stream::iter(0..records)
         .map(move |i| Record::from_value(format!("{i:08}{}", &value[8..])));
     let started = Instant::now();
-    let outcomes: Vec<_> = tokio::time::timeout(
-        Duration::from_secs(600),
-        producer.send_all("orders", stream).collect(),
-    )
+    let all = producer.send_all("orders", stream).collect::<Vec<_>>();
+    let outcomes = tokio::time::timeout(Duration::from_secs(600), async {
+        if std::env::var_os("PACE_LOG").is_none() {
+            return all.await;
+        }
+        // How many records the server refused, every 50 ms.
+        tokio::pin!(all);
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                outcomes = &mut all => return outcomes,
+                _ = tick.tick() => eprintln!(
+                    "{:>6} ms: {} refused",
+                    started.elapsed().as_millis(),
+                    emulator.rate_limited_records()
+                ),
+            }
+        }
+    })
     .await
     .expect("every record resolved within the guard");
     let elapsed = started.elapsed();
@@ -102,6 +118,13 @@ async fn a_bytes_limit_is_paced_as_well() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement of minutes; figures in BENCHMARKS.md"]
 async fn figures_at_the_limit() {
+    if std::env::var_os("PACE_LOG").is_some() {
+        // The pace's changes, as the lanes log them (debug for slowdowns).
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let limits: Vec<u64> = std::env::var("RATE_LIMITS")
         .unwrap_or_else(|_| "500,2000,20000".into())
         .split(',')

@@ -44,6 +44,9 @@ const WINDOW_SLOTS: usize = 100;
 const THROTTLED_PERCENT: u64 = 2;
 const SHARE_SLOTS: u64 = 10;
 const MIN_SAMPLE: u64 = 8;
+/// How many of the latest slots in which the server throttled measure the
+/// rate it accepts at its limit.
+const SATURATED_SLOTS: usize = 10;
 /// Bytes per second that bound nothing: the pace of a server whose byte
 /// rate is not known yet.
 const UNKNOWN_BYTES_PER_S: f64 = 1e15;
@@ -102,13 +105,14 @@ pub(crate) struct Signals {
     /// Records delivered, and their bytes.
     pub(crate) delivered: u64,
     pub(crate) delivered_bytes: u64,
-    /// When the records reported (delivered or throttled) were written:
-    /// the first and the last.
-    pub(crate) written: Option<(Instant, Instant)>,
+    /// When the delivered records were written: the first and the last.
+    pub(crate) delivered_written: Option<(Instant, Instant)>,
     /// Records refused for rate.
     pub(crate) throttled: u64,
-    /// When the latest-written of them was written.
-    pub(crate) throttled_written: Option<Instant>,
+    /// When they were written: the first and the last. Apart from the
+    /// delivered, so that the slots in which the server refused records
+    /// are told from those in which it took them all.
+    pub(crate) throttled_written: Option<(Instant, Instant)>,
     /// A pause the server asked for (`Retry-After` on a refused request).
     pub(crate) pause: Option<Duration>,
 }
@@ -118,27 +122,27 @@ impl Signals {
     pub(crate) fn delivered(&mut self, bytes: usize, written: Instant) {
         self.delivered += 1;
         self.delivered_bytes = self.delivered_bytes.saturating_add(bytes as u64);
-        self.reported(written);
-    }
-
-    fn reported(&mut self, written: Instant) {
-        self.written = Some(match self.written {
-            Some((first, last)) => (first.min(written), last.max(written)),
-            None => (written, written),
-        });
+        widen(&mut self.delivered_written, written);
     }
 
     /// Counts a record refused for rate, written at `written`.
     pub(crate) fn throttled(&mut self, written: Instant) {
         self.throttled += 1;
-        self.reported(written);
-        self.throttled_written = Some(self.throttled_written.map_or(written, |w| w.max(written)));
+        widen(&mut self.throttled_written, written);
     }
 
     /// Asks for a pause (the longest asked wins).
     pub(crate) fn pause(&mut self, pause: Duration) {
         self.pause = Some(self.pause.map_or(pause, |p| p.max(pause)));
     }
+}
+
+/// Widens `range` to hold `at`.
+fn widen(range: &mut Option<(Instant, Instant)>, at: Instant) {
+    *range = Some(match *range {
+        Some((first, last)) => (first.min(at), last.max(at)),
+        None => (at, at),
+    });
 }
 
 /// The answer to a lane: the credit it holds from now (`None`: unlimited,
@@ -259,6 +263,35 @@ impl Window {
         (records as f64 / span, bytes as f64 / span)
     }
 
+    /// Records and bytes per second delivered in the latest slots (up to
+    /// [`SATURATED_SLOTS`] of them) in which the server also throttled:
+    /// while it refused records the server was at its limit, so what got
+    /// through then is the limit, whatever got through before (a burst it
+    /// had in store). Kept by when reports came, the server's time (records
+    /// are written faster than it reads them whenever the connection
+    /// buffers), and taken as the median slot, since the first such slot
+    /// holds some of the burst. `None` when fewer than [`MIN_SAMPLE`]
+    /// records got through in them.
+    fn saturated_rates(&mut self) -> Option<(f64, f64)> {
+        let last = self.slot(self.last?);
+        let oldest = last.saturating_sub(WINDOW_SLOTS as u64 - 1);
+        let mut saturated: Vec<[u64; 4]> = self
+            .slots
+            .iter()
+            .filter(|e| e[0] != 0 && e[0] >= oldest && e[0] <= last && e[3] > 0)
+            .copied()
+            .collect();
+        saturated.sort_unstable_by_key(|e| std::cmp::Reverse(e[0]));
+        saturated.truncate(SATURATED_SLOTS);
+        if saturated.iter().map(|e| e[1]).sum::<u64>() < MIN_SAMPLE {
+            return None;
+        }
+        saturated.sort_unstable_by_key(|e| e[1]);
+        let [_, delivered, bytes, _] = saturated[saturated.len() / 2];
+        let slot = SLOT.as_secs_f64();
+        Some((delivered as f64 / slot, bytes as f64 / slot))
+    }
+
     /// Whether records written lately were throttled often enough to say
     /// the rate is at fault: a server that throttles a few records whatever
     /// the rate is not answered by slowing down to nothing.
@@ -332,6 +365,8 @@ pub(crate) struct PaceState {
     /// No record goes before this (a server's `Retry-After`).
     paused_until: Option<Instant>,
     delivered: Window,
+    /// The same reports, by when they came.
+    arrivals: Window,
     /// Decreases so far.
     decreases: u64,
 }
@@ -364,17 +399,24 @@ impl PaceState {
         held: Option<Credit>,
         demand: impl FnOnce() -> Demand,
     ) -> Grant {
-        if let Some(written) = signals.written {
-            self.delivered.add(
-                written,
+        if let Some(written) = signals.delivered_written {
+            self.delivered
+                .add(written, signals.delivered, signals.delivered_bytes, 0);
+        }
+        if let Some(written) = signals.throttled_written {
+            self.delivered.add(written, 0, 0, signals.throttled);
+        }
+        if signals.delivered > 0 || signals.throttled > 0 {
+            self.arrivals.add(
+                (now, now),
                 signals.delivered,
                 signals.delivered_bytes,
                 signals.throttled,
             );
         }
         let (decreases, limited) = (self.decreases, self.limit.is_some());
-        if let Some(written) = signals.throttled_written {
-            self.throttled(now, written);
+        if let Some((_, last)) = signals.throttled_written {
+            self.throttled(now, last);
         }
         if let Some(pause) = signals.pause {
             let until = now.checked_add(pause.min(MAX_RETRY_AFTER));
@@ -451,10 +493,11 @@ impl PaceState {
             return;
         }
         let [delivered, _, _] = self.delivered.sums(WINDOW_SLOTS as u64);
-        let (accepted, accepted_bytes) = self.delivered.rates();
+        let saturated = self.arrivals.saturated_rates();
+        let (accepted, accepted_bytes) = saturated.unwrap_or_else(|| self.delivered.rates());
         let base = match self.limit {
             // What got through is known well enough: just below it.
-            _ if delivered >= MIN_SAMPLE => {
+            _ if saturated.is_some() || delivered >= MIN_SAMPLE => {
                 let current = self
                     .limit
                     .map_or((f64::INFINITY, f64::INFINITY), |l| l.rates(now));
@@ -568,7 +611,7 @@ mod tests {
         Signals {
             delivered: n,
             delivered_bytes: n * bytes_each,
-            written: Some((at - ms(99), at)),
+            delivered_written: Some((at - ms(99), at)),
             ..Signals::default()
         }
     }

@@ -219,12 +219,21 @@ pub(super) struct Plan {
     token_lifetime: Option<Duration>,
     /// Every record is small, none larger than a chunk.
     small_records: bool,
+    /// A rate-limited server starts with a second of burst in store, as
+    /// one does after an idle while.
+    full_bucket: bool,
 }
 
 impl Plan {
     /// The same plan with small records only.
     pub(super) fn with_small_records(mut self) -> Plan {
         self.small_records = true;
+        self
+    }
+
+    /// The same plan with the server's rate limiter full at the start.
+    pub(super) fn with_full_bucket(mut self) -> Plan {
+        self.full_bucket = true;
         self
     }
 }
@@ -359,6 +368,7 @@ pub(super) fn plan(seed: u64, events: usize) -> Plan {
         token_lifetime: (rng.u8(..4) == 0)
             .then(|| log_uniform(&mut rng, Duration::from_secs(60), Duration::from_secs(7200))),
         small_records: false,
+        full_bucket: false,
     }
 }
 
@@ -375,6 +385,7 @@ pub(super) fn scripted(
         max_held,
         token_lifetime: None,
         small_records: false,
+        full_bucket: false,
     }
 }
 
@@ -470,6 +481,7 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         max_held,
         token_lifetime,
         small_records,
+        full_bucket,
     } = plan;
     let base = Instant::now();
     let mut sim = Sim {
@@ -510,7 +522,11 @@ pub(super) fn run(plan: Plan) -> Result<Summary, String> {
         token_lifetime,
         pace: PaceState::default(),
         pace_wake: None,
-        bucket: (0.0, Duration::ZERO),
+        // Tokens are capped at the rate when taken: infinity is a full store.
+        bucket: (
+            if full_bucket { f64::INFINITY } else { 0.0 },
+            Duration::ZERO,
+        ),
         first_read: None,
         last_delivered: None,
     };

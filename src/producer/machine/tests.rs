@@ -409,6 +409,17 @@ fn configured_bounds_end_requests_and_keep_order_across_them() {
 /// first record read to the last report, with throttled attempts at most a
 /// quarter of the records.
 fn paced_run(limits: &[(f64, u32)], count: usize, held: usize) -> simulation::Summary {
+    paced_run_from(limits, count, held, false)
+}
+
+/// [`paced_run`], with the server's limiter holding a second of burst at
+/// the start when `full` (the burst counts as allowed).
+fn paced_run_from(
+    limits: &[(f64, u32)],
+    count: usize,
+    held: usize,
+    full: bool,
+) -> simulation::Summary {
     let mut events: Vec<(Duration, Scheduled)> = limits
         .iter()
         .map(|&(at, per_s)| (secs(at), Scheduled::Mode(Mode::RateLimited { per_s })))
@@ -425,7 +436,11 @@ fn paced_run(limits: &[(f64, u32)], count: usize, held: usize) -> simulation::Su
     events.push((secs(300.0), Scheduled::Close));
     events.sort_by_key(|(t, _)| *t);
     let plan = simulation::scripted(defaults(Guarantee::AtLeastOnce), held, events);
-    let summary = match simulation::run(plan.with_small_records()) {
+    let mut plan = plan.with_small_records();
+    if full {
+        plan = plan.with_full_bucket();
+    }
+    let summary = match simulation::run(plan) {
         Ok(summary) => summary,
         Err(failure) => panic!("{failure}"),
     };
@@ -435,7 +450,7 @@ fn paced_run(limits: &[(f64, u32)], count: usize, held: usize) -> simulation::Su
         summary.last_delivered.expect("records delivered"),
     );
     // What the limit allowed over [from, to].
-    let mut allowed = 0.0;
+    let mut allowed = if full { f64::from(limits[0].1) } else { 0.0 };
     for (i, &(at, per_s)) in limits.iter().enumerate() {
         let end = limits.get(i + 1).map_or(f64::INFINITY, |next| next.0);
         let (start, end) = (at.max(from.as_secs_f64()), end.min(to.as_secs_f64()));
@@ -462,6 +477,13 @@ fn paced_run(limits: &[(f64, u32)], count: usize, held: usize) -> simulation::Su
 #[test]
 fn a_rate_limited_server_is_paced_at_its_limit_without_a_retry_storm() {
     paced_run(&[(0.0, 20_000)], 20_000, 4_000);
+}
+
+#[test]
+fn a_second_of_burst_in_store_does_not_set_the_pace_above_the_limit() {
+    // The burst goes through at once; the pace must not take it for the
+    // server's rate once the limit is met.
+    paced_run_from(&[(0.0, 20_000)], 50_000, 10_000, true);
 }
 
 #[test]
