@@ -44,6 +44,13 @@ const WINDOW_SLOTS: usize = 100;
 const THROTTLED_PERCENT: u64 = 2;
 const SHARE_SLOTS: u64 = 10;
 const MIN_SAMPLE: u64 = 8;
+/// When an unlimited server first throttles, records wait until it has not
+/// throttled for [`ONSET_QUIET`] (the records in flight are answered), or
+/// for [`ONSET_WAIT`] at most.
+const ONSET_QUIET: Duration = Duration::from_millis(20);
+const ONSET_WAIT: Duration = Duration::from_millis(100);
+/// The shortest time the server throttled at its onset that measures it.
+const ONSET_SPAN: Duration = Duration::from_millis(2);
 /// How many of the latest slots in which the server throttled measure the
 /// rate it accepts at its limit.
 const SATURATED_SLOTS: usize = 10;
@@ -273,6 +280,25 @@ impl Window {
     /// holds some of the burst. `None` when fewer than [`MIN_SAMPLE`]
     /// records got through in them.
     fn saturated_rates(&mut self) -> Option<(f64, f64)> {
+        self.saturated(1)
+    }
+
+    /// How many slots [`saturated_rates`](Self::saturated_rates) would
+    /// measure by, up to [`SATURATED_SLOTS`].
+    fn saturated_slots(&mut self) -> usize {
+        let Some(last) = self.last else { return 0 };
+        let last = self.slot(last);
+        let oldest = last.saturating_sub(WINDOW_SLOTS as u64 - 1);
+        self.slots
+            .iter()
+            .filter(|e| e[0] != 0 && e[0] >= oldest && e[0] <= last && e[3] > 0)
+            .count()
+            .min(SATURATED_SLOTS)
+    }
+
+    /// [`saturated_rates`](Self::saturated_rates), from at least
+    /// `min_slots` slots.
+    fn saturated(&mut self, min_slots: usize) -> Option<(f64, f64)> {
         let last = self.slot(self.last?);
         let oldest = last.saturating_sub(WINDOW_SLOTS as u64 - 1);
         let mut saturated: Vec<[u64; 4]> = self
@@ -283,13 +309,35 @@ impl Window {
             .collect();
         saturated.sort_unstable_by_key(|e| std::cmp::Reverse(e[0]));
         saturated.truncate(SATURATED_SLOTS);
-        if saturated.iter().map(|e| e[1]).sum::<u64>() < MIN_SAMPLE {
+        let (Some(newest), Some(oldest)) = (saturated.first(), saturated.last()) else {
+            return None;
+        };
+        if saturated.len() < min_slots.max(1) {
             return None;
         }
-        saturated.sort_unstable_by_key(|e| e[1]);
-        let [_, delivered, bytes, _] = saturated[saturated.len() / 2];
-        let slot = SLOT.as_secs_f64();
-        Some((delivered as f64 / slot, bytes as f64 / slot))
+        // Everything that came after the first of them up to the last
+        // report: the slots between without a report count as time too,
+        // and the first, which the throttling may have begun within, only
+        // marks the start.
+        let (from, to) = (oldest[0], newest[0]);
+        let (Some(origin), Some(last)) = (self.origin, self.last) else {
+            return None;
+        };
+        let start = u32::try_from(from)
+            .ok()
+            .and_then(|from| SLOT.checked_mul(from))
+            .and_then(|since| origin.checked_add(since))?;
+        let span = last.saturating_duration_since(start);
+        let [mut delivered, mut bytes] = [0u64; 2];
+        for e in self.slots.iter().filter(|e| e[0] > from && e[0] <= to) {
+            delivered = delivered.saturating_add(e[1]);
+            bytes = bytes.saturating_add(e[2]);
+        }
+        if delivered < MIN_SAMPLE || span < SLOT {
+            return None;
+        }
+        let span = span.as_secs_f64();
+        Some((delivered as f64 / span, bytes as f64 / span))
     }
 
     /// Whether records written lately were throttled often enough to say
@@ -327,8 +375,11 @@ impl Window {
 struct Limit {
     /// Records and bytes per second at the last decrease (CUBIC's W_max).
     base: (f64, f64),
-    /// The last decrease.
+    /// When the growth began: the last decrease.
     since: Instant,
+    /// When the pace was last set: what was written before says nothing
+    /// of it.
+    set_at: Instant,
 }
 
 impl Limit {
@@ -364,6 +415,9 @@ pub(crate) struct PaceState {
     refilled_at: Option<Instant>,
     /// No record goes before this (a server's `Retry-After`).
     paused_until: Option<Instant>,
+    /// An unlimited server throttled: nothing goes until its rate at the
+    /// limit is measured.
+    onset: Option<Onset>,
     delivered: Window,
     /// The same reports, by when they came.
     arrivals: Window,
@@ -415,6 +469,9 @@ impl PaceState {
             );
         }
         let (decreases, limited) = (self.decreases, self.limit.is_some());
+        if let Some(onset) = &mut self.onset {
+            onset.learn(now, signals);
+        }
         if let Some((_, last)) = signals.throttled_written {
             self.throttled(now, last);
         }
@@ -426,6 +483,19 @@ impl PaceState {
         if let Some(held) = held {
             self.tokens.0 += held.records as f64;
             self.tokens.1 += held.bytes as f64;
+        }
+        if let Some(onset) = self.onset.filter(|o| o.is_over(now)) {
+            self.onset = None;
+            // Both measures are rough over the few milliseconds the
+            // records in flight take to answer: the lower one, as a pace
+            // too slow costs a second of growth and one too fast costs
+            // refused records.
+            let saturated = self.arrivals.saturated_rates();
+            match (onset.rates(), saturated) {
+                (Some(a), Some(b)) => self.measured(now, (a.0.min(b.0), a.1.min(b.1))),
+                (Some(base), None) | (None, Some(base)) => self.measured(now, base),
+                (None, None) => self.decrease(now),
+            }
         }
         if self.limit.is_some() {
             self.lift_if_loose(now);
@@ -441,6 +511,13 @@ impl PaceState {
             return Grant {
                 credit: Some(Credit::default()),
                 again_at: Some(until),
+                changed,
+            };
+        }
+        if self.onset.is_some() {
+            return Grant {
+                credit: Some(Credit::default()),
+                again_at: now.checked_add(SLOT),
                 changed,
             };
         }
@@ -485,13 +562,24 @@ impl PaceState {
 
     /// A record written at `written` was throttled.
     fn throttled(&mut self, now: Instant, written: Instant) {
-        if self.limit.is_some_and(|limit| written < limit.since) {
+        if self.limit.is_some_and(|limit| written < limit.set_at) {
             // Written at the pace before the last decrease.
             return;
         }
         if !self.delivered.throttling_is_the_rate() {
             return;
         }
+        if self.limit.is_none() {
+            // The records in flight now are refused whatever the pace:
+            // their reports measure the server at its limit.
+            self.onset.get_or_insert(Onset::new(now));
+            return;
+        }
+        self.decrease(now);
+    }
+
+    /// Sets the pace just below the rate the server accepts.
+    fn decrease(&mut self, now: Instant) {
         let [delivered, _, _] = self.delivered.sums(WINDOW_SLOTS as u64);
         let saturated = self.arrivals.saturated_rates();
         let (accepted, accepted_bytes) = saturated.unwrap_or_else(|| self.delivered.rates());
@@ -508,11 +596,30 @@ impl PaceState {
             // ...or, unpaced, below what was written.
             None => (self.delivered.written_rate(), UNKNOWN_BYTES_PER_S),
         };
+        self.limit_to(base, now);
+    }
+
+    /// Sets the pace to the rate the server was measured to take at its
+    /// onset: measured, not refused at, so the pace starts at it rather
+    /// than below, and probes upward from [`PLATEAU`] on.
+    fn measured(&mut self, now: Instant, base: (f64, f64)) {
+        self.limit_to(base, now);
+        if let Some(limit) = &mut self.limit {
+            limit.since = now.checked_sub(PLATEAU).unwrap_or(now);
+        }
+    }
+
+    /// Sets the pace to grow from `base` (records and bytes per second).
+    fn limit_to(&mut self, base: (f64, f64), now: Instant) {
         let base = (
             base.0.clamp(MIN_RECORDS_PER_S, UNKNOWN_BYTES_PER_S),
             base.1.clamp(MIN_BYTES_PER_S, UNKNOWN_BYTES_PER_S),
         );
-        self.limit = Some(Limit { base, since: now });
+        self.limit = Some(Limit {
+            base,
+            since: now,
+            set_at: now,
+        });
         self.decreases += 1;
         // What was in store was for the faster pace.
         self.tokens = (self.tokens.0.min(1.0), self.tokens.1.min(1.0));
@@ -537,7 +644,7 @@ impl PaceState {
     /// throttled for a long while.
     fn lift_if_loose(&mut self, now: Instant) {
         let Some(limit) = self.limit else { return };
-        if now.saturating_duration_since(limit.since) < PLATEAU * 4 {
+        if now.saturating_duration_since(limit.set_at) < PLATEAU * 4 {
             return;
         }
         let (accepted, _) = self.delivered.rates();
@@ -546,6 +653,60 @@ impl PaceState {
             self.limit = None;
             self.tokens = (0.0, 0.0);
         }
+    }
+}
+
+/// What the reports of the records in flight when an unlimited server
+/// first throttled tell of its rate. It refuses them while it is at its
+/// limit and takes the limit's worth: what it took from the first
+/// throttled report to the last is its rate, whatever it had in store
+/// before.
+#[derive(Clone, Copy, Debug)]
+struct Onset {
+    at: Instant,
+    /// Records and bytes delivered after `at`, up to the last throttled
+    /// report; and since then.
+    taken: (u64, u64),
+    pending: (u64, u64),
+    last_throttled: Instant,
+}
+
+impl Onset {
+    fn new(at: Instant) -> Onset {
+        Onset {
+            at,
+            taken: (0, 0),
+            pending: (0, 0),
+            last_throttled: at,
+        }
+    }
+
+    /// Counts what one exchange reported, at `now`.
+    fn learn(&mut self, now: Instant, signals: &Signals) {
+        self.pending.0 = self.pending.0.saturating_add(signals.delivered);
+        self.pending.1 = self.pending.1.saturating_add(signals.delivered_bytes);
+        if signals.throttled > 0 {
+            self.taken.0 = self.taken.0.saturating_add(self.pending.0);
+            self.taken.1 = self.taken.1.saturating_add(self.pending.1);
+            self.pending = (0, 0);
+            self.last_throttled = now;
+        }
+    }
+
+    /// Whether the server stopped throttling (the records in flight are
+    /// all answered) or waiting took long enough.
+    fn is_over(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_throttled) >= ONSET_QUIET
+            || now.saturating_duration_since(self.at) >= ONSET_WAIT
+    }
+
+    /// The rates the server took at its limit, when measured well enough.
+    fn rates(&self) -> Option<(f64, f64)> {
+        let span = self.last_throttled.saturating_duration_since(self.at);
+        (span >= ONSET_SPAN && self.taken.0 >= MIN_SAMPLE).then(|| {
+            let span = span.as_secs_f64();
+            (self.taken.0 as f64 / span, self.taken.1 as f64 / span)
+        })
     }
 }
 
@@ -631,6 +792,74 @@ mod tests {
         bytes: 1 << 40,
     };
 
+    /// The first throttle of an unlimited pace at `at`: records wait; the
+    /// onset ends quietly, with nothing measured. When it ends.
+    fn onset(pace: &mut PaceState, at: Instant, signals: &Signals) -> Instant {
+        let grant = pace.exchange(at, signals, None, || WANT);
+        assert_eq!(grant.credit, Some(Credit::default()), "records wait");
+        assert!(!pace.is_limited());
+        let end = at + ONSET_QUIET;
+        pace.exchange(end, &Signals::default(), None, || WANT);
+        assert!(pace.is_limited());
+        end
+    }
+
+    #[test]
+    fn at_the_onset_records_wait_and_the_pace_is_what_the_server_took() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        // A burst the server had in store: 1,000 records at once.
+        pace.exchange(t0, &delivered_at(t0, 1000, 10), None, || WANT);
+        // Then, of the records in flight (written at 20 ms), the server
+        // takes 20 and refuses 180 every 10 ms for 50 ms: 2,000/s.
+        let written = t0 + ms(20);
+        let mut first = Signals::default();
+        for _ in 0..100 {
+            first.throttled(written);
+        }
+        let start = t0 + ms(21);
+        let grant = pace.exchange(start, &first, None, || WANT);
+        assert_eq!(grant.credit, Some(Credit::default()));
+        assert!(grant.again_at.is_some());
+        for i in 1..=5 {
+            let mut answered = Signals::default();
+            for _ in 0..20 {
+                answered.delivered(10, written);
+            }
+            for _ in 0..180 {
+                answered.throttled(written);
+            }
+            let grant = pace.exchange(start + ms(10 * i), &answered, None, || WANT);
+            assert_eq!(grant.credit, Some(Credit::default()), "waiting at {i}");
+        }
+        // Quiet: the records in flight are answered.
+        let end = start + ms(50) + ONSET_QUIET;
+        let grant = pace.exchange(end, &Signals::default(), None, || WANT);
+        assert!(grant.again_at.is_some());
+        let grant = pace.exchange(end + ms(10), &Signals::default(), None, || WANT);
+        assert!(grant.credit.unwrap().records > 0);
+        let (rate, bytes) = pace.rates(end).unwrap();
+        assert!((1_800.0..=2_200.0).contains(&rate), "{rate}");
+        assert!((18_000.0..=22_000.0).contains(&bytes), "{bytes}");
+        assert_eq!(pace.decreases(), 1);
+    }
+
+    #[test]
+    fn the_onset_waits_no_longer_than_its_bound() {
+        let t0 = Instant::now();
+        let mut pace = PaceState::default();
+        pace.exchange(t0, &delivered_at(t0, 100, 10), None, || WANT);
+        // The server goes on throttling records written before the onset.
+        let mut at = t0 + ms(1);
+        while at < t0 + ONSET_WAIT {
+            let grant = pace.exchange(at, &throttled(t0), None, || WANT);
+            assert_eq!(grant.credit, Some(Credit::default()));
+            at += ms(5);
+        }
+        pace.exchange(t0 + ms(1) + ONSET_WAIT, &throttled(t0), None, || WANT);
+        assert!(pace.is_limited());
+    }
+
     #[test]
     fn unlimited_until_throttled() {
         let t0 = Instant::now();
@@ -659,8 +888,8 @@ mod tests {
         for i in 0..50 {
             signals.throttled(t0 + Duration::from_micros(200 * i));
         }
-        pace.exchange(t0 + ms(20), &signals, None, || WANT);
-        let (rate, bytes) = pace.rates(t0 + ms(20)).unwrap();
+        let end = onset(&mut pace, t0 + ms(20), &signals);
+        let (rate, bytes) = pace.rates(end).unwrap();
         assert!((1000.0..=5000.0).contains(&rate), "{rate}");
         assert!(bytes >= 1e12, "no byte rate known: {bytes}");
     }
@@ -679,7 +908,7 @@ mod tests {
             );
         }
         let now = t0 + ms(1000);
-        pace.exchange(now, &throttled(now), None, || WANT);
+        let now = onset(&mut pace, now, &throttled(now));
         let (rate, bytes) = pace.rates(now).unwrap();
         assert!((800.0..=950.0).contains(&rate), "{rate}");
         assert!((80_000.0..=95_000.0).contains(&bytes), "{bytes}");
@@ -693,8 +922,7 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = PaceState::default();
         pace.exchange(t0, &delivered_at(t0, 1000, 10), None, || WANT);
-        let first = t0 + ms(500);
-        pace.exchange(first, &throttled(first - ms(1)), None, || WANT);
+        let first = onset(&mut pace, t0 + ms(500), &throttled(t0 + ms(499)));
         assert_eq!(pace.decreases(), 1);
         for i in 1..10 {
             pace.exchange(first + ms(i), &throttled(first - ms(1)), None, || WANT);
@@ -722,8 +950,7 @@ mod tests {
         for _ in 0..10 {
             signals.throttled(at);
         }
-        pace.exchange(at, &signals, None, || WANT);
-        assert!(pace.is_limited());
+        onset(&mut pace, at, &signals);
     }
 
     #[test]
@@ -764,8 +991,7 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = PaceState::default();
         pace.exchange(t0, &delivered_at(t0, 1000, 10), None, || WANT);
-        let now = t0 + ms(100);
-        pace.exchange(now, &throttled(now), None, || WANT);
+        let now = onset(&mut pace, t0 + ms(100), &throttled(t0 + ms(100)));
         let later = now + ms(20);
         let grant = pace.exchange(later, &Signals::default(), None, || WANT);
         let credit = grant.credit.unwrap();
@@ -779,8 +1005,7 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = PaceState::default();
         pace.exchange(t0, &delivered_at(t0, 10, 10), None, || WANT);
-        let now = t0 + ms(100);
-        pace.exchange(now, &throttled(now), None, || WANT);
+        let now = onset(&mut pace, t0 + ms(100), &throttled(t0 + ms(100)));
         let mut credit = pace
             .exchange(now + ms(500), &Signals::default(), None, || WANT)
             .credit
@@ -819,8 +1044,8 @@ mod tests {
         let t0 = Instant::now();
         let mut pace = PaceState::default();
         pace.exchange(t0, &delivered_at(t0, 100, 10), None, || WANT);
-        pace.exchange(t0 + ms(100), &throttled(t0 + ms(100)), None, || WANT);
-        let (at_first, _) = pace.rates(t0 + ms(100)).unwrap();
+        let first = onset(&mut pace, t0 + ms(100), &throttled(t0 + ms(100)));
+        let (at_first, _) = pace.rates(first).unwrap();
         let (later, _) = pace.rates(t0 + Duration::from_secs(10)).unwrap();
         assert!(later > at_first * 100.0, "{at_first} {later}");
         // Nothing delivered lately and a pace far above it: lifted.
