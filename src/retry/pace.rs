@@ -2,18 +2,22 @@
 //! policy, fed by what the server answers and the clock it is handed.
 //!
 //! Until the server throttles a record the pace is unlimited and costs
-//! nothing but counting deliveries. A throttled record (an in-band 429 or
-//! 42901) sets the pace to a fraction ([`DECREASE`]) of the smaller of the
-//! rate in force and the rate the server accepted over the last second, in
-//! records and in bytes alike, since a report does not say which of the
-//! server's limits it hit. From there the pace grows back as CUBIC does:
-//! fast at first, flat near the rate that was throttled, then faster again,
-//! doubling every [`PLATEAU`] once twice that has passed without
-//! throttling, so that a limit that was raised is found again within
-//! seconds. The rate the server accepted is measured by when the records
-//! were written, not when their reports came, so that a burst answered at
-//! once is not taken for a fast server. Records written before the
-//! last decrease say nothing of the new pace: their throttling is ignored.
+//! nothing but counting deliveries. When enough of the records written
+//! lately are throttled (an in-band 429 or 42901) to blame the rate, the
+//! records in flight then are refused whatever the pace, so nothing goes
+//! until they are answered ([`Onset`]): what the server took meanwhile, at
+//! its limit, is where the pace starts. Each later throttle sets the pace
+//! to a fraction ([`DECREASE`]) of the smaller of the rate in force and
+//! what the server took over the stretch of reports in which it throttled,
+//! in records and in bytes alike, since a report does not say which of the
+//! server's limits it hit. Those rates are read by when reports came (the
+//! server's time), only where it throttled, so that a burst it had in
+//! store is not taken for its rate. From there the pace grows back as
+//! CUBIC does: fast at first, flat near the rate that was throttled, then
+//! faster again, doubling every [`PLATEAU`] once twice that has passed
+//! without throttling, so that a limit that was raised is found again
+//! within seconds. Records written before the pace was last set say
+//! nothing of it: their throttling is ignored.
 //!
 //! [`SharedPace`] holds the state for every lane of a client's clones and of
 //! every client of the same endpoint and cluster, as the server's limits are
