@@ -274,35 +274,16 @@ impl Window {
         (records as f64 / span, bytes as f64 / span)
     }
 
-    /// Records and bytes per second delivered in the latest slots (up to
-    /// [`SATURATED_SLOTS`] of them) in which the server also throttled:
-    /// while it refused records the server was at its limit, so what got
-    /// through then is the limit, whatever got through before (a burst it
-    /// had in store). Kept by when reports came, the server's time (records
-    /// are written faster than it reads them whenever the connection
-    /// buffers), and taken as the median slot, since the first such slot
-    /// holds some of the burst. `None` when fewer than [`MIN_SAMPLE`]
-    /// records got through in them.
+    /// Records and bytes per second delivered over the stretch of the
+    /// latest slots (up to [`SATURATED_SLOTS`] of them) in which the server
+    /// also throttled: while it refused records the server was at its
+    /// limit, so what got through then is the limit, whatever got through
+    /// before (a burst it had in store). Kept by when reports came, the
+    /// server's time: records are written faster than it reads them
+    /// whenever the connection buffers. `None` when fewer than
+    /// [`MIN_SAMPLE`] records got through, or the stretch is shorter than a
+    /// slot.
     fn saturated_rates(&mut self) -> Option<(f64, f64)> {
-        self.saturated(1)
-    }
-
-    /// How many slots [`saturated_rates`](Self::saturated_rates) would
-    /// measure by, up to [`SATURATED_SLOTS`].
-    fn saturated_slots(&mut self) -> usize {
-        let Some(last) = self.last else { return 0 };
-        let last = self.slot(last);
-        let oldest = last.saturating_sub(WINDOW_SLOTS as u64 - 1);
-        self.slots
-            .iter()
-            .filter(|e| e[0] != 0 && e[0] >= oldest && e[0] <= last && e[3] > 0)
-            .count()
-            .min(SATURATED_SLOTS)
-    }
-
-    /// [`saturated_rates`](Self::saturated_rates), from at least
-    /// `min_slots` slots.
-    fn saturated(&mut self, min_slots: usize) -> Option<(f64, f64)> {
         let last = self.slot(self.last?);
         let oldest = last.saturating_sub(WINDOW_SLOTS as u64 - 1);
         let mut saturated: Vec<[u64; 4]> = self
@@ -316,9 +297,6 @@ impl Window {
         let (Some(newest), Some(oldest)) = (saturated.first(), saturated.last()) else {
             return None;
         };
-        if saturated.len() < min_slots.max(1) {
-            return None;
-        }
         // Everything that came after the first of them up to the last
         // report: the slots between without a report count as time too,
         // and the first, which the throttling may have begun within, only
