@@ -246,7 +246,8 @@ pub(crate) async fn respond(
         false => None,
     }
     .unwrap_or_default();
-    let mut success_writer = SuccessWriter::new(cluster, topic.name());
+    // Batch entries carry no error_code on success whatever the version.
+    let mut success_writer = SuccessWriter::new(cluster, topic.name(), false);
     let mut successes = BytesMut::new();
     let mut failures = BytesMut::new();
     let mut appender = topic.appender();

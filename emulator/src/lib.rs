@@ -171,6 +171,7 @@ pub struct EmulatorBuilder {
     token_lifetime: Duration,
     tls: bool,
     client_certificates: bool,
+    reports_without_error_code: bool,
 }
 
 impl Default for EmulatorBuilder {
@@ -194,6 +195,7 @@ impl Default for EmulatorBuilder {
             token_lifetime: oauth::DEFAULT_TOKEN_LIFETIME,
             tls: false,
             client_certificates: false,
+            reports_without_error_code: false,
         }
     }
 }
@@ -225,6 +227,14 @@ impl EmulatorBuilder {
         if !self.extra_cluster_ids.contains(&id) {
             self.extra_cluster_ids.push(id);
         }
+        self
+    }
+
+    /// Reports delivered records without `error_code` (on streams and
+    /// one-record requests), as REST Proxy 6.2 to 7.2 does: they say only
+    /// where the record went. Errors keep their `error_code`.
+    pub fn with_reports_without_error_code(mut self, on: bool) -> Self {
+        self.reports_without_error_code = on;
         self
     }
 
@@ -543,7 +553,8 @@ impl EmulatorBuilder {
                 self.limits,
                 Faults::with_plan(self.faults),
             )
-            .with_extra_cluster_ids(self.extra_cluster_ids),
+            .with_extra_cluster_ids(self.extra_cluster_ids)
+            .with_reports_without_error_code(self.reports_without_error_code),
         );
         shared.rate_limiter.set_global(self.rate_limits);
         for (cluster, limits) in &self.cluster_rate_limits {

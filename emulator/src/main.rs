@@ -63,6 +63,11 @@ struct Args {
     #[arg(long = "extra-cluster-id", value_name = "ID")]
     extra_cluster_ids: Vec<String>,
 
+    /// Report delivered records without error_code, as REST Proxy 6.2 to
+    /// 7.2 does.
+    #[arg(long)]
+    reports_without_error_code: bool,
+
     /// A topic as NAME:PARTITIONS (repeatable). Defaults to demo:3.
     #[arg(long = "topic", value_name = "NAME:PARTITIONS", value_parser = parse_topic)]
     topics: Vec<(String, i32)>,
@@ -467,7 +472,8 @@ async fn main() -> ExitCode {
     let mut builder = Emulator::builder()
         .with_listen(args.listen)
         .with_cluster_id(args.cluster_id.clone())
-        .with_auto_create_topics(args.auto_create);
+        .with_auto_create_topics(args.auto_create)
+        .with_reports_without_error_code(args.reports_without_error_code);
     for id in &args.extra_cluster_ids {
         builder = builder.with_extra_cluster_id(id.clone());
     }

@@ -23,6 +23,7 @@ pub(crate) struct Delivered {
 #[derive(Debug, Clone)]
 pub(crate) struct SuccessWriter {
     /// `{"error_code":200,"cluster_id":...,"topic_name":...,"partition_id":`
+    /// (without `"error_code":200,` in the form of servers before 7.3).
     plain_prefix: Vec<u8>,
     /// `"cluster_id":...,"topic_name":...,"partition_id":`, after a batch id.
     names: Vec<u8>,
@@ -34,14 +35,18 @@ pub(crate) struct SuccessWriter {
 const STAMP_LEN: usize = 24;
 
 impl SuccessWriter {
-    pub fn new(cluster: &str, topic: &str) -> SuccessWriter {
+    pub fn new(cluster: &str, topic: &str, without_error_code: bool) -> SuccessWriter {
         let names = format!(
             "\"cluster_id\":{},\"topic_name\":{},\"partition_id\":",
             json_string(cluster),
             json_string(topic)
         )
         .into_bytes();
-        let mut plain_prefix = b"{\"error_code\":200,".to_vec();
+        let mut plain_prefix = if without_error_code {
+            b"{".to_vec()
+        } else {
+            b"{\"error_code\":200,".to_vec()
+        };
         plain_prefix.extend_from_slice(&names);
         SuccessWriter {
             plain_prefix,
@@ -187,7 +192,7 @@ mod tests {
     #[test]
     fn success_shape() {
         let mut out = BytesMut::new();
-        let mut writer = SuccessWriter::new("lkc-1", "t\"x");
+        let mut writer = SuccessWriter::new("lkc-1", "t\"x", false);
         let d = Delivered {
             partition: 2,
             offset: 7,
@@ -248,7 +253,7 @@ mod tests {
 
     #[test]
     fn timestamp_text_follows_the_time() {
-        let mut writer = SuccessWriter::new("c", "t");
+        let mut writer = SuccessWriter::new("c", "t", false);
         let mut out = BytesMut::new();
         for (millis, text) in [
             (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),

@@ -106,6 +106,9 @@ pub(crate) struct Shared {
     pub faults: Faults,
     /// The intermediary played in front of the produce endpoints.
     pub intermediary: IntermediarySetting,
+    /// Delivered records are reported without `error_code`, as REST Proxy
+    /// before 7.3 does.
+    pub reports_without_error_code: bool,
     pub requests: AtomicU64,
     last_headers: Mutex<Option<Vec<(String, String)>>>,
 }
@@ -127,6 +130,7 @@ impl Shared {
             limits,
             faults,
             intermediary: IntermediarySetting::default(),
+            reports_without_error_code: false,
             requests: AtomicU64::new(0),
             last_headers: Mutex::new(None),
         }
@@ -135,6 +139,11 @@ impl Shared {
     /// The same state serving `extra` cluster ids besides its own.
     pub fn with_extra_cluster_ids(mut self, extra: Vec<String>) -> Shared {
         self.extra_cluster_ids = extra;
+        self
+    }
+
+    pub fn with_reports_without_error_code(mut self, on: bool) -> Shared {
+        self.reports_without_error_code = on;
         self
     }
 

@@ -269,7 +269,7 @@ impl Stream {
             .stream_close_delay
             .unwrap_or(shared.limits.stream_close_delay);
         Stream {
-            successes: SuccessWriter::new(cluster, topic.name()),
+            successes: SuccessWriter::new(cluster, topic.name(), shared.reports_without_error_code),
             cluster: cluster.to_owned(),
             shared,
             topic,

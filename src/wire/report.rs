@@ -99,8 +99,31 @@ pub struct PayloadSummary {
 
 /// A delivery report as the server writes it, success or failure.
 #[derive(Debug, Deserialize)]
+#[serde(try_from = "ReportJson")]
 pub(crate) struct ReportWire {
     error_code: i32,
+    message: Option<String>,
+    cluster_id: Option<String>,
+    topic_name: Option<String>,
+    partition_id: Option<i32>,
+    offset: Option<i64>,
+    timestamp: Option<DateTime<Utc>>,
+    key: Option<PayloadSummary>,
+    value: Option<PayloadSummary>,
+}
+
+/// A report's `error_code`, or what a report without one means: REST Proxy
+/// before 7.3 writes a delivered record's report without it, saying where
+/// the record went. Without either it is no report.
+fn error_code(code: Option<i32>, partition_id: Option<i32>, offset: Option<i64>) -> Option<i32> {
+    code.or((partition_id.is_some() && offset.is_some()).then_some(200))
+}
+
+/// A report's JSON, any field left out.
+#[derive(Deserialize)]
+struct ReportJson {
+    #[serde(default)]
+    error_code: Option<i32>,
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
@@ -117,6 +140,26 @@ pub(crate) struct ReportWire {
     key: Option<PayloadSummary>,
     #[serde(default)]
     value: Option<PayloadSummary>,
+}
+
+impl TryFrom<ReportJson> for ReportWire {
+    type Error = &'static str;
+
+    fn try_from(json: ReportJson) -> Result<ReportWire, &'static str> {
+        let error_code = error_code(json.error_code, json.partition_id, json.offset)
+            .ok_or("a report without error_code, partition_id and offset")?;
+        Ok(ReportWire {
+            error_code,
+            message: json.message,
+            cluster_id: json.cluster_id,
+            topic_name: json.topic_name,
+            partition_id: json.partition_id,
+            offset: json.offset,
+            timestamp: json.timestamp,
+            key: json.key,
+            value: json.value,
+        })
+    }
 }
 
 /// A report's timestamp. The server's own form, `2025-06-02T09:14:42.123Z`,
@@ -459,8 +502,9 @@ fn in_any_order(reader: &mut Compact<'_>) -> Option<ReportWire> {
             _ => return None,
         }
     }
-    // error_code is required.
-    (seen & 1 != 0).then_some(report)
+    let code = (seen & 1 != 0).then_some(report.error_code);
+    report.error_code = error_code(code, report.partition_id, report.offset)?;
+    Some(report)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z` with 1 to 9 fraction digits, or `None`.
@@ -659,6 +703,34 @@ mod tests {
         assert!(
             serde_json::from_str::<ReportWire>(r#"{"error_code":200,"timestamp":"x"}"#).is_err()
         );
+    }
+
+    #[test]
+    fn a_report_without_error_code_that_says_where_is_delivered() {
+        // REST Proxy 6.2 to 7.2, in its field order and in another.
+        for text in [
+            r#"{"cluster_id":"c","topic_name":"t","partition_id":1,"offset":5,"timestamp":"2021-06-01T10:00:00.000Z","key":null,"value":{"type":"BINARY","size":3}}"#,
+            r#"{"offset":5,"partition_id":1}"#,
+        ] {
+            let (fast, serde) = both(text);
+            assert_eq!(fast, serde, "{text}");
+            let report: ReportWire = serde_json::from_str(text).unwrap();
+            let delivered = report.into_result().unwrap();
+            assert_eq!((delivered.partition, delivered.offset), (1, 5), "{text}");
+        }
+        // Without a code and without where, it is no report at all.
+        for text in [
+            r#"{"partition_id":1}"#,
+            r#"{"offset":5,"partition_id":null}"#,
+            r#"{"message":"m"}"#,
+            r#"{}"#,
+        ] {
+            assert_eq!(both(text), (None, None), "{text}");
+        }
+        // A code given is the code, whatever else is there.
+        let report: ReportWire =
+            serde_json::from_str(r#"{"error_code":40403,"partition_id":1,"offset":5}"#).unwrap();
+        assert!(report.into_result().is_err());
     }
 
     /// Both readers, on the same text: the compact one must agree with serde
