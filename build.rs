@@ -7,25 +7,31 @@
 #[path = "build/normalize.rs"]
 mod normalize;
 
-use normalize::{FoundOperation, Normalized, WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA};
+use normalize::{
+    FoundOperation, Normalized, VENDORED_FINGERPRINT, WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA,
+};
 use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 const VENDORED: &str = "openapi/kafka-rest-v3.yaml";
 const OVERRIDE_VAR: &str = "KAFKA_REST_OPENAPI";
+/// Set (to anything but empty) to print the repairs of any document.
+const REPAIRS_VAR: &str = "KAFKA_REST_OPENAPI_REPAIRS";
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=build/normalize.rs");
     println!("cargo::rerun-if-env-changed={OVERRIDE_VAR}");
-    let document = match std::env::var_os(OVERRIDE_VAR) {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => PathBuf::from(VENDORED),
+    println!("cargo::rerun-if-env-changed={REPAIRS_VAR}");
+    let (document, overridden) = match std::env::var_os(OVERRIDE_VAR) {
+        Some(path) if !path.is_empty() => (PathBuf::from(path), true),
+        _ => (PathBuf::from(VENDORED), false),
     };
     println!("cargo::rerun-if-changed={}", document.display());
+    let asked = std::env::var_os(REPAIRS_VAR).is_some_and(|v| !v.is_empty());
 
-    if let Err(message) = run(&document) {
+    if let Err(message) = run(&document, overridden || asked) {
         // A readable failure instead of a panic's backtrace.
         eprintln!(
             "\nerror: cannot generate the Kafka REST client from {}\n",
@@ -39,7 +45,9 @@ fn main() {
     }
 }
 
-fn run(document: &Path) -> Result<(), String> {
+/// Generates the client from `document`; its repairs are printed as
+/// warnings when `show_repairs`, or when it is not the shipped document.
+fn run(document: &Path, show_repairs: bool) -> Result<(), String> {
     let text = std::fs::read_to_string(document).map_err(|e| {
         format!(
             "could not read the document: {e}.\n\
@@ -60,8 +68,11 @@ fn run(document: &Path) -> Result<(), String> {
     let wire_repairs = normalize::use_wire_types(&mut canonical).map_err(|e| {
         format!("{e}.\nSee openapi/README.md for the documents this build accepts.")
     })?;
-    for repair in repairs.iter().chain(&wire_repairs) {
-        println!("cargo::warning={}: {repair}", document.display());
+    // The shipped document's repairs are known: a user's build stays quiet.
+    if show_repairs || normalize::fingerprint(text.as_bytes()) != VENDORED_FINGERPRINT {
+        for repair in repairs.iter().chain(&wire_repairs) {
+            println!("cargo::warning={}: {repair}", document.display());
+        }
     }
 
     let tokens = generate(&canonical).map_err(|first_error| {

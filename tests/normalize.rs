@@ -1704,6 +1704,22 @@ const PRODUCE_SCHEMAS: [&str; 6] = [
 ];
 
 #[test]
+fn the_fingerprint_names_the_vendored_document() {
+    let text = std::fs::read(vendored_path()).unwrap();
+    let fingerprint = normalize::fingerprint(&text);
+    assert_eq!(
+        fingerprint,
+        normalize::VENDORED_FINGERPRINT,
+        "openapi/kafka-rest-v3.yaml is not the document the crate ships: if it was changed \
+         on purpose, set VENDORED_FINGERPRINT in build/normalize.rs to {fingerprint:#x}"
+    );
+    // Any change shows.
+    let mut changed = text.clone();
+    changed.push(b'\n');
+    assert_ne!(normalize::fingerprint(&changed), fingerprint);
+}
+
+#[test]
 fn the_vendored_document_normalizes_with_the_expected_repairs() {
     let n = normalize::normalize(&read_document(&vendored_path())).expect("vendored document");
     assert_eq!(
