@@ -290,10 +290,12 @@ pub fn normalize(input: &Value) -> Result<Normalized, NormalizeError> {
 /// Points the canonical produce operation's request body and JSON success
 /// responses at [`WIRE_RECORD_SCHEMA`] and [`WIRE_REPORT_SCHEMA`], whose
 /// generated types the build replaces with the crate's own. The document's
-/// schemas stay in `components`, so their types are still generated.
-/// Returns the repairs made.
+/// schemas stay in `components`, so their types are still generated. The
+/// error responses get the error model the crate reads
+/// ([`supply_error_model`]). Returns the repairs made.
 pub fn use_wire_types(document: &mut Value) -> Result<Vec<String>, NormalizeError> {
     let mut repairs = Vec::new();
+    supply_error_model(document, &mut repairs);
     let wire_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
     let schemas = document
         .pointer_mut("/components/schemas")
@@ -469,6 +471,157 @@ fn canonical_operation(
     }
     out.insert("responses".into(), Value::Object(out_responses));
     Ok(Value::Object(out))
+}
+
+/// The name the crate reads error bodies by: `generated::types::Error`.
+const ERROR_SCHEMA: &str = "Error";
+
+/// Gives the wrapped operations' error responses the error model the crate
+/// reads, named [`ERROR_SCHEMA`]: a single model under another name is
+/// renamed; a document without one (the oldest REST Proxy documents) gets
+/// `{error_code, message}` for every error response, and `4XX` and `5XX`
+/// when it declares none. Several models are left as they are.
+fn supply_error_model(document: &mut Value, repairs: &mut Vec<String>) {
+    let Some(root) = document.as_object_mut() else {
+        return;
+    };
+    let mut schemas = match root
+        .get_mut("components")
+        .and_then(|c| c.get_mut("schemas"))
+        .map(Value::take)
+    {
+        Some(Value::Object(schemas)) => schemas,
+        _ => Map::new(),
+    };
+    let mut found: Vec<(String, Value)> = Vec::new();
+    if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            if let Some(post) = item.get_mut("post") {
+                found.push((path.clone(), post.take()));
+            }
+        }
+    }
+    supply_error_model_in(&mut found, &mut schemas, repairs);
+    if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, operation) in found {
+            if let Some(item) = paths.get_mut(&path) {
+                item["post"] = operation;
+            }
+        }
+    }
+    root.entry("components")
+        .or_insert_with(|| json!({}))["schemas"] = Value::Object(schemas);
+}
+
+fn supply_error_model_in(
+    found: &mut [(String, Value)],
+    schemas: &mut Map<String, Value>,
+    repairs: &mut Vec<String>,
+) {
+    let prefix = "#/components/schemas/";
+    let is_error = |status: &str| !status.starts_with('2');
+    let mut models = BTreeSet::new();
+    for (_, operation) in found.iter() {
+        let Some(responses) = operation.get("responses").and_then(Value::as_object) else {
+            continue;
+        };
+        for (status, response) in responses {
+            if let Some(schema) = response.pointer("/content/application~1json/schema") {
+                if is_error(status) {
+                    let name = schema.get("$ref").and_then(Value::as_str);
+                    models.insert(name.and_then(|r| r.strip_prefix(prefix)).map(str::to_owned));
+                }
+            }
+        }
+    }
+    let error_ref = json!({ "$ref": format!("{prefix}{ERROR_SCHEMA}") });
+    match models.len() {
+        0 => {}
+        1 => match models.into_iter().next().flatten() {
+            Some(name) if name == ERROR_SCHEMA => return,
+            Some(name) if !schemas.contains_key(ERROR_SCHEMA) => {
+                // Renamed in every reference, so the generated type is `Error`.
+                if let Some(schema) = schemas.remove(&name) {
+                    schemas.insert(ERROR_SCHEMA.into(), schema);
+                }
+                let from = json!(format!("{prefix}{name}"));
+                for value in found
+                    .iter_mut()
+                    .map(|(_, op)| op)
+                    .chain(schemas.values_mut())
+                {
+                    replace_refs(value, &from, &error_ref);
+                }
+                repairs.push(format!(
+                    "error model `{name}` renamed `{ERROR_SCHEMA}`, the name the crate reads error bodies by"
+                ));
+                return;
+            }
+            // Inline, or `Error` taken by another schema: left as it is.
+            _ => return,
+        },
+        _ => return,
+    }
+    // No error response has a JSON body.
+    if !schemas.contains_key(ERROR_SCHEMA) {
+        schemas.insert(
+            ERROR_SCHEMA.into(),
+            json!({
+                "type": "object",
+                "required": ["error_code", "message"],
+                "properties": {
+                    "error_code": { "type": "integer", "format": "int32" },
+                    "message": { "type": "string", "nullable": true }
+                }
+            }),
+        );
+    }
+    for (path, operation) in found.iter_mut() {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let body = json!({ "application/json": { "schema": error_ref.clone() } });
+        let mut given = Vec::new();
+        for (status, response) in responses.iter_mut() {
+            if is_error(status) {
+                response["content"] = body.clone();
+                given.push(status.clone());
+            }
+        }
+        if given.is_empty() {
+            for status in ["4XX", "5XX"] {
+                responses.insert(
+                    status.into(),
+                    json!({ "description": "An error.", "content": body.clone() }),
+                );
+                given.push(status.into());
+            }
+        }
+        repairs.push(format!(
+            "POST {path}: no error model; responses {} read as `{ERROR_SCHEMA}` (error_code, message)",
+            given.join(", ")
+        ));
+    }
+}
+
+/// Replaces every value equal to `from` under a `$ref` key with `to`.
+fn replace_refs(value: &mut Value, from: &Value, to: &Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                if key == "$ref" && item == from {
+                    *item = to["$ref"].clone();
+                } else {
+                    replace_refs(item, from, to);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| replace_refs(item, from, to)),
+        _ => {}
+    }
 }
 
 /// Follows a local `$ref` into `components/{section}`.

@@ -1049,7 +1049,12 @@ fn schema_ref(name: &str) -> Value {
 fn the_produce_call_sends_and_reads_the_wire_types() {
     let mut n = produce_at("/kafka/v3/clusters/{cluster_id}/topics/{topic_name}/records");
     let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
-    assert!(repairs.is_empty(), "{repairs:#?}");
+    // The document has no error model: the crate's is supplied.
+    assert_eq!(repairs.len(), 1, "{repairs:#?}");
+    assert!(
+        repairs[0].contains("no error model; responses 4XX, 5XX read as `Error`"),
+        "{repairs:#?}"
+    );
     assert_eq!(
         produce(&n)["requestBody"]["content"]["application/json"]["schema"],
         schema_ref(WIRE_RECORD_SCHEMA)
@@ -1061,7 +1066,7 @@ fn the_produce_call_sends_and_reads_the_wire_types() {
     // The document's own schemas stay, so their types are still generated.
     assert_eq!(
         schema_names(&n),
-        vec!["Record", "Report", WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA]
+        vec!["Error", "Record", "Report", WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA]
     );
 
     let once = n.document.clone();
@@ -1107,6 +1112,91 @@ fn error_responses_keep_the_documents_types() {
     );
 }
 
+/// The oldest REST Proxy documents have no error model at all.
+#[test]
+fn a_document_without_an_error_model_gets_the_crates() {
+    let mut n = with_responses(
+        "
+                '200':
+                  description: ok
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Report'
+                '500':
+                  description: Body-less.
+        ",
+        "
+            Unused:
+              description: unused
+        ",
+    );
+    let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
+    assert_eq!(repairs.len(), 1, "{repairs:#?}");
+    assert!(repairs[0].contains("responses 500 read as `Error`"), "{repairs:#?}");
+    let responses = &produce(&n)["responses"];
+    assert_eq!(
+        responses["500"]["content"]["application/json"]["schema"],
+        schema_ref("Error")
+    );
+    // The error responses the document has: none added.
+    assert!(responses.get("4XX").is_none(), "{responses:#}");
+    let error = &n.document["components"]["schemas"]["Error"];
+    assert_eq!(error["properties"]["error_code"]["format"], "int32");
+    assert_eq!(error["required"], json!(["error_code", "message"]));
+}
+
+#[test]
+fn an_error_model_under_another_name_is_named_error() {
+    let op = PRODUCE_OP
+        .replace(
+            "@PATH@",
+            "/kafka/v3/clusters/{cluster_id}/topics/{topic_name}/records",
+        )
+        .replace(
+            "            '200':",
+            "            '4XX':
+              description: Client error.
+              content:
+                application/json:
+                  schema:
+                    $ref: '#/components/schemas/ApiError'
+            '200':",
+        );
+    let schemas = SCHEMAS.to_owned()
+        + "
+        ApiError:
+          type: object
+          properties:
+            error_code:
+              type: integer
+            detail:
+              $ref: '#/components/schemas/Detail'
+        Detail:
+          type: string
+";
+    let mut n = normalized(&[HEAD, &op, &schemas]);
+    let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
+    assert_eq!(repairs.len(), 1, "{repairs:#?}");
+    assert!(
+        repairs[0].contains("error model `ApiError` renamed `Error`"),
+        "{repairs:#?}"
+    );
+    assert_eq!(
+        produce(&n)["responses"]["4XX"]["content"]["application/json"]["schema"],
+        schema_ref("Error")
+    );
+    let schemas = schema_names(&n);
+    assert!(schemas.contains(&"Error") && !schemas.contains(&"ApiError"), "{schemas:?}");
+    // What the model refers to stays.
+    assert_eq!(
+        n.document["components"]["schemas"]["Error"]["properties"]["detail"],
+        schema_ref("Detail")
+    );
+    // Once named, nothing more to do.
+    assert!(normalize::use_wire_types(&mut n.document).unwrap().is_empty());
+}
+
 #[test]
 fn a_produce_without_a_json_success_response_gets_one() {
     let mut n = with_responses(
@@ -1120,9 +1210,9 @@ fn a_produce_without_a_json_success_response_gets_one() {
         ",
     );
     let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
-    assert_eq!(repairs.len(), 1, "{repairs:#?}");
+    assert_eq!(repairs.len(), 2, "{repairs:#?}");
     assert!(
-        repairs[0].contains("no JSON success response"),
+        repairs.iter().any(|r| r.contains("no JSON success response")),
         "{repairs:#?}"
     );
     assert_eq!(
