@@ -509,8 +509,7 @@ fn supply_error_model(document: &mut Value, repairs: &mut Vec<String>) {
             }
         }
     }
-    root.entry("components")
-        .or_insert_with(|| json!({}))["schemas"] = Value::Object(schemas);
+    root.entry("components").or_insert_with(|| json!({}))["schemas"] = Value::Object(schemas);
 }
 
 fn supply_error_model_in(
@@ -619,7 +618,9 @@ fn replace_refs(value: &mut Value, from: &Value, to: &Value) {
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| replace_refs(item, from, to)),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| replace_refs(item, from, to)),
         _ => {}
     }
 }

@@ -1066,7 +1066,13 @@ fn the_produce_call_sends_and_reads_the_wire_types() {
     // The document's own schemas stay, so their types are still generated.
     assert_eq!(
         schema_names(&n),
-        vec!["Error", "Record", "Report", WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA]
+        vec![
+            "Error",
+            "Record",
+            "Report",
+            WIRE_RECORD_SCHEMA,
+            WIRE_REPORT_SCHEMA
+        ]
     );
 
     let once = n.document.clone();
@@ -1133,7 +1139,10 @@ fn a_document_without_an_error_model_gets_the_crates() {
     );
     let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
     assert_eq!(repairs.len(), 1, "{repairs:#?}");
-    assert!(repairs[0].contains("responses 500 read as `Error`"), "{repairs:#?}");
+    assert!(
+        repairs[0].contains("responses 500 read as `Error`"),
+        "{repairs:#?}"
+    );
     let responses = &produce(&n)["responses"];
     assert_eq!(
         responses["500"]["content"]["application/json"]["schema"],
@@ -1187,14 +1196,21 @@ fn an_error_model_under_another_name_is_named_error() {
         schema_ref("Error")
     );
     let schemas = schema_names(&n);
-    assert!(schemas.contains(&"Error") && !schemas.contains(&"ApiError"), "{schemas:?}");
+    assert!(
+        schemas.contains(&"Error") && !schemas.contains(&"ApiError"),
+        "{schemas:?}"
+    );
     // What the model refers to stays.
     assert_eq!(
         n.document["components"]["schemas"]["Error"]["properties"]["detail"],
         schema_ref("Detail")
     );
     // Once named, nothing more to do.
-    assert!(normalize::use_wire_types(&mut n.document).unwrap().is_empty());
+    assert!(
+        normalize::use_wire_types(&mut n.document)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -1212,7 +1228,9 @@ fn a_produce_without_a_json_success_response_gets_one() {
     let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
     assert_eq!(repairs.len(), 2, "{repairs:#?}");
     assert!(
-        repairs.iter().any(|r| r.contains("no JSON success response")),
+        repairs
+            .iter()
+            .any(|r| r.contains("no JSON success response")),
         "{repairs:#?}"
     );
     assert_eq!(
