@@ -295,31 +295,44 @@ pub fn normalize(input: &Value) -> Result<Normalized, NormalizeError> {
 /// ([`supply_error_model`]). Returns the repairs made.
 pub fn use_wire_types(document: &mut Value) -> Result<Vec<String>, NormalizeError> {
     let mut repairs = Vec::new();
-    supply_error_model(document, &mut repairs);
     let wire_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
-    let schemas = document
-        .pointer_mut("/components/schemas")
-        .and_then(Value::as_object_mut);
-    let Some(schemas) = schemas else {
-        return fail("the canonical document has no components/schemas");
-    };
-    for (name, description) in [
+    let placeholders = [
         (WIRE_RECORD_SCHEMA, "One record as the client writes it."),
         (
             WIRE_REPORT_SCHEMA,
             "One delivery report as the client reads it.",
         ),
-    ] {
-        let placeholder = json!({ "description": description, "type": "object" });
-        match schemas.get(name) {
-            Some(existing) if *existing != placeholder => {
-                return fail(format!(
-                    "the document defines a schema named `{name}`, a name the build reserves for the produce call's own types"
-                ));
-            }
-            _ => {
-                schemas.insert(name.into(), placeholder);
-            }
+    ]
+    .map(|(name, description)| {
+        (
+            name,
+            json!({ "description": description, "type": "object" }),
+        )
+    });
+    let Some(schemas) = document
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    else {
+        return fail("the canonical document has no components/schemas");
+    };
+    for (name, placeholder) in &placeholders {
+        if schemas
+            .get(*name)
+            .is_some_and(|existing| existing != placeholder)
+        {
+            return fail(format!(
+                "the document defines a schema named `{name}`, a name the build reserves for the produce call's own types"
+            ));
+        }
+    }
+    name_produce_schemas(document, &mut repairs);
+    supply_error_model(document, &mut repairs);
+    if let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, placeholder) in placeholders {
+            schemas.insert(name.into(), placeholder);
         }
     }
 
@@ -473,6 +486,158 @@ fn canonical_operation(
     Ok(Value::Object(out))
 }
 
+/// The names `ccloud_kafka_rest::types` exports, whatever the document
+/// calls its schemas: the request, its key or value and header, the
+/// report and its key or value.
+pub const PRODUCE_REQUEST_SCHEMA: &str = "ProduceRequest";
+pub const PRODUCE_REQUEST_DATA_SCHEMA: &str = "ProduceRequestData";
+pub const PRODUCE_REQUEST_HEADER_SCHEMA: &str = "ProduceRequestHeader";
+pub const PRODUCE_RESPONSE_SCHEMA: &str = "ProduceResponse";
+pub const PRODUCE_RESPONSE_DATA_SCHEMA: &str = "ProduceResponseData";
+
+/// Gives the produce operation's schemas the names the crate exports: a
+/// schema under another name is renamed (in every reference), an inline
+/// one moved under the name, and one the document does not have at all is
+/// supplied in the shape Confluent's documents give it. Each is reported.
+fn name_produce_schemas(document: &mut Value, repairs: &mut Vec<String>) {
+    let produce = format!("/paths/{}/post", PRODUCE_PATH.replace('/', "~1"));
+    let request = format!("{produce}/requestBody/content/application~1json/schema");
+    let response = document
+        .pointer(&format!("{produce}/responses"))
+        .and_then(|r| {
+            let responses = r.as_object()?;
+            let status = responses
+                .iter()
+                .find(|(status, r)| {
+                    status.starts_with('2')
+                        && r.pointer("/content/application~1json/schema").is_some()
+                })
+                .map(|(status, _)| status.clone())?;
+            Some(format!(
+                "{produce}/responses/{}/content/application~1json/schema",
+                status.replace('~', "~0").replace('/', "~1")
+            ))
+        });
+    name_schema_at(document, &request, PRODUCE_REQUEST_SCHEMA, repairs);
+    if let Some(response) = &response {
+        name_schema_at(document, response, PRODUCE_RESPONSE_SCHEMA, repairs);
+    }
+    for (holder, property, name) in [
+        (PRODUCE_REQUEST_SCHEMA, "key", PRODUCE_REQUEST_DATA_SCHEMA),
+        (PRODUCE_REQUEST_SCHEMA, "value", PRODUCE_REQUEST_DATA_SCHEMA),
+        (
+            PRODUCE_REQUEST_SCHEMA,
+            "headers/items",
+            PRODUCE_REQUEST_HEADER_SCHEMA,
+        ),
+        (PRODUCE_RESPONSE_SCHEMA, "key", PRODUCE_RESPONSE_DATA_SCHEMA),
+        (
+            PRODUCE_RESPONSE_SCHEMA,
+            "value",
+            PRODUCE_RESPONSE_DATA_SCHEMA,
+        ),
+    ] {
+        let at = format!("/components/schemas/{holder}/properties/{property}");
+        name_schema_at(document, &at, name, repairs);
+    }
+    // Where the document has nothing to name so: the shape Confluent's
+    // documents give it.
+    let data = |fields: Value| json!({ "type": "object", "properties": fields });
+    for (name, shape) in [
+        (PRODUCE_REQUEST_SCHEMA, data(json!({}))),
+        (PRODUCE_RESPONSE_SCHEMA, data(json!({}))),
+        (
+            PRODUCE_REQUEST_DATA_SCHEMA,
+            data(json!({ "type": { "type": "string" }, "data": {} })),
+        ),
+        (
+            PRODUCE_REQUEST_HEADER_SCHEMA,
+            data(json!({
+                "name": { "type": "string" },
+                "value": { "type": "string", "format": "byte", "nullable": true }
+            })),
+        ),
+        (
+            PRODUCE_RESPONSE_DATA_SCHEMA,
+            data(json!({
+                "type": { "type": "string" },
+                "size": { "type": "integer", "format": "int64" }
+            })),
+        ),
+    ] {
+        let Some(schemas) = document
+            .pointer_mut("/components/schemas")
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        if !schemas.contains_key(name) {
+            schemas.insert(name.into(), shape);
+            repairs.push(format!(
+                "no schema to export as `{name}`: supplied one in Confluent's shape"
+            ));
+        }
+    }
+}
+
+/// Makes the schema at `at` (a JSON pointer into `document`) the one named
+/// `name`: a reference to another name renames that schema; an inline
+/// schema moves under the name. Nothing when `name` is already what is
+/// there, or is taken by another schema.
+fn name_schema_at(document: &mut Value, at: &str, name: &str, repairs: &mut Vec<String>) {
+    let prefix = "#/components/schemas/";
+    let Some(slot) = document.pointer(at).cloned() else {
+        return;
+    };
+    let target = json!({ "$ref": format!("{prefix}{name}") });
+    if slot == target {
+        return;
+    }
+    let taken = document
+        .pointer(&format!("/components/schemas/{name}"))
+        .is_some();
+    if taken {
+        return;
+    }
+    match slot.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let Some(old) = reference.strip_prefix(prefix) else {
+                return;
+            };
+            let old = old.to_owned();
+            let Some(schemas) = document
+                .pointer_mut("/components/schemas")
+                .and_then(Value::as_object_mut)
+            else {
+                return;
+            };
+            let Some(schema) = schemas.remove(&old) else {
+                return;
+            };
+            schemas.insert(name.into(), schema);
+            replace_refs(document, &json!(format!("{prefix}{old}")), &target);
+            repairs.push(format!(
+                "schema `{old}` renamed `{name}`, the name `ccloud_kafka_rest::types` exports"
+            ));
+        }
+        None if slot.is_object() => {
+            if let Some(schemas) = document
+                .pointer_mut("/components/schemas")
+                .and_then(Value::as_object_mut)
+            {
+                schemas.insert(name.into(), slot);
+            }
+            if let Some(place) = document.pointer_mut(at) {
+                *place = target;
+            }
+            repairs.push(format!(
+                "an inline schema named `{name}`, the name `ccloud_kafka_rest::types` exports"
+            ));
+        }
+        None => {}
+    }
+}
+
 /// The name the crate reads error bodies by: `generated::types::Error`.
 const ERROR_SCHEMA: &str = "Error";
 
@@ -504,12 +669,15 @@ fn supply_error_model(document: &mut Value, repairs: &mut Vec<String>) {
     supply_error_model_in(&mut found, &mut schemas, repairs);
     if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, operation) in found {
-            if let Some(item) = paths.get_mut(&path) {
-                item["post"] = operation;
+            if let Some(item) = paths.get_mut(&path).and_then(Value::as_object_mut) {
+                item.insert("post".into(), operation);
             }
         }
     }
-    root.entry("components").or_insert_with(|| json!({}))["schemas"] = Value::Object(schemas);
+    let components = root.entry("components").or_insert_with(|| json!({}));
+    if let Some(components) = components.as_object_mut() {
+        components.insert("schemas".into(), Value::Object(schemas));
+    }
 }
 
 fn supply_error_model_in(
@@ -585,8 +753,8 @@ fn supply_error_model_in(
         let body = json!({ "application/json": { "schema": error_ref.clone() } });
         let mut given = Vec::new();
         for (status, response) in responses.iter_mut() {
-            if is_error(status) {
-                response["content"] = body.clone();
+            if let Some(response) = response.as_object_mut().filter(|_| is_error(status)) {
+                response.insert("content".into(), body.clone());
                 given.push(status.clone());
             }
         }

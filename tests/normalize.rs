@@ -1049,12 +1049,25 @@ fn schema_ref(name: &str) -> Value {
 fn the_produce_call_sends_and_reads_the_wire_types() {
     let mut n = produce_at("/kafka/v3/clusters/{cluster_id}/topics/{topic_name}/records");
     let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
-    // The document has no error model: the crate's is supplied.
-    assert_eq!(repairs.len(), 1, "{repairs:#?}");
-    assert!(
-        repairs[0].contains("no error model; responses 4XX, 5XX read as `Error`"),
+    // The document has no error model: the crate's is supplied; and its
+    // schemas get the names the crate exports.
+    let with = |fragment: &str| repairs.iter().filter(|r| r.contains(fragment)).count();
+    assert_eq!(
+        with("no error model; responses 4XX, 5XX read as `Error`"),
+        1,
         "{repairs:#?}"
     );
+    assert_eq!(
+        with("schema `Record` renamed `ProduceRequest`"),
+        1,
+        "{repairs:#?}"
+    );
+    assert_eq!(
+        with("schema `Report` renamed `ProduceResponse`"),
+        1,
+        "{repairs:#?}"
+    );
+    assert_eq!(repairs.len(), 6, "{repairs:#?}");
     assert_eq!(
         produce(&n)["requestBody"]["content"]["application/json"]["schema"],
         schema_ref(WIRE_RECORD_SCHEMA)
@@ -1066,13 +1079,11 @@ fn the_produce_call_sends_and_reads_the_wire_types() {
     // The document's own schemas stay, so their types are still generated.
     assert_eq!(
         schema_names(&n),
-        vec![
-            "Error",
-            "Record",
-            "Report",
-            WIRE_RECORD_SCHEMA,
-            WIRE_REPORT_SCHEMA
+        [
+            &PRODUCE_SCHEMAS[..],
+            &[WIRE_RECORD_SCHEMA, WIRE_REPORT_SCHEMA]
         ]
+        .concat()
     );
 
     let once = n.document.clone();
@@ -1118,6 +1129,104 @@ fn error_responses_keep_the_documents_types() {
     );
 }
 
+#[test]
+fn the_produce_schemas_get_the_names_the_crate_exports() {
+    // An inline request with an inline key and value, a report under
+    // another name, no headers: all end up under the exported names.
+    let mut n = normalized(&[
+        HEAD,
+        "
+        paths:
+          /kafka/v3/clusters/{cluster_id}/topics/{topic_name}/records:
+            post:
+              operationId: produceRecords
+              requestBody:
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      properties:
+                        partition_id:
+                          type: integer
+                        key:
+                          type: object
+                          properties:
+                            type:
+                              type: string
+                            data: {}
+                        value:
+                          type: object
+                          properties:
+                            type:
+                              type: string
+                            data: {}
+              responses:
+                '200':
+                  content:
+                    application/json:
+                      schema:
+                        $ref: '#/components/schemas/Delivered'
+        components:
+          schemas:
+            Delivered:
+              type: object
+              required: [partition_id, offset]
+              properties:
+                partition_id:
+                  type: integer
+                offset:
+                  type: integer
+                key:
+                  $ref: '#/components/schemas/Stored'
+            Stored:
+              type: object
+              properties:
+                size:
+                  type: integer
+        ",
+    ]);
+    let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
+    let schemas = &n.document["components"]["schemas"];
+    for name in PRODUCE_SCHEMAS {
+        assert!(schemas.get(name).is_some(), "{name} missing: {repairs:#?}");
+    }
+    for fragment in [
+        "an inline schema named `ProduceRequest`",
+        "an inline schema named `ProduceRequestData`",
+        "schema `Delivered` renamed `ProduceResponse`",
+        "schema `Stored` renamed `ProduceResponseData`",
+        "no schema to export as `ProduceRequestHeader`",
+    ] {
+        let found = repairs.iter().filter(|r| r.contains(fragment)).count();
+        assert_eq!(found, 1, "{fragment}: {repairs:#?}");
+    }
+    // The request's key moved; its value stays inline, the name taken.
+    assert_eq!(
+        schemas["ProduceRequest"]["properties"]["key"],
+        schema_ref("ProduceRequestData")
+    );
+    assert_eq!(
+        schemas["ProduceRequest"]["properties"]["value"]["type"],
+        "object"
+    );
+    assert_eq!(
+        schemas["ProduceResponse"]["properties"]["key"],
+        schema_ref("ProduceResponseData")
+    );
+    assert!(schemas.get("Delivered").is_none() && schemas.get("Stored").is_none());
+    // The produce call itself reads and writes the crate's own types.
+    assert_eq!(
+        produce(&n)["requestBody"]["content"]["application/json"]["schema"],
+        schema_ref(WIRE_RECORD_SCHEMA)
+    );
+    // Named once, nothing more to do.
+    assert!(
+        normalize::use_wire_types(&mut n.document)
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// The oldest REST Proxy documents have no error model at all.
 #[test]
 fn a_document_without_an_error_model_gets_the_crates() {
@@ -1138,9 +1247,13 @@ fn a_document_without_an_error_model_gets_the_crates() {
         ",
     );
     let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
-    assert_eq!(repairs.len(), 1, "{repairs:#?}");
+    let errors: Vec<_> = repairs
+        .iter()
+        .filter(|r| r.contains("no error model"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{repairs:#?}");
     assert!(
-        repairs[0].contains("responses 500 read as `Error`"),
+        errors[0].contains("responses 500 read as `Error`"),
         "{repairs:#?}"
     );
     let responses = &produce(&n)["responses"];
@@ -1186,9 +1299,13 @@ fn an_error_model_under_another_name_is_named_error() {
 ";
     let mut n = normalized(&[HEAD, &op, &schemas]);
     let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
-    assert_eq!(repairs.len(), 1, "{repairs:#?}");
+    let errors: Vec<_> = repairs
+        .iter()
+        .filter(|r| r.contains("error model"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{repairs:#?}");
     assert!(
-        repairs[0].contains("error model `ApiError` renamed `Error`"),
+        errors[0].contains("error model `ApiError` renamed `Error`"),
         "{repairs:#?}"
     );
     assert_eq!(
@@ -1226,11 +1343,12 @@ fn a_produce_without_a_json_success_response_gets_one() {
         ",
     );
     let repairs = normalize::use_wire_types(&mut n.document).expect("wire types");
-    assert_eq!(repairs.len(), 2, "{repairs:#?}");
-    assert!(
+    assert_eq!(
         repairs
             .iter()
-            .any(|r| r.contains("no JSON success response")),
+            .filter(|r| r.contains("no JSON success response"))
+            .count(),
+        1,
         "{repairs:#?}"
     );
     assert_eq!(
@@ -1292,14 +1410,15 @@ fn the_batch_operation_keeps_the_documents_types() {
         SCHEMAS,
     ]);
     normalize::use_wire_types(&mut n.document).expect("wire types");
+    // The document's types, under the names the crate exports.
     let batch = &n.document["paths"][PRODUCE_BATCH_PATH]["post"];
     assert_eq!(
         batch["requestBody"]["content"]["application/json"]["schema"],
-        schema_ref("Record")
+        schema_ref("ProduceRequest")
     );
     assert_eq!(
         batch["responses"]["207"]["content"]["application/json"]["schema"],
-        schema_ref("Report")
+        schema_ref("ProduceResponse")
     );
 }
 
