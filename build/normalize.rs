@@ -432,11 +432,18 @@ fn canonical_operation(
     };
     let mut body = resolve(body, components, "requestBodies")?.clone();
     strip_examples(&mut body);
-    let Some(json_body) = json_media(&body) else {
+    let Some(mut json_body) = json_media(&body) else {
         return fail(format!(
             "POST {path}: the request body has no application/json media type"
         ));
     };
+    // An inline schema gets the repairs a named one would.
+    repair_schema(
+        &format!("POST {path} request body"),
+        &mut json_body,
+        true,
+        repairs,
+    );
     let mut request_body = Map::new();
     if let Some(description) = body.get("description") {
         request_body.insert("description".into(), description.clone());
@@ -455,10 +462,16 @@ fn canonical_operation(
     for (status, response) in responses {
         let mut response = resolve(response, components, "responses")?.clone();
         strip_examples(&mut response);
-        let description = response
-            .get("description")
-            .cloned()
-            .unwrap_or_else(|| json!(""));
+        let description = match response.get("description") {
+            Some(description) => description.clone(),
+            None => {
+                // OpenAPI requires one; early Cloud documents left it out.
+                repairs.push(format!(
+                    "POST {path}: response {status} had no description; given an empty one"
+                ));
+                json!("")
+            }
+        };
         let has_content = response
             .get("content")
             .and_then(Value::as_object)
@@ -466,7 +479,13 @@ fn canonical_operation(
         let mut kept = json!({ "description": description });
         if has_content {
             match json_media(&response) {
-                Some(schema) => {
+                Some(mut schema) => {
+                    repair_schema(
+                        &format!("POST {path} response {status}"),
+                        &mut schema,
+                        true,
+                        repairs,
+                    );
                     kept["content"] = json!({ "application/json": { "schema": schema } });
                 }
                 None => {

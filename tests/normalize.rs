@@ -2083,3 +2083,102 @@ fn rest_proxy_document_drops_in() {
         Some("produceRecordsBatch")
     );
 }
+
+// ---------------------------------------------------------------------------
+// Documents in the manner of earlier ones (tests/documents), each trait of
+// Confluent's earlier documents in one of them. CI also builds the crate,
+// its examples and tests from each.
+
+fn written_here(name: &str) -> (Normalized, Vec<String>) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/documents")
+        .join(name);
+    let mut n = normalize::normalize(&read_document(&path)).expect("normalizes");
+    let wire = normalize::use_wire_types(&mut n.document).expect("the crate's types go in");
+    let schemas = &n.document["components"]["schemas"];
+    for schema in PRODUCE_SCHEMAS {
+        assert!(schemas.get(schema).is_some(), "{name}: no `{schema}`");
+    }
+    (n, wire)
+}
+
+fn one_with(repairs: &[String], fragment: &str) {
+    let found = repairs.iter().filter(|r| r.contains(fragment)).count();
+    assert_eq!(found, 1, "{fragment}: {repairs:#?}");
+}
+
+#[test]
+fn an_early_cloud_document_builds_the_same_api() {
+    let (n, wire) = written_here("early-cloud.yaml");
+    one_with(
+        &n.repairs,
+        "operation id `produceRecords` renamed to `produceRecord`",
+    );
+    one_with(&n.repairs, "dropped response 429");
+    assert!(wire.is_empty(), "{wire:#?}");
+    let responses = &produce(&n)["responses"];
+    // A response without a description gets an empty one (OpenAPI needs it).
+    assert_eq!(responses["200"]["description"], "");
+    one_with(&n.repairs, "response 200 had no description");
+    // JSON kept beside plain text.
+    assert_eq!(
+        responses["400"]["content"],
+        json!({ "application/json": { "schema": schema_ref("Error") } })
+    );
+    // The report's required fields and widths are the document's own.
+    let report = &n.document["components"]["schemas"]["ProduceResponse"];
+    assert_eq!(
+        report["required"],
+        json!(["cluster_id", "topic_name", "partition_id", "offset"])
+    );
+    assert!(report["properties"].get("error_code").is_none());
+    assert_eq!(report["properties"]["partition_id"]["format"], "int32");
+}
+
+#[test]
+fn an_early_rest_proxy_document_builds_the_same_api() {
+    let (n, wire) = written_here("early-rest-proxy.yaml");
+    one_with(&n.repairs, "operation had no id; named it `produceRecord`");
+    one_with(&wire, "no error model; responses 4XX, 5XX read as `Error`");
+    assert_eq!(produce(&n)["parameters"], canonical_params());
+    let schemas = &n.document["components"]["schemas"];
+    // Integers without a format stay so (the generator makes them i64).
+    assert!(
+        schemas["ProduceResponse"]["properties"]["offset"]
+            .get("format")
+            .is_none()
+    );
+    assert_eq!(
+        schemas["ProduceRequestData"]["properties"]["type"]["enum"],
+        json!(["BINARY", "JSON"])
+    );
+    assert_eq!(
+        produce(&n)["responses"]["5XX"]["content"]["application/json"]["schema"],
+        schema_ref("Error")
+    );
+}
+
+#[test]
+fn a_document_with_other_names_builds_the_same_api() {
+    let (n, wire) = written_here("other-names.yaml");
+    one_with(
+        &n.repairs,
+        "request body.partition_id`: `type: int32` rewritten",
+    );
+    for fragment in [
+        "an inline schema named `ProduceRequest`",
+        "schema `Delivery` renamed `ProduceResponse`",
+        "schema `Payload` renamed `ProduceRequestData`",
+        "schema `Stored` renamed `ProduceResponseData`",
+        "no schema to export as `ProduceRequestHeader`",
+        "error model `ApiError` renamed `Error`",
+    ] {
+        one_with(&wire, fragment);
+    }
+    let schemas = &n.document["components"]["schemas"];
+    assert_eq!(schemas["ProduceRequest"]["required"], json!(["value"]));
+    assert_eq!(
+        schemas["ProduceRequest"]["properties"]["partition_id"],
+        json!({ "type": "integer", "format": "int32" })
+    );
+}
