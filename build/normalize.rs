@@ -712,11 +712,12 @@ fn supply_error_model_in(
             continue;
         };
         for (status, response) in responses {
-            if let Some(schema) = response.pointer("/content/application~1json/schema") {
-                if is_error(status) {
-                    let name = schema.get("$ref").and_then(Value::as_str);
-                    models.insert(name.and_then(|r| r.strip_prefix(prefix)).map(str::to_owned));
-                }
+            if let Some(schema) = response
+                .pointer("/content/application~1json/schema")
+                .filter(|_| is_error(status))
+            {
+                let name = schema.get("$ref").and_then(Value::as_str);
+                models.insert(name.and_then(|r| r.strip_prefix(prefix)).map(str::to_owned));
             }
         }
     }
