@@ -379,7 +379,6 @@ async fn a_200_that_is_not_a_delivery_report_is_outcome_unknown() {
         ("application/json", "not json"),
         ("application/json", r#"{"error_code":200}"#),
         ("application/json", r#"{"error_code":200,"partition_id":0}"#),
-        ("application/json", r#"{"partition_id":0,"offset":7}"#),
         ("text/html", "<html>ok</html>"),
         ("application/json", ""),
     ] {
@@ -394,6 +393,17 @@ async fn a_200_that_is_not_a_delivery_report_is_outcome_unknown() {
         assert_eq!(e.retry_class(), RetryClass::OutcomeUnknown, "{body}: {e}");
         assert!(e.is_retriable(), "{body}: {e}");
     }
+    // Without error_code but saying where: a server before 7.3 reporting a
+    // delivered record.
+    emulator.fail_next_requests(
+        HttpFault::new(200, "application/json", r#"{"partition_id":0,"offset":7}"#),
+        1,
+    );
+    let report = client
+        .produce("orders", &Record::from_value("x"))
+        .await
+        .unwrap();
+    assert_eq!((report.partition, report.offset), (0, 7));
     // An error status whose body cannot be read stays the server's refusal.
     emulator.fail_next_requests(HttpFault::new(400, "application/json", "not json"), 1);
     let e = client
