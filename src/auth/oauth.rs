@@ -387,9 +387,11 @@ impl ClientCredentialsProvider {
             return Err(error.with_retriable(retriable));
         }
         let answer: TokenAnswer = serde_json::from_slice(body).map_err(|e| {
+            // serde quotes what it could not read, which may echo the secret.
             self.error(format!(
-                "it answered HTTP {} with a body that is not a token response ({e})",
-                status
+                "it answered HTTP {} with a body that is not a token response ({})",
+                status,
+                self.scrub(&e.to_string())
             ))
         })?;
         let Some(token) = answer.access_token.filter(|t| !t.is_empty()) else {
@@ -402,7 +404,8 @@ impl ClientCredentialsProvider {
             && !token_type.eq_ignore_ascii_case("bearer")
         {
             return Err(self.error(format!(
-                "it issued a token of type {token_type:?}; only bearer tokens are supported"
+                "it issued a token of type {:?}; only bearer tokens are supported",
+                self.scrub(token_type)
             )));
         }
         let token = AccessToken::new(token);
@@ -590,6 +593,23 @@ mod tests {
             Some(Duration::from_millis(250))
         );
         assert_eq!(expires_in(Some(&json!(-0.0))), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn an_answer_echoing_the_secret_keeps_it_out_of_the_error() {
+        let p = provider(ClientCredentials::new(
+            "https://idp/t",
+            "id",
+            "s3cret-value",
+        ));
+        for body in [
+            r#""bad s3cret-value""#,
+            r#"{"access_token":"t","token_type":"s3cret-value"}"#,
+            r#"{"access_token":["s3cret-value"]}"#,
+        ] {
+            let error = p.answer(200, body.as_bytes()).unwrap_err().to_string();
+            assert!(!error.contains("s3cret-value"), "{body}: {error}");
+        }
     }
 
     #[test]
