@@ -666,52 +666,28 @@ const ERROR_SCHEMA: &str = "Error";
 /// `{error_code, message}` for every error response, and `4XX` and `5XX`
 /// when it declares none. Several models are left as they are.
 fn supply_error_model(document: &mut Value, repairs: &mut Vec<String>) {
-    let Some(root) = document.as_object_mut() else {
-        return;
-    };
-    let mut schemas = match root
-        .get_mut("components")
-        .and_then(|c| c.get_mut("schemas"))
-        .map(Value::take)
-    {
-        Some(Value::Object(schemas)) => schemas,
-        _ => Map::new(),
-    };
-    let mut found: Vec<(String, Value)> = Vec::new();
-    if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
-        for (path, item) in paths.iter_mut() {
-            if let Some(post) = item.get_mut("post") {
-                found.push((path.clone(), post.take()));
-            }
-        }
-    }
-    supply_error_model_in(&mut found, &mut schemas, repairs);
-    if let Some(paths) = root.get_mut("paths").and_then(Value::as_object_mut) {
-        for (path, operation) in found {
-            if let Some(item) = paths.get_mut(&path).and_then(Value::as_object_mut) {
-                item.insert("post".into(), operation);
-            }
-        }
-    }
-    let components = root.entry("components").or_insert_with(|| json!({}));
-    if let Some(components) = components.as_object_mut() {
-        components.insert("schemas".into(), Value::Object(schemas));
-    }
-}
-
-fn supply_error_model_in(
-    found: &mut [(String, Value)],
-    schemas: &mut Map<String, Value>,
-    repairs: &mut Vec<String>,
-) {
     let prefix = "#/components/schemas/";
     let is_error = |status: &str| !status.starts_with('2');
+    let operations = |document: &Value| -> Vec<String> {
+        let paths = document.get("paths").and_then(Value::as_object);
+        paths
+            .into_iter()
+            .flatten()
+            .map(|(path, _)| path.clone())
+            .collect()
+    };
+    let responses_of = |path: &str| {
+        format!(
+            "/paths/{}/post/responses",
+            path.replace('~', "~0").replace('/', "~1")
+        )
+    };
     let mut models = BTreeSet::new();
-    for (_, operation) in found.iter() {
-        let Some(responses) = operation.get("responses").and_then(Value::as_object) else {
-            continue;
-        };
-        for (status, response) in responses {
+    for path in operations(document) {
+        let responses = document
+            .pointer(&responses_of(&path))
+            .and_then(Value::as_object);
+        for (status, response) in responses.into_iter().flatten() {
             if let Some(schema) = response
                 .pointer("/content/application~1json/schema")
                 .filter(|_| is_error(status))
@@ -721,56 +697,52 @@ fn supply_error_model_in(
             }
         }
     }
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
     let error_ref = json!({ "$ref": format!("{prefix}{ERROR_SCHEMA}") });
     match models.len() {
         0 => {}
         1 => match models.into_iter().next().flatten() {
-            Some(name) if name == ERROR_SCHEMA => return,
-            Some(name) if !schemas.contains_key(ERROR_SCHEMA) => {
+            Some(name) if name != ERROR_SCHEMA && !schemas.contains_key(ERROR_SCHEMA) => {
                 // Renamed in every reference, so the generated type is `Error`.
                 if let Some(schema) = schemas.remove(&name) {
                     schemas.insert(ERROR_SCHEMA.into(), schema);
                 }
-                let from = json!(format!("{prefix}{name}"));
-                for value in found
-                    .iter_mut()
-                    .map(|(_, op)| op)
-                    .chain(schemas.values_mut())
-                {
-                    replace_refs(value, &from, &error_ref);
-                }
+                replace_refs(document, &json!(format!("{prefix}{name}")), &error_ref);
                 repairs.push(format!(
                     "error model `{name}` renamed `{ERROR_SCHEMA}`, the name the crate reads error bodies by"
                 ));
                 return;
             }
-            // Inline, or `Error` taken by another schema: left as it is.
+            // Already `Error`, inline, or `Error` taken by another schema:
+            // left as it is.
             _ => return,
         },
         _ => return,
     }
     // No error response has a JSON body.
-    if !schemas.contains_key(ERROR_SCHEMA) {
-        schemas.insert(
-            ERROR_SCHEMA.into(),
-            json!({
-                "type": "object",
-                "required": ["error_code", "message"],
-                "properties": {
-                    "error_code": { "type": "integer", "format": "int32" },
-                    "message": { "type": "string", "nullable": true }
-                }
-            }),
-        );
-    }
-    for (path, operation) in found.iter_mut() {
-        let Some(responses) = operation
-            .get_mut("responses")
+    schemas.entry(ERROR_SCHEMA).or_insert_with(|| {
+        json!({
+            "type": "object",
+            "required": ["error_code", "message"],
+            "properties": {
+                "error_code": { "type": "integer", "format": "int32" },
+                "message": { "type": "string", "nullable": true }
+            }
+        })
+    });
+    let body = json!({ "application/json": { "schema": error_ref } });
+    for path in operations(document) {
+        let Some(responses) = document
+            .pointer_mut(&responses_of(&path))
             .and_then(Value::as_object_mut)
         else {
             continue;
         };
-        let body = json!({ "application/json": { "schema": error_ref.clone() } });
         let mut given = Vec::new();
         for (status, response) in responses.iter_mut() {
             if let Some(response) = response.as_object_mut().filter(|_| is_error(status)) {
