@@ -39,3 +39,7 @@ pub const CLIENT_KEY_FILE: &str = "KAFKA_REST_CLIENT_KEY_FILE";
 /// Environment variable holding a proxy URL for every connection the client
 /// makes (`http://` or `https://`, optionally with `user:password@`).
 pub const PROXY: &str = "KAFKA_REST_PROXY";
+/// Environment variable choosing the HTTP version spoken to the REST
+/// endpoint: `negotiate` (default), `1.1`, or `2` (prior knowledge, h2c on
+/// `http://`).
+pub const HTTP_VERSION: &str = "KAFKA_REST_HTTP_VERSION";

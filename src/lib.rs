@@ -21,11 +21,13 @@ pub use auth::Credentials;
 pub use auth::oauth::{ClientAuth, ClientCredentials};
 pub use auth::token::{AccessToken, TokenFuture, TokenProvider};
 pub use client::{
-    Client, ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES, ServerKind,
+    Client, ClientBuilder, DEFAULT_HTTP2_STREAMS_PER_CONNECTION, DEFAULT_MAX_BATCH_ENTRIES,
+    DEFAULT_MAX_RECORD_BYTES, ServerKind,
 };
 pub use error::{
     ApiError, Error, ErrorScope, GiveUpReason, InvalidInput, RetryClass, TokenError, TransportError,
 };
+pub use http::version::HttpVersion;
 pub use limits::{
     MAX_CHUNK_BYTES, MAX_CONFIGURED_DURATION, MAX_CONNECTIONS, MAX_ERROR_BODY_BYTES,
     MAX_IN_FLIGHT_BYTES, MAX_IN_FLIGHT_RECORDS, MAX_RECORD_BYTES_LIMIT, MAX_REPORT_BYTES,

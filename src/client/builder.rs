@@ -6,13 +6,15 @@ use crate::client::Client;
 use crate::client::ServerKind;
 use crate::env::{
     API_KEY, API_SECRET, BEARER_TOKEN, CA_FILE, CLIENT_CERT_FILE, CLIENT_KEY_FILE, CLUSTER_ID,
-    ENDPOINT, FLAVOUR, IDENTITY_POOL_ID, OAUTH_CLIENT_AUTH, OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET,
-    OAUTH_SCOPE, OAUTH_TOKEN_URL, PROXY,
+    ENDPOINT, FLAVOUR, HTTP_VERSION, IDENTITY_POOL_ID, OAUTH_CLIENT_AUTH, OAUTH_CLIENT_ID,
+    OAUTH_CLIENT_SECRET, OAUTH_SCOPE, OAUTH_TOKEN_URL, PROXY,
 };
 use crate::error::Error;
+use crate::http::h2::{H2Pool, H2Settings, Target};
 use crate::http::plain;
 use crate::http::proxy::ProxySetting;
 use crate::http::tls::{KeySource, PemSource, TlsSettings};
+use crate::http::version::HttpVersion;
 use crate::limits::{MAX_RECORD_BYTES_LIMIT, duration_problem};
 use crate::redact;
 use crate::retry::produce::ProduceRetries;
@@ -41,6 +43,13 @@ const TCP_KEEPALIVE_PROBES: u32 = 3;
 /// Pooled connections are dropped after this long idle, before the
 /// server's 30 s.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(25);
+/// HTTP/2 pings on reqwest's connections: this often, idle or not, and a
+/// connection whose ping goes unanswered this long is closed.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(20);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default most streams (producer lanes) on one HTTP/2 connection. nginx
+/// and Jetty allow 128 by default; a server's lower limit wins.
+pub const DEFAULT_HTTP2_STREAMS_PER_CONNECTION: usize = 100;
 
 /// Builds a [`Client`]. Settings given here win over the environment
 /// ([`ClientBuilder::from_env`]), which wins over the defaults.
@@ -72,6 +81,8 @@ pub struct ClientBuilder {
     pub(crate) tls: TlsSettings,
     pub(crate) proxy: ProxySetting,
     pub(crate) produce_retries: Option<ProduceRetries>,
+    pub(crate) http_version: HttpVersion,
+    pub(crate) streams_per_connection: usize,
 }
 
 // By hand: an endpoint given with a password in it (refused when the client
@@ -95,6 +106,8 @@ impl fmt::Debug for ClientBuilder {
             .field("tls", &self.tls)
             .field("proxy", &self.proxy)
             .field("produce_retries", &self.produce_retries)
+            .field("http_version", &self.http_version)
+            .field("streams_per_connection", &self.streams_per_connection)
             .finish()
     }
 }
@@ -115,6 +128,8 @@ impl Default for ClientBuilder {
             tls: TlsSettings::default(),
             proxy: ProxySetting::default(),
             produce_retries: None,
+            http_version: HttpVersion::default(),
+            streams_per_connection: DEFAULT_HTTP2_STREAMS_PER_CONNECTION,
         }
     }
 }
@@ -195,6 +210,14 @@ impl ClientBuilder {
         }
         if let Some(proxy) = lookup(PROXY) {
             builder = builder.with_proxy(proxy);
+        }
+        if let Some(version) = lookup(HTTP_VERSION) {
+            builder.http_version = HttpVersion::parse(&version).ok_or_else(|| {
+                Error::Config(format!(
+                    "{HTTP_VERSION}={version:?} is not an HTTP version setting: use negotiate, \
+                     1.1 (HTTP/1.1 only) or 2 (HTTP/2 with prior knowledge, h2c on http://)"
+                ))
+            })?;
         }
         Ok(builder)
     }
@@ -293,6 +316,35 @@ impl ClientBuilder {
         self
     }
 
+    /// Which HTTP versions to speak to the REST endpoint; see
+    /// [`HttpVersion`]. Default: HTTP/2 when the server offers it by ALPN,
+    /// HTTP/1.1 otherwise.
+    pub fn with_http_version(mut self, version: HttpVersion) -> ClientBuilder {
+        self.http_version = version;
+        self
+    }
+
+    /// HTTP/1.1 only, e.g. for a path whose HTTP/2 misbehaves:
+    /// [`HttpVersion::Http1Only`].
+    pub fn with_http1_only(self) -> ClientBuilder {
+        self.with_http_version(HttpVersion::Http1Only)
+    }
+
+    /// HTTP/2 with prior knowledge (h2c on `http://`, as the REST Proxy
+    /// serves): [`HttpVersion::Http2PriorKnowledge`].
+    pub fn with_http2_prior_knowledge(self) -> ClientBuilder {
+        self.with_http_version(HttpVersion::Http2PriorKnowledge)
+    }
+
+    /// The most producer streams (lanes) on one HTTP/2 connection, 1 to
+    /// 1,000, default [`DEFAULT_HTTP2_STREAMS_PER_CONNECTION`]; the
+    /// server's `SETTINGS_MAX_CONCURRENT_STREAMS` when lower. A lane that
+    /// finds every connection full opens another.
+    pub fn with_http2_streams_per_connection(mut self, streams: usize) -> ClientBuilder {
+        self.streams_per_connection = streams;
+        self
+    }
+
     /// Trusts the CA certificates in `pem` (one or more PEM
     /// `CERTIFICATE` blocks) in addition to the platform's roots, e.g. a
     /// private CA or a TLS-inspecting proxy's. May be called several times.
@@ -365,29 +417,72 @@ impl ClientBuilder {
         Client::from_builder(self)
     }
 
-    /// The HTTP client for one-record and batch requests and the token
-    /// endpoint.
+    /// The HTTP client for one-record and batch requests.
     pub(crate) fn http_client(&self) -> Result<reqwest::Client, Error> {
-        self.http_client_reading(Some(self.read_timeout))
+        self.http_client_reading(Some(self.read_timeout), self.http_version)
     }
 
-    /// The HTTP client for the producer's streams: no read timeout of its
-    /// own, as the lane times reads out itself, no shorter than a healthy
-    /// server may hold reports back.
+    /// The HTTP client for the token endpoint, when it differs from
+    /// [`http_client`](Self::http_client)'s: prior knowledge is for the
+    /// REST endpoint only.
+    pub(crate) fn token_http_client(&self) -> Result<Option<reqwest::Client>, Error> {
+        let version = self.http_version.for_token_endpoint();
+        if version == self.http_version {
+            return Ok(None);
+        }
+        self.http_client_reading(Some(self.read_timeout), version)
+            .map(Some)
+    }
+
+    /// The HTTP client for the producer's streams that do not go on its own
+    /// HTTP/2 connections (through a proxy, or when the server speaks only
+    /// HTTP/1.1): no read timeout of its own, as the lane times reads out
+    /// itself, no shorter than a healthy server may hold reports back.
     pub(crate) fn stream_http_client(&self) -> Result<reqwest::Client, Error> {
-        self.http_client_reading(None)
+        let version = match self.http_version {
+            HttpVersion::Http2PriorKnowledge => HttpVersion::Http2PriorKnowledge,
+            _ => HttpVersion::Http1Only,
+        };
+        self.http_client_reading(None, version)
+    }
+
+    /// The producer's own HTTP/2 connections to `base_url`, unless streams
+    /// go on HTTP/1.1 there: HTTP/1.1 forced, a plain `http://` endpoint
+    /// without prior knowledge, or a proxy on the way (streams through a
+    /// proxy go on reqwest's tunnel, in HTTP/1.1).
+    pub(crate) fn stream_pool(&self, base_url: &str) -> Result<Option<H2Pool>, Error> {
+        let Ok(url) = Url::parse(base_url) else {
+            return Ok(None);
+        };
+        let h2_possible = match self.http_version {
+            HttpVersion::Http1Only => false,
+            HttpVersion::Negotiate => url.scheme() == "https",
+            HttpVersion::Http2PriorKnowledge => true,
+        };
+        if !h2_possible || plain::proxy_for(&self.proxy, &url).is_some() {
+            return Ok(None);
+        }
+        let tls = crate::http::tls::client_config(&self.tls, self.http_version)?;
+        let settings = H2Settings {
+            streams_per_connection: self.streams_per_connection,
+            connect_timeout: self.connect_timeout,
+        };
+        Ok(Target::of(&url, std::sync::Arc::new(tls)).map(|target| H2Pool::new(target, settings)))
     }
 
     fn http_client_reading(
         &self,
         read_timeout: Option<Duration>,
+        version: HttpVersion,
     ) -> Result<reqwest::Client, Error> {
         // Never the generated constructor: its 15 s total timeout would cut
         // long-lived streams.
         let mut http = reqwest::Client::builder()
-            .tls_backend_preconfigured(crate::http::tls::client_config(&self.tls)?)
-            .http1_only()
+            .tls_backend_preconfigured(crate::http::tls::client_config(&self.tls, version)?)
             .connect_timeout(self.connect_timeout)
+            .http2_keep_alive_interval(HTTP2_PING_INTERVAL)
+            .http2_keep_alive_timeout(HTTP2_PING_TIMEOUT)
+            .http2_keep_alive_while_idle(true)
             // A dead peer is noticed within about half a minute, whatever
             // the request waits for.
             .tcp_keepalive(TCP_KEEPALIVE_IDLE)
@@ -406,6 +501,11 @@ impl ClientBuilder {
         if let Some(timeout) = read_timeout {
             http = http.read_timeout(timeout);
         }
+        http = match version {
+            HttpVersion::Negotiate => http,
+            HttpVersion::Http1Only => http.http1_only(),
+            HttpVersion::Http2PriorKnowledge => http.http2_prior_knowledge(),
+        };
         match &self.proxy {
             ProxySetting::Environment => {}
             ProxySetting::Off => http = http.no_proxy(),
@@ -515,6 +615,12 @@ impl ClientBuilder {
         }
         if let Some(retries) = &self.produce_retries {
             retries.check()?;
+        }
+        if !(1..=1000).contains(&self.streams_per_connection) {
+            return Err(Error::Config(format!(
+                "with_http2_streams_per_connection({}) is out of range: it must be 1 to 1000",
+                self.streams_per_connection
+            )));
         }
         if !(1..=MAX_RECORD_BYTES_LIMIT).contains(&self.max_record_bytes) {
             return Err(Error::Config(format!(
@@ -795,6 +901,22 @@ mod tests {
         assert!(e.contains("plain http"), "{e}");
         assert!(build("http://idp.example/token", true).is_ok());
         assert!(build("http://localhost:8080/token", false).is_ok());
+    }
+
+    #[test]
+    fn the_http_version_comes_from_the_environment_and_is_checked() {
+        let builder = from(&[(HTTP_VERSION, "2")]).unwrap();
+        assert_eq!(builder.http_version, HttpVersion::Http2PriorKnowledge);
+        let e = from(&[(HTTP_VERSION, "3")]).unwrap_err().to_string();
+        assert!(e.contains(HTTP_VERSION) && e.contains("1.1"), "{e}");
+        let e = ClientBuilder::new()
+            .with_endpoint("https://kafka.example")
+            .with_cluster_id("lkc-1")
+            .with_http2_streams_per_connection(0)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("with_http2_streams_per_connection(0)"), "{e}");
     }
 
     #[test]

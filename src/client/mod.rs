@@ -8,14 +8,19 @@ pub(crate) mod endpoint;
 pub(crate) mod hooks;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod stream;
 
-pub use builder::{ClientBuilder, DEFAULT_MAX_BATCH_ENTRIES, DEFAULT_MAX_RECORD_BYTES};
+pub use builder::{
+    ClientBuilder, DEFAULT_HTTP2_STREAMS_PER_CONNECTION, DEFAULT_MAX_BATCH_ENTRIES,
+    DEFAULT_MAX_RECORD_BYTES,
+};
 pub use endpoint::ServerKind;
 
 use crate::auth::Authenticator;
 use crate::client::hooks::run_call;
 use crate::error::Error;
 use crate::generated;
+use crate::http::h2::H2Pool;
 use crate::http::path::SharedPath;
 use crate::retry::pace::SharedPace;
 use crate::retry::produce::ProduceRetries;
@@ -49,8 +54,12 @@ struct Inner {
     max_record_bytes: usize,
     max_batch_entries: usize,
     retries: Option<ProduceRetries>,
-    /// The producer's streams' own HTTP client, and how long their reads
-    /// wait.
+    /// The producer's streams: its own HTTP/2 connections when the
+    /// endpoint can speak HTTP/2, reqwest's HTTP/1.1 otherwise, and how
+    /// long their reads wait.
+    stream_pool: Option<H2Pool>,
+    /// Sent on the pool's requests, as reqwest sends it on its own.
+    user_agent: reqwest::header::HeaderValue,
     streams: reqwest::Client,
     stream_read_timeout: Duration,
     /// What the producer learnt of the path to the endpoint.
@@ -79,7 +88,13 @@ impl Client {
         let max_batch_entries = builder.max_batch_entries()?;
         let http = builder.http_client()?;
         let streams = builder.stream_http_client()?;
-        let authenticator = builder.authenticator(&http)?;
+        let stream_pool = builder.stream_pool(&base_url)?;
+        let user_agent =
+            reqwest::header::HeaderValue::from_str(&builder.user_agent).map_err(|_| {
+                Error::Config("with_user_agent: the user agent is not a valid header value".into())
+            })?;
+        let token_http = builder.token_http_client()?;
+        let authenticator = builder.authenticator(token_http.as_ref().unwrap_or(&http))?;
         let api = generated::Client::new_with_client(&base_url, http, authenticator);
         let pace = SharedPace::of(&base_url, &cluster_id);
         Ok(Client {
@@ -91,6 +106,8 @@ impl Client {
                 max_record_bytes: builder.max_record_bytes,
                 max_batch_entries,
                 retries: builder.produce_retries,
+                stream_pool,
+                user_agent,
                 streams,
                 stream_read_timeout: builder.stream_read_timeout(),
                 path: Arc::default(),
@@ -135,6 +152,16 @@ impl Client {
     /// The HTTP client of the producer's streams.
     pub(crate) fn stream_http(&self) -> &reqwest::Client {
         &self.inner.streams
+    }
+
+    /// The producer's own HTTP/2 connections, when streams may use them.
+    pub(crate) fn stream_pool(&self) -> Option<&H2Pool> {
+        self.inner.stream_pool.as_ref()
+    }
+
+    /// The User-Agent header of the client's requests.
+    pub(crate) fn user_agent(&self) -> &reqwest::header::HeaderValue {
+        &self.inner.user_agent
     }
 
     /// How long a stream waits for the next piece of its response.

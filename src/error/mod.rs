@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 pub use token::TokenError;
+pub(crate) use transport::OwnFailure;
 pub use transport::TransportError;
 
 /// Everything that can go wrong producing a record.

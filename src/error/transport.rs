@@ -15,41 +15,82 @@ use std::sync::Arc;
 /// is the whole story, and [`source`](std::error::Error::source) is `None`.
 #[derive(Clone)]
 pub struct TransportError {
-    inner: Arc<reqwest::Error>,
+    inner: Arc<Failure>,
+}
+
+/// Who saw the failure: reqwest (HTTP/1.1, one-record and batch requests),
+/// or the producer's own HTTP/2 connections, which say it in these terms.
+enum Failure {
+    Reqwest(reqwest::Error),
+    Own(OwnFailure),
+}
+
+/// A failure of the producer's own HTTP/2 connections.
+pub(crate) struct OwnFailure {
+    /// What happened, in a few words.
+    pub(crate) what: &'static str,
+    /// The URL, without credentials.
+    pub(crate) url: Option<String>,
+    /// The cause as the layer that saw it reported it.
+    pub(crate) cause: Option<String>,
+    /// Nothing was sent: the connection could not be made.
+    pub(crate) connect: bool,
+    pub(crate) timeout: bool,
 }
 
 impl TransportError {
     pub(crate) fn new(error: reqwest::Error) -> TransportError {
         TransportError {
-            inner: Arc::new(error),
+            inner: Arc::new(Failure::Reqwest(error)),
+        }
+    }
+
+    pub(crate) fn own(failure: OwnFailure) -> TransportError {
+        TransportError {
+            inner: Arc::new(Failure::Own(failure)),
         }
     }
 
     /// Whether the connection could not be made: nothing was sent.
     pub fn is_connect(&self) -> bool {
-        self.inner.is_connect()
+        match &*self.inner {
+            Failure::Reqwest(e) => e.is_connect(),
+            Failure::Own(own) => own.connect,
+        }
     }
 
     /// Whether a timeout passed (the connect timeout, or the client's read
     /// or total timeout).
     pub fn is_timeout(&self) -> bool {
-        self.inner.is_timeout()
+        match &*self.inner {
+            Failure::Reqwest(e) => e.is_timeout(),
+            Failure::Own(own) => own.timeout,
+        }
     }
 
     /// Whether the request could not even be built (an invalid header value,
     /// say): nothing was sent, and sending it again cannot help.
     pub(crate) fn is_request(&self) -> bool {
-        self.inner.is_builder()
+        match &*self.inner {
+            Failure::Reqwest(e) => e.is_builder(),
+            Failure::Own(_) => false,
+        }
     }
 
     /// The URL of the request, without credentials, when it is known.
     pub fn url(&self) -> Option<String> {
-        self.inner.url().map(|url| redact::url(url.as_str()))
+        match &*self.inner {
+            Failure::Reqwest(e) => e.url().map(|url| redact::url(url.as_str())),
+            Failure::Own(own) => own.url.clone(),
+        }
     }
 
     /// What happened, in a few words.
     fn what(&self) -> &'static str {
-        let e = &self.inner;
+        let e = match &*self.inner {
+            Failure::Reqwest(e) => e,
+            Failure::Own(own) => return own.what,
+        };
         if e.is_connect() {
             "could not connect"
         } else if e.is_timeout() {
@@ -70,7 +111,11 @@ impl TransportError {
     /// The innermost cause, as the layer that saw it reported it (e.g.
     /// "Connection refused (os error 111)" or the TLS stack's reason).
     fn cause(&self) -> Option<String> {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = self.inner.source();
+        let e = match &*self.inner {
+            Failure::Reqwest(e) => e,
+            Failure::Own(own) => return own.cause.clone(),
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = e.source();
         let mut last = None;
         while let Some(error) = cause {
             last = Some(error);

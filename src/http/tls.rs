@@ -8,6 +8,7 @@
 //! may be given for mutual TLS.
 
 use crate::error::Error;
+use crate::http::version::HttpVersion;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls_platform_verifier::{BuilderVerifierExt, Verifier};
@@ -79,8 +80,11 @@ pub(crate) struct TlsSettings {
 }
 
 /// The rustls configuration for connections to the REST endpoint (and to
-/// the OAuth token endpoint).
-pub(crate) fn client_config(settings: &TlsSettings) -> Result<rustls::ClientConfig, Error> {
+/// the OAuth token endpoint), offering `version`'s ALPN protocols.
+pub(crate) fn client_config(
+    settings: &TlsSettings,
+    version: HttpVersion,
+) -> Result<rustls::ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = extra_roots(settings)?;
     let setup = |e: rustls::Error| Error::Config(format!("could not set up TLS: {e}"));
@@ -110,8 +114,7 @@ pub(crate) fn client_config(settings: &TlsSettings) -> Result<rustls::ClientConf
             })?
         }
     };
-    // Streaming produce relies on HTTP/1.1 chunked request bodies.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = version.alpn();
     Ok(config)
 }
 
@@ -178,7 +181,7 @@ mod tests {
 
     #[test]
     fn defaults_build() {
-        client_config(&TlsSettings::default()).unwrap();
+        client_config(&TlsSettings::default(), HttpVersion::default()).unwrap();
     }
 
     #[test]
@@ -187,13 +190,17 @@ mod tests {
             extra_roots: vec![PemSource::Bytes(b"not a certificate".to_vec())],
             client_identity: None,
         };
-        let e = client_config(&settings).unwrap_err().to_string();
+        let e = client_config(&settings, HttpVersion::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("with_root_certificate_pem"), "{e}");
         let settings = TlsSettings {
             extra_roots: vec![PemSource::File("/nonexistent/ca.pem".into())],
             client_identity: None,
         };
-        let e = client_config(&settings).unwrap_err().to_string();
+        let e = client_config(&settings, HttpVersion::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 

@@ -9,12 +9,12 @@ use super::inbox::Inbox;
 use super::machine::{Action, Counters, Entry, Event, Machine, Note};
 use super::stats::{ConnectionCounters, Stats};
 use crate::client::Client;
-use crate::client::request::{RecordsPath, refusal};
+use crate::client::request::RecordsPath;
+use crate::client::stream::{StreamFailed, UploadBody};
 use crate::error::Error;
 use crate::retry::pace::{ASK_AGAIN, PaceChange};
 use crate::wire::decode::ReportDecoder;
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -451,7 +451,7 @@ impl Driver {
         // first read tells the lane so.
         let (out_tx, out) = oneshot::channel();
         let mut out_tx = Some(out_tx);
-        let body = reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| {
+        let body: UploadBody = Box::pin(futures_util::stream::poll_fn(move |cx| {
             if let Some(out_tx) = out_tx.take() {
                 let _ = out_tx.send(());
             }
@@ -571,7 +571,7 @@ impl std::fmt::Display for Backoff {
 async fn read_stream(
     client: Client,
     url: String,
-    body: reqwest::Body,
+    body: UploadBody,
     out: oneshot::Receiver<()>,
     stream: u64,
     events: mpsc::Sender<(u64, Event)>,
@@ -588,8 +588,7 @@ async fn read_stream(
             return;
         }
     };
-    let request = client.post_stream(&url, headers, body);
-    let mut sending = std::pin::pin!(request.send());
+    let mut sending = std::pin::pin!(client.send_stream(&url, headers, body));
     let mut out = Some(out);
     let sent = loop {
         tokio::select! {
@@ -605,10 +604,9 @@ async fn read_stream(
     };
     let response = match sent {
         Ok(response) => response,
-        Err(e) => {
-            let reached = !e.is_connect();
+        Err(StreamFailed { error, reached }) => {
             send(Event::Ended {
-                error: Some(Error::transport(e)),
+                error: Some(error),
                 reached,
             })
             .await;
@@ -617,16 +615,17 @@ async fn read_stream(
     };
     let status = response.status();
     if status != reqwest::StatusCode::OK {
-        let error = refusal(response).await;
+        let error = response.refusal().await;
         warn!(stream, error = %error, "stream refused");
         send(Event::Refused(Error::Api(error))).await;
         return;
     }
+    debug!(stream, version = ?response.version(), "stream answered");
     if !send(Event::Opened).await {
         return;
     }
     let mut decoder = ReportDecoder::default();
-    let mut body = response.bytes_stream();
+    let mut body = response.into_body();
     let read_timeout = client.stream_read_timeout();
     let error = loop {
         let Ok(next) = tokio::time::timeout(read_timeout, body.next()).await else {
@@ -651,7 +650,7 @@ async fn read_stream(
                     break Some(Error::Interrupted(e.to_string()));
                 }
             }
-            Some(Err(e)) => break Some(Error::transport(e)),
+            Some(Err(error)) => break Some(error),
             None if decoder.has_partial() => {
                 break Some(Error::Interrupted(
                     "the response ended inside a delivery report".into(),
