@@ -1,5 +1,5 @@
-//! Injected faults: HTTP errors, in-band record errors, dropped connections and
-//! slow or fragmented reports.
+//! Injected faults: HTTP errors, in-band record errors, dropped connections,
+//! reset streams, GOAWAY, and slow or fragmented reports.
 //!
 //! There are two kinds. One-shot faults are queued on the running emulator and used
 //! up by the next requests or records. A [`FaultPlan`] instead applies to every
@@ -127,8 +127,9 @@ impl HttpFault {
 /// [`seed`](Self::seed) and that number, and makes its decisions in a fixed order:
 /// first whether the request fails to open, then, for each record that is valid and
 /// not answered by a one-shot fault, whether it gets an injected error, which code,
-/// whether an unknown-outcome error still appends it, and whether the connection is
-/// cut after appending it. A probability of zero draws nothing, so enabling one
+/// whether an unknown-outcome error still appends it, whether the connection is
+/// cut after appending it, and, when it is not, whether the stream is reset and
+/// whether the connection sends GOAWAY after its report. A probability of zero draws nothing, so enabling one
 /// fault does not change the decisions of another that was already enabled.
 /// Report fragmentation ([`report_dribble`](Self::report_dribble)) uses a separate
 /// generator and never changes any decision. So the same plan, the same records
@@ -141,7 +142,9 @@ impl HttpFault {
 ///
 /// | fault | record appended to the log? | what the client sees |
 /// | --- | --- | --- |
-/// | connection cut ([`cut_after_records`](Self::cut_after_records), [`cut_probability`](Self::cut_probability)) | yes | the connection drops before that record's report; earlier reports arrive |
+/// | connection cut ([`cut_after_records`](Self::cut_after_records), [`cut_probability`](Self::cut_probability)) | yes | the connection drops before that record's report; earlier reports arrive (on HTTP/2 every stream of the connection is cut) |
+/// | stream reset ([`reset_probability`](Self::reset_probability)) | yes | that record's report and the earlier ones arrive, then on HTTP/2 `RST_STREAM` (`INTERNAL_ERROR`) ends that stream alone; on HTTP/1.1 the connection drops |
+/// | GOAWAY ([`goaway_probability`](Self::goaway_probability)) | yes | that record's report and the earlier ones arrive, then the connection sends GOAWAY (HTTP/2) and closes [`GOAWAY_GRACE`](super::GOAWAY_GRACE) later; on HTTP/1.1 it closes after the reports |
 /// | injected 429, 42901, 408 and any other code below 500 | no | the in-band error |
 /// | injected unknown-outcome code (500-599, or 50000-59999 except 50002) | with probability 0.5 | the in-band error |
 /// | stream expired ([`stream_max_records`](Self::stream_max_records), [`stream_lifetime`](Self::stream_lifetime)) | no | in-band 408, then the connection drops |
@@ -164,6 +167,22 @@ pub struct FaultPlan {
     /// after appending it and before writing its report, as with
     /// [`cut_after_records`](Self::cut_after_records). 0 by default.
     pub cut_probability: f64,
+    /// The probability, per appended record not cut, that its stream is reset
+    /// right after its report: no later record of the stream is read, and the
+    /// response fails, on HTTP/2 with `RST_STREAM` (`INTERNAL_ERROR`) on that
+    /// stream alone, the connection's other streams going on; on HTTP/1.1,
+    /// where nothing smaller than the connection can fail, the connection
+    /// drops. As [`Emulator::reset_stream_after_records`](super::Emulator::reset_stream_after_records).
+    /// 0 by default.
+    pub reset_probability: f64,
+    /// The probability, per appended record neither cut nor reset, that its
+    /// connection sends GOAWAY right after its report: no later record of
+    /// the stream is read, the connection sends GOAWAY (HTTP/2; new streams
+    /// are refused) and closes [`GOAWAY_GRACE`](super::GOAWAY_GRACE) later,
+    /// with every stream still open on it. On HTTP/1.1 the connection closes
+    /// as well. As [`Emulator::goaway_after_records`](super::Emulator::goaway_after_records).
+    /// 0 by default.
+    pub goaway_probability: f64,
     /// The probability, per valid record, of answering an injected in-band error
     /// (a code from [`record_error_codes`](Self::record_error_codes) chosen by the
     /// generator) instead of appending it. Codes below 500 (such as 408, 429 and
@@ -245,6 +264,8 @@ impl Default for FaultPlan {
             seed: 0,
             cut_after_records: None,
             cut_probability: 0.0,
+            reset_probability: 0.0,
+            goaway_probability: 0.0,
             record_error_rate: 0.0,
             record_error_codes: Vec::new(),
             stream_max_records: None,
@@ -330,6 +351,14 @@ pub struct FaultStats {
     /// [`Emulator::cut_connection_after_records`](super::Emulator::cut_connection_after_records).
     /// Drops that end an expired stream are not counted here.
     pub cuts: u64,
+    /// Streams reset on purpose: by [`FaultPlan::reset_probability`] and
+    /// [`Emulator::reset_stream_after_records`](super::Emulator::reset_stream_after_records)
+    /// (on HTTP/1.1, where the connection drops instead, too).
+    pub stream_resets: u64,
+    /// Connections sent GOAWAY (or, on HTTP/1.1, closed) on purpose: by
+    /// [`FaultPlan::goaway_probability`] and
+    /// [`Emulator::goaway_after_records`](super::Emulator::goaway_after_records).
+    pub goaways: u64,
     /// In-band error reports written because of an injected fault:
     /// [`FaultPlan::record_error_rate`] and
     /// [`Emulator::fail_next_records`](super::Emulator::fail_next_records) (also
@@ -358,6 +387,8 @@ pub struct FaultStats {
 #[derive(Default)]
 pub(crate) struct Stats {
     pub cuts: AtomicU64,
+    pub stream_resets: AtomicU64,
+    pub goaways: AtomicU64,
     pub injected_record_errors: AtomicU64,
     pub unknown_outcome_appended: AtomicU64,
     pub expired_408: AtomicU64,
@@ -372,9 +403,11 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn counters(&self) -> [&AtomicU64; 8] {
+    fn counters(&self) -> [&AtomicU64; 10] {
         [
             &self.cuts,
+            &self.stream_resets,
+            &self.goaways,
             &self.injected_record_errors,
             &self.unknown_outcome_appended,
             &self.expired_408,
@@ -386,10 +419,22 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> FaultStats {
-        let [cuts, errors, unknown, expired, open, idle, outages, dropped] =
-            self.counters().map(|c| c.load(Ordering::Relaxed));
+        let [
+            cuts,
+            stream_resets,
+            goaways,
+            errors,
+            unknown,
+            expired,
+            open,
+            idle,
+            outages,
+            dropped,
+        ] = self.counters().map(|c| c.load(Ordering::Relaxed));
         FaultStats {
             cuts,
+            stream_resets,
+            goaways,
             injected_record_errors: errors,
             unknown_outcome_appended: unknown,
             expired_408: expired,
@@ -476,6 +521,8 @@ pub(crate) struct Faults {
     records: Mutex<VecDeque<RecordFault>>,
     records_armed: AtomicBool,
     cut: Mutex<Option<usize>>,
+    reset: Mutex<Option<usize>>,
+    goaway: Mutex<Option<usize>>,
     /// The plan and the number of streams started under it.
     plan: Mutex<(Arc<FaultPlan>, u64)>,
     outages: Mutex<Outages>,
@@ -630,6 +677,22 @@ impl Faults {
         lock(&self.cut).take()
     }
 
+    pub fn set_reset(&self, reports: usize) {
+        *lock(&self.reset) = Some(reports);
+    }
+
+    pub fn take_reset(&self) -> Option<usize> {
+        lock(&self.reset).take()
+    }
+
+    pub fn set_goaway(&self, reports: usize) {
+        *lock(&self.goaway) = Some(reports);
+    }
+
+    pub fn take_goaway(&self) -> Option<usize> {
+        lock(&self.goaway).take()
+    }
+
     /// Removes the one-shot faults, the plan and every outage (the counters
     /// are kept).
     pub fn clear(&self) {
@@ -638,6 +701,8 @@ impl Faults {
         lock(&self.records).clear();
         self.records_armed.store(false, Ordering::Release);
         *lock(&self.cut) = None;
+        *lock(&self.reset) = None;
+        *lock(&self.goaway) = None;
         lock(&self.outages).manual.clear();
         self.set_plan(FaultPlan::default());
     }

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use super::log::LogRecord;
 use super::path::percent_decode;
 use super::report::json_string;
-use super::response::{ResponseBody, error_response, method_not_allowed};
+use super::response::{Chunk, ResponseBody, error_response, method_not_allowed};
 use super::state::{Shared, TopicLog};
 
 /// The path prefix of the extension.
@@ -143,7 +143,7 @@ async fn write_pages(
     log: Arc<TopicLog>,
     partitions: std::ops::Range<i32>,
     from_offset: usize,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Chunk>,
 ) {
     for partition in partitions {
         let mut next = from_offset;
@@ -165,7 +165,7 @@ async fn write_pages(
                 break;
             }
             next += taken;
-            if tx.send(Bytes::from(out)).await.is_err() {
+            if tx.send(Ok(Bytes::from(out))).await.is_err() {
                 return;
             }
         }

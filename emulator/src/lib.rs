@@ -1,7 +1,7 @@
 //! An emulator of the Kafka REST v3 produce endpoint, in process or as a
 //! standalone server (`cargo run -p ccloud-kafka-rest-emulator -- --listen 127.0.0.1:8082`).
 //!
-//! The emulator is a small HTTP/1.1 server that answers the produce API the way
+//! The emulator is a small HTTP/1.1 and HTTP/2 server that answers the produce API the way
 //! Confluent Cloud and the self-managed REST Proxy do: it accepts
 //! `POST {prefix}/clusters/{cluster_id}/topics/{topic_name}/records` under both the
 //! `/kafka/v3` (Confluent Cloud) and `/v3` (REST Proxy) prefixes, reads the request
@@ -48,6 +48,17 @@
 //! `127.0.0.1`, `::1` and `localhost` issued by a certificate authority generated at
 //! start, whose PEM is [`Emulator::ca_certificate_pem`].
 //!
+//! HTTP/2: over TLS the emulator offers `h2` and `http/1.1` by ALPN and serves
+//! what the handshake chose (HTTP/1.1 to a client that offers no ALPN); on
+//! plain TCP it serves HTTP/1.1 and h2c with prior knowledge on the same port.
+//! Everything behaves the same per request in either version; a fault that
+//! drops the connection drops all of an HTTP/2 connection's streams.
+//! [`Emulator::reset_stream_after_records`] resets one stream (`RST_STREAM`)
+//! and [`Emulator::goaway_after_records`] has a connection send GOAWAY;
+//! [`EmulatorBuilder::with_http2`] turns HTTP/2 off, and
+//! [`Emulator::requests_by_version`] and [`Emulator::connections_accepted`]
+//! tell what clients did.
+//!
 //! Rate limits: [`EmulatorBuilder::with_rate_limits`] and
 //! [`EmulatorBuilder::with_cluster_rate_limits`] (or, while running,
 //! [`Emulator::set_rate_limits`] and [`Emulator::set_cluster_rate_limits`])
@@ -75,6 +86,7 @@ mod compact;
 mod compact_agrees;
 mod data_type;
 mod faults;
+mod in_flight;
 mod inspect;
 mod intermediary;
 mod limits;
@@ -82,6 +94,7 @@ mod log;
 mod oauth;
 mod path;
 mod produce;
+mod protocol;
 mod proxy;
 mod rate_limit;
 mod raw;
@@ -110,11 +123,13 @@ use tokio::task::JoinHandle;
 pub use faults::{FaultPlan, FaultStats, HttpFault};
 pub use intermediary::{Intermediary, IntermediaryMode, MAX_HELD_REPORT_BYTES};
 pub use oauth::TokenRequest;
+pub use protocol::{DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, GOAWAY_GRACE, RequestVersions};
 pub use rate_limit::{MAX_RATE_PER_SECOND, RateLimits};
 
 use auth::AuthConfig;
 use faults::Faults;
 use oauth::{OAuthClient, OAuthServer};
+use protocol::Http2Settings;
 pub use state::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BATCH_REQUEST_BYTES, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RECORD_BYTES,
@@ -172,6 +187,7 @@ pub struct EmulatorBuilder {
     tls: bool,
     client_certificates: bool,
     reports_without_error_code: bool,
+    http2: Http2Settings,
 }
 
 impl Default for EmulatorBuilder {
@@ -196,6 +212,7 @@ impl Default for EmulatorBuilder {
             tls: false,
             client_certificates: false,
             reports_without_error_code: false,
+            http2: Http2Settings::default(),
         }
     }
 }
@@ -514,6 +531,26 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Whether HTTP/2 is served (on by default): over TLS, `h2` is offered by
+    /// ALPN besides `http/1.1`; on plain TCP, a client that opens with the
+    /// HTTP/2 preface (h2c with prior knowledge) is served HTTP/2. Off, TLS
+    /// offers `http/1.1` only and plain connections are read as HTTP/1.1, so
+    /// an h2c client is refused. Requests behave the same in both versions
+    /// (the faults that drop a connection drop all its streams).
+    pub fn with_http2(mut self, on: bool) -> Self {
+        self.http2.enabled = on;
+        self
+    }
+
+    /// The `SETTINGS_MAX_CONCURRENT_STREAMS` an HTTP/2 connection announces:
+    /// the most requests a client may have open on it at once. Defaults to
+    /// [`DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS`] (128); [`start`](Self::start)
+    /// refuses 0.
+    pub fn with_http2_max_concurrent_streams(mut self, max: u32) -> Self {
+        self.http2.max_concurrent_streams = max;
+        self
+    }
+
     /// Binds the listener and starts serving in the background on the current
     /// tokio runtime. A limit that cannot work is refused with
     /// [`io::ErrorKind::InvalidInput`], naming its setter.
@@ -522,6 +559,7 @@ impl EmulatorBuilder {
             .limits
             .problem()
             .or_else(|| self.intermediary.as_ref().and_then(Intermediary::problem))
+            .or_else(|| self.http2.problem())
         {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, problem));
         }
@@ -542,7 +580,10 @@ impl EmulatorBuilder {
         let auth = AuthConfig::new(self.api_keys, self.bearer_tokens, self.acls)
             .with_oauth(OAuthServer::new(self.oauth_clients, self.token_lifetime));
         let tls = match self.tls {
-            true => Some(Arc::new(tls::generate(self.client_certificates)?)),
+            true => Some(Arc::new(tls::generate(
+                self.client_certificates,
+                self.http2.alpn_protocols(),
+            )?)),
             false => None,
         };
         let shared = Arc::new(
@@ -554,7 +595,8 @@ impl EmulatorBuilder {
                 Faults::with_plan(self.faults),
             )
             .with_extra_cluster_ids(self.extra_cluster_ids)
-            .with_reports_without_error_code(self.reports_without_error_code),
+            .with_reports_without_error_code(self.reports_without_error_code)
+            .with_http2(self.http2),
         );
         shared.rate_limiter.set_global(self.rate_limits);
         for (cluster, limits) in &self.cluster_rate_limits {
@@ -934,9 +976,31 @@ impl Emulator {
 
     /// Makes the next streaming request drop its TCP connection right after its
     /// `reports`-th delivery report has been written. Later records of that request
-    /// are not handled.
+    /// are not handled. On HTTP/2 every stream of the connection is cut.
     pub fn cut_connection_after_records(&self, reports: usize) {
         self.shared.faults.set_cut(reports);
+    }
+
+    /// Makes the next streaming request reset its stream once its `reports`
+    /// first reports have gone out (at once, before any record, with 0).
+    /// Later records of that request are not handled. On HTTP/2 the response
+    /// fails with `RST_STREAM` (`INTERNAL_ERROR`, what hyper sends for a
+    /// failed response body) and the connection's other streams go on; on
+    /// HTTP/1.1, which has nothing smaller to fail, the connection drops.
+    /// Replaces a reset armed before and not used yet.
+    pub fn reset_stream_after_records(&self, reports: usize) {
+        self.shared.faults.set_reset(reports);
+    }
+
+    /// Makes the next streaming request's connection send GOAWAY once the
+    /// request's `reports` first reports have gone out (at once, before any
+    /// record, with 0), and close [`GOAWAY_GRACE`] later, since a streaming
+    /// request never ends by itself: the client learns that no new stream
+    /// will be served there, and the streams still open are cut. Later
+    /// records of that request are not handled. On HTTP/1.1 the connection
+    /// closes as well. Replaces a GOAWAY armed before and not used yet.
+    pub fn goaway_after_records(&self, reports: usize) {
+        self.shared.faults.set_goaway(reports);
     }
 
     /// Removes every pending injected fault, and the [`FaultPlan`].
@@ -1002,6 +1066,20 @@ impl Emulator {
     /// How many HTTP requests have been received (every path and method).
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// [`requests`](Self::requests) by HTTP version: HTTP/1.x and HTTP/2.
+    pub fn requests_by_version(&self) -> RequestVersions {
+        self.shared.versions.snapshot()
+    }
+
+    /// How many TCP connections have been accepted since the start: every
+    /// one, those closed at once over
+    /// [`with_max_connections`](EmulatorBuilder::with_max_connections) and
+    /// those whose TLS handshake failed included. Requests multiplexed on one
+    /// HTTP/2 connection count it once.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.connections_accepted.load(Ordering::Relaxed)
     }
 
     /// The headers of the most recent request, with lowercase names, in the order

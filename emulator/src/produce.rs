@@ -37,9 +37,14 @@ fn fault_response(fault: &HttpFault) -> Response<ResponseBody> {
 
 /// What a request's handler knows of its connection.
 pub(crate) struct Connection {
-    /// Drops the connection when notified.
+    /// Drops the connection when notified (on HTTP/2, all its streams).
     pub kill: Arc<Notify>,
-    /// When the connection last received a byte.
+    /// Sends GOAWAY when notified, then drops the connection after
+    /// [`GOAWAY_GRACE`](super::GOAWAY_GRACE).
+    pub goaway: Arc<Notify>,
+    /// When the request last received a byte: on HTTP/1.1 any byte of the
+    /// connection; on HTTP/2, where streams share the connection, the
+    /// request's own.
     pub activity: Arc<Activity>,
 }
 
@@ -206,15 +211,11 @@ pub(crate) async fn produce(
         batch::respond(shared, &target.cluster, &topic, charset, body).await
     } else {
         let cluster = target.cluster;
-        stream::respond(
-            Arc::clone(shared),
-            cluster,
-            topic,
-            charset,
-            body,
-            connection.kill,
-        )
-        .await
+        let ends = stream::Ends {
+            kill: connection.kill,
+            goaway: connection.goaway,
+        };
+        stream::respond(Arc::clone(shared), cluster, topic, charset, body, ends).await
     }
 }
 

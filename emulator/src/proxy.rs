@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::body::{BodyReader, Piece, Read, Source};
 use super::intermediary::{Intermediary, IntermediaryMode, MAX_HELD_REPORT_BYTES};
 use super::produce::{self, Connection};
-use super::response::ResponseBody;
+use super::response::{Chunk, ResponseBody, StreamReset};
 use super::state::Shared;
 
 /// How long a response refused by the intermediary waits for the rest of
@@ -89,6 +89,7 @@ pub(crate) async fn serve(
     }
     let Connection {
         kill: client_kill,
+        goaway: client_goaway,
         activity,
     } = connection;
     let holding = intermediary.mode() == IntermediaryMode::HoldingReports;
@@ -145,13 +146,17 @@ pub(crate) async fn serve(
     if !pumped {
         let connection = Connection {
             kill: client_kill,
+            goaway: client_goaway,
             activity,
         };
         return produce::produce(shared, connection, req).await;
     }
+    // The server's connection is the intermediary's: when it is dropped, or
+    // closed after a GOAWAY, the response in flight is cut.
     let server_kill = Arc::new(Notify::new());
     let connection = Connection {
         kill: Arc::clone(&server_kill),
+        goaway: Arc::clone(&server_kill),
         activity,
     };
     let server = produce::produce(shared, connection, req);
@@ -249,7 +254,7 @@ async fn relay(
 /// for the upstream timeout.
 struct Pump {
     server: ResponseBody,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Chunk>,
     /// When holding: whether the request body has ended.
     ended: Option<watch::Receiver<bool>>,
     timeout: Option<Duration>,
@@ -262,6 +267,8 @@ struct Pump {
 /// What the pump waited for.
 enum Event {
     Frame(Option<Bytes>),
+    /// The server's response failed: so does the client's.
+    Reset,
     End,
     Released,
     Killed,
@@ -306,6 +313,7 @@ impl Pump {
                 frame = server.frame(), if room => match frame {
                     None => Event::End,
                     Some(Ok(frame)) => Event::Frame(frame.into_data().ok()),
+                    Some(Err(StreamReset)) => Event::Reset,
                 },
                 () = until(deadline), if room => Event::TimedOut,
             };
@@ -313,7 +321,7 @@ impl Pump {
                 Event::Frame(data) => {
                     if let Some(data) = data.filter(|d| !d.is_empty()) {
                         if released {
-                            if tx.send(data).await.is_err() {
+                            if tx.send(Ok(data)).await.is_err() {
                                 return;
                             }
                         } else {
@@ -324,21 +332,29 @@ impl Pump {
                 }
                 Event::Released => {
                     released = true;
-                    if !held.is_empty() && tx.send(held.split().freeze()).await.is_err() {
+                    if !held.is_empty() && tx.send(Ok(held.split().freeze())).await.is_err() {
                         return;
                     }
                     deadline = deadline_from_now();
                 }
                 Event::End => {
                     if !held.is_empty() {
-                        let _ = tx.send(held.split().freeze()).await;
+                        let _ = tx.send(Ok(held.split().freeze())).await;
                     }
+                    return;
+                }
+                Event::Reset => {
+                    // What the server sent goes on first, as on a cut.
+                    if !held.is_empty() && tx.send(Ok(held.split().freeze())).await.is_err() {
+                        return;
+                    }
+                    let _ = tx.send(Err(StreamReset)).await;
                     return;
                 }
                 Event::Killed => {
                     // The server dropped its connection: what it sent goes
                     // on, then the client's connection drops too.
-                    if !held.is_empty() && tx.send(held.split().freeze()).await.is_err() {
+                    if !held.is_empty() && tx.send(Ok(held.split().freeze())).await.is_err() {
                         return;
                     }
                     let give_up = Instant::now() + Duration::from_secs(2);

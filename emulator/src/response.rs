@@ -1,7 +1,7 @@
 //! The responses every endpoint shares: the body type, JSON errors and the
 //! HTTP-level refusals of a request body.
 
-use std::convert::Infallible;
+use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -18,20 +18,39 @@ use super::report::json_string;
 /// A response body: either complete up front or fed by a streaming task.
 pub(crate) enum ResponseBody {
     Full(Option<Bytes>),
-    Stream(mpsc::Receiver<Bytes>),
+    Stream(mpsc::Receiver<Chunk>),
 }
+
+/// What a streaming task hands its response: more of the body, or the end
+/// of it as a failure.
+pub(crate) type Chunk = Result<Bytes, StreamReset>;
+
+/// A response body that fails on purpose. hyper answers it on HTTP/2 with
+/// `RST_STREAM` (`INTERNAL_ERROR`, as it sends for any body error) on that
+/// stream alone, and on HTTP/1.1 by closing the connection, the body
+/// unfinished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamReset;
+
+impl fmt::Display for StreamReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the stream is reset as instructed")
+    }
+}
+
+impl std::error::Error for StreamReset {}
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = StreamReset;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamReset>>> {
         match self.get_mut() {
             ResponseBody::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Stream(rx) => rx.poll_recv(cx).map(|b| b.map(|b| b.map(Frame::data))),
         }
     }
 

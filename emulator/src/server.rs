@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::{Request, Response, StatusCode, Version};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -21,7 +20,9 @@ use tokio_rustls::TlsAcceptor;
 
 use super::activity::{Activity, Watched};
 use super::body::Source;
+use super::in_flight::{self, InFlight, Tracked};
 use super::produce::{self, Connection};
+use super::protocol::{GOAWAY_GRACE, Protocol};
 use super::response::{ResponseBody, error_response};
 use super::state::Shared;
 use super::{inspect, oauth, proxy, tls};
@@ -144,6 +145,7 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = accept(&listener) => match accepted {
                 Ok((socket, peer)) => {
+                    shared.connections_accepted.fetch_add(1, Ordering::Relaxed);
                     let Some(slot) = Slot::take(&open, shared.limits.max_connections) else {
                         // Closed at once: the connections served go on undisturbed.
                         tracing::debug!(%peer, max = shared.limits.max_connections, "too many connections: refused");
@@ -156,12 +158,14 @@ pub(crate) async fn serve(
                     match tls.clone() {
                         None => connections.spawn(async move {
                             let _slot = slot;
-                            connection(socket, shared, shutdown).await;
+                            let protocol = Protocol::plain(&shared.http2);
+                            connection(socket, protocol, shared, shutdown).await;
                         }),
                         Some(acceptor) => connections.spawn(async move {
                             let _slot = slot;
                             if let Some(stream) = tls::accept(&acceptor, socket).await {
-                                connection(stream, shared, shutdown).await;
+                                let protocol = Protocol::negotiated(stream.get_ref().1.alpn_protocol());
+                                connection(stream, protocol, shared, shutdown).await;
                             }
                         }),
                     };
@@ -191,41 +195,68 @@ pub(crate) async fn serve(
 }
 
 /// Serves one connection. It ends when the client closes it, when a stream asks
-/// for it to be dropped, or after a graceful shutdown.
-async fn connection<S>(socket: S, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
-where
+/// for it to be dropped, when it has been quiet for the idle timeout with no
+/// request in flight, or after a graceful shutdown.
+async fn connection<S>(
+    socket: S,
+    protocol: Protocol,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let kill = Arc::new(Notify::new());
+    let goaway = Arc::new(Notify::new());
     let activity = Activity::new();
+    let in_flight = InFlight::new();
     let idle = shared.limits.idle_timeout;
     let service = {
-        let (kill, activity) = (Arc::clone(&kill), Arc::clone(&activity));
-        service_fn(move |req| {
+        let (kill, goaway, activity) = (
+            Arc::clone(&kill),
+            Arc::clone(&goaway),
+            Arc::clone(&activity),
+        );
+        let (shared, in_flight) = (Arc::clone(&shared), Arc::clone(&in_flight));
+        service_fn(move |req: Request<Incoming>| {
             let connection = Connection {
                 kill: Arc::clone(&kill),
-                activity: Arc::clone(&activity),
+                goaway: Arc::clone(&goaway),
+                // The streams of an HTTP/2 connection share its bytes: each
+                // request's idle timeout counts its own.
+                activity: if req.version() == Version::HTTP_2 {
+                    Activity::new()
+                } else {
+                    Arc::clone(&activity)
+                },
             };
-            handle(Arc::clone(&shared), connection, req)
+            handle(Arc::clone(&shared), connection, in_flight.begin(), req)
         })
     };
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle)
-        .serve_connection(
-            TokioIo::new(Watched::new(socket, Arc::clone(&activity))),
-            service,
-        );
+    let builder = protocol.builder(&shared.http2, idle);
+    let conn = builder.serve_connection(
+        TokioIo::new(Watched::new(socket, Arc::clone(&activity))),
+        service,
+    );
     tokio::pin!(conn);
     let mut graceful = *shutdown.borrow();
     if graceful {
         conn.as_mut().graceful_shutdown();
     }
+    // When a GOAWAY (or a close on HTTP/1.1) is due, streams in flight are
+    // not waited for past this.
+    let mut closing_at: Option<Instant> = None;
     // A client that reads nothing is not waited for longer than the idle
     // timeout either (checked at half of it, so within one and a half).
     let mut stall_check = tokio::time::interval((idle / 2).max(Duration::from_millis(1)));
     stall_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
+        // Quiet, with no request in flight, since then: hyper's HTTP/1.1
+        // header timeout covers most of it, but not HTTP/2 nor the wait for
+        // a plain connection's first bytes.
+        let quiet = in_flight
+            .idle_since()
+            .map(|since| since.max(activity.last()))
+            .and_then(|since| since.checked_add(idle));
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
@@ -234,13 +265,38 @@ where
                 break;
             }
             _ = stall_check.tick() => {
-                if activity.write_stalled_for() >= idle {
+                if activity.write_stalled_for() >= idle || in_flight.stalled_for() >= idle {
                     tracing::debug!(?idle, "the client reads nothing: dropping the connection");
                     break;
                 }
             }
+            () = until(quiet), if closing_at.is_none() => {
+                let now = Instant::now();
+                if in_flight.idle_since().is_some() && activity.last() + idle <= now {
+                    tracing::debug!(?idle, "closing an idle connection");
+                    if !graceful {
+                        graceful = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                    closing_at = Some(now + GOAWAY_GRACE);
+                }
+            }
+            () = in_flight.quiet.notified() => {}
             _ = kill.notified() => {
                 tracing::debug!("dropping connection");
+                break;
+            }
+            _ = goaway.notified() => {
+                tracing::debug!(grace = ?GOAWAY_GRACE, "GOAWAY: closing the connection");
+                if !graceful {
+                    graceful = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                let at = Instant::now() + GOAWAY_GRACE;
+                closing_at = Some(closing_at.map_or(at, |c| c.min(at)));
+            }
+            () = until(closing_at) => {
+                tracing::debug!("closing the connection after its grace");
                 break;
             }
             _ = shutdown.changed(), if !graceful => {
@@ -254,9 +310,12 @@ where
 async fn handle(
     shared: Arc<Shared>,
     connection: Connection,
+    request: in_flight::Request,
     req: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
+) -> Result<Response<Tracked>, Infallible> {
     shared.requests.fetch_add(1, Ordering::Relaxed);
+    let version = req.version();
+    shared.versions.count(version);
     shared.set_last_headers(
         req.headers()
             .iter()
@@ -271,8 +330,8 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = route(&shared, connection, req).await;
-    tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
-    Ok(response)
+    tracing::debug!(%method, %path, ?version, status = response.status().as_u16(), "request");
+    Ok(response.map(|body| Tracked::new(body, request)))
 }
 
 async fn route(

@@ -14,6 +14,7 @@ use super::auth::AuthConfig;
 use super::faults::Faults;
 use super::intermediary::IntermediarySetting;
 use super::log::PartitionLog;
+use super::protocol::{Http2Settings, VersionCounts};
 use super::rate_limit::{RateLimiter, RateLimits};
 use super::record::{Prepared, RecordError};
 use super::sync::lock;
@@ -110,6 +111,12 @@ pub(crate) struct Shared {
     /// before 7.3 does.
     pub reports_without_error_code: bool,
     pub requests: AtomicU64,
+    /// Requests by HTTP version.
+    pub versions: VersionCounts,
+    /// TCP connections accepted, those refused over the limit included.
+    pub connections_accepted: AtomicU64,
+    /// How HTTP/2 is served.
+    pub http2: Http2Settings,
     last_headers: Mutex<Option<Vec<(String, String)>>>,
 }
 
@@ -132,6 +139,9 @@ impl Shared {
             intermediary: IntermediarySetting::default(),
             reports_without_error_code: false,
             requests: AtomicU64::new(0),
+            versions: VersionCounts::default(),
+            connections_accepted: AtomicU64::new(0),
+            http2: Http2Settings::default(),
             last_headers: Mutex::new(None),
         }
     }
@@ -144,6 +154,11 @@ impl Shared {
 
     pub fn with_reports_without_error_code(mut self, on: bool) -> Shared {
         self.reports_without_error_code = on;
+        self
+    }
+
+    pub fn with_http2(mut self, http2: Http2Settings) -> Shared {
+        self.http2 = http2;
         self
     }
 

@@ -18,7 +18,9 @@ use super::rate_limit::RATE_LIMITED_MESSAGE;
 use super::raw::RawRecord;
 use super::record::{self, ParseError, Prepared, RecordError};
 use super::report::{self, Delivered, SuccessWriter};
-use super::response::{Charset, ResponseBody, error_response, payload_too_large, unreadable_body};
+use super::response::{
+    Charset, Chunk, ResponseBody, StreamReset, error_response, payload_too_large, unreadable_body,
+};
 use super::scan::{Scan, Scanner, is_ws};
 use super::state::{Appender, MAX_KAFKA_RECORD_BYTES, Shared, TopicLog};
 
@@ -128,7 +130,7 @@ pub(crate) async fn respond(
     topic: Arc<TopicLog>,
     charset: Charset,
     mut body: BodyReader,
-    kill: Arc<Notify>,
+    ends: Ends,
 ) -> Response<ResponseBody> {
     let began = Instant::now();
     let (plan, index) = shared.faults.start_stream();
@@ -166,7 +168,7 @@ pub(crate) async fn respond(
     let (tx, rx) = mpsc::channel(PENDING_CHUNKS);
     let header_delay = plan.header_delay.filter(|d| !d.is_zero());
     let stream = Stream::new(shared, &cluster, topic, charset, plan, index, rng);
-    tokio::spawn(stream.run(body, first, tx, kill));
+    tokio::spawn(stream.run(body, first, tx, ends));
     if let Some(delay) = header_delay {
         tracing::debug!(?delay, "holding the headers back as planned");
         // A delay too long to represent holds them for good.
@@ -175,8 +177,17 @@ pub(crate) async fn respond(
     stream_response(rx)
 }
 
+/// How a stream ends its connection early.
+pub(crate) struct Ends {
+    /// Drops the connection (on HTTP/2, with all its streams).
+    pub kill: Arc<Notify>,
+    /// Sends GOAWAY (on HTTP/1.1, closes once the response is written), then
+    /// drops the connection after [`GOAWAY_GRACE`](super::GOAWAY_GRACE).
+    pub goaway: Arc<Notify>,
+}
+
 /// HTTP 200 with the reports `rx` receives as its body.
-fn stream_response(rx: mpsc::Receiver<Bytes>) -> Response<ResponseBody> {
+fn stream_response(rx: mpsc::Receiver<Chunk>) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Stream(rx));
     response
         .headers_mut()
@@ -192,6 +203,10 @@ enum Step {
     Fatal,
     /// The injected connection cut is due.
     Cut,
+    /// The injected stream reset is due.
+    Reset,
+    /// The injected GOAWAY is due.
+    Goaway,
 }
 
 /// What became of one record.
@@ -200,6 +215,10 @@ enum Handled {
     Reported,
     /// It was appended, and the connection is to be cut before its report.
     Cut,
+    /// Its report has been written, and the stream is to be reset.
+    Reset,
+    /// Its report has been written, and the connection is to send GOAWAY.
+    Goaway,
 }
 
 /// What ended the wait for more body bytes.
@@ -236,6 +255,10 @@ struct Stream {
     appended: u64,
     /// The one-shot cut: after this many reports.
     cut_after: Option<usize>,
+    /// The one-shot stream reset: after this many reports.
+    reset_after: Option<usize>,
+    /// The one-shot GOAWAY: after this many reports.
+    goaway_after: Option<usize>,
     lifetime: Option<Duration>,
     close_delay: Duration,
     started: Instant,
@@ -261,6 +284,8 @@ impl Stream {
         rng: Rng,
     ) -> Stream {
         let cut_after = shared.faults.take_cut();
+        let reset_after = shared.faults.take_reset();
+        let goaway_after = shared.faults.take_goaway();
         let lifetime = match (shared.limits.stream_lifetime, plan.stream_lifetime) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -281,6 +306,8 @@ impl Stream {
             reports: 0,
             appended: 0,
             cut_after,
+            reset_after,
+            goaway_after,
             lifetime,
             close_delay,
             started: Instant::now(),
@@ -296,11 +323,20 @@ impl Stream {
         mut self,
         mut body: BodyReader,
         first: Bytes,
-        tx: mpsc::Sender<Bytes>,
-        kill: Arc<Notify>,
+        tx: mpsc::Sender<Chunk>,
+        ends: Ends,
     ) {
+        let Ends { kill, goaway } = ends;
         if self.cut_after == Some(0) || self.plan.cut_after_records == Some(0) {
             self.cut(&tx, &kill).await;
+            return;
+        }
+        if self.reset_after == Some(0) {
+            self.reset(&tx).await;
+            return;
+        }
+        if self.goaway_after == Some(0) {
+            self.goaway(&tx, &goaway).await;
             return;
         }
         // A planned idle timeout shorter than the configured one is a fault.
@@ -322,6 +358,14 @@ impl Stream {
                     Step::Fatal => return,
                     Step::Cut => {
                         self.cut(&tx, &kill).await;
+                        return;
+                    }
+                    Step::Reset => {
+                        self.reset(&tx).await;
+                        return;
+                    }
+                    Step::Goaway => {
+                        self.goaway(&tx, &goaway).await;
                         return;
                     }
                 }
@@ -427,8 +471,8 @@ impl Stream {
                 let cost = reader.consumed();
                 self.scanner.skip_to(start + cost);
                 let handled = self.record_read(&mut raw, cost, &mut appender);
-                if self.counted(handled) {
-                    return Step::Cut;
+                if let Some(step) = self.counted(handled) {
+                    return step;
                 }
                 continue;
             }
@@ -466,16 +510,26 @@ impl Stream {
                     return Step::Fatal;
                 }
             };
-            if self.counted(handled) {
-                return Step::Cut;
+            if let Some(step) = self.counted(handled) {
+                return step;
             }
         }
     }
 
-    /// Counts a handled record; `true` when the connection is to be cut now.
-    fn counted(&mut self, handled: Handled) -> bool {
+    /// Counts a handled record; the fault due now, if any (a cut first, then
+    /// a reset, then GOAWAY).
+    fn counted(&mut self, handled: Handled) -> Option<Step> {
         self.reports += 1;
-        matches!(handled, Handled::Cut) || self.cut_after == Some(self.reports)
+        let due = Some(self.reports);
+        if matches!(handled, Handled::Cut) || self.cut_after == due {
+            Some(Step::Cut)
+        } else if matches!(handled, Handled::Reset) || self.reset_after == due {
+            Some(Step::Reset)
+        } else if matches!(handled, Handled::Goaway) || self.goaway_after == due {
+            Some(Step::Goaway)
+        } else {
+            None
+        }
     }
 
     /// Whether the stream has outlived its lifetime or record allowance.
@@ -588,6 +642,20 @@ impl Stream {
             (None, Some(delivered)) => {
                 self.successes.write(&mut self.out, None, &delivered);
                 self.end_report();
+                if self.rng.chance(self.plan.reset_probability) {
+                    tracing::debug!(
+                        offset = delivered.offset,
+                        "resetting the stream after this report"
+                    );
+                    return Handled::Reset;
+                }
+                if self.rng.chance(self.plan.goaway_probability) {
+                    tracing::debug!(
+                        offset = delivered.offset,
+                        "sending GOAWAY after this report"
+                    );
+                    return Handled::Goaway;
+                }
             }
             (Some(code), delivered) => {
                 let stats = &self.shared.faults.stats;
@@ -628,7 +696,7 @@ impl Stream {
 
     /// Hands pending reports to the connection, after the planned delay before each
     /// one. `false` when the client is gone.
-    async fn flush(&mut self, tx: &mpsc::Sender<Bytes>) -> bool {
+    async fn flush(&mut self, tx: &mpsc::Sender<Chunk>) -> bool {
         if self.out.is_empty() {
             return true;
         }
@@ -649,13 +717,13 @@ impl Stream {
     }
 
     /// Sends bytes as one chunk, or in pieces of 1 to 7 bytes when dribbling.
-    async fn send(&mut self, tx: &mpsc::Sender<Bytes>, mut data: Bytes) -> bool {
+    async fn send(&mut self, tx: &mpsc::Sender<Chunk>, mut data: Bytes) -> bool {
         if !self.plan.report_dribble {
-            return tx.send(data).await.is_ok();
+            return tx.send(Ok(data)).await.is_ok();
         }
         while !data.is_empty() {
             let n = (1 + self.shape.below(7) as usize).min(data.len());
-            if tx.send(data.split_to(n)).await.is_err() {
+            if tx.send(Ok(data.split_to(n))).await.is_err() {
                 return false;
             }
         }
@@ -663,24 +731,48 @@ impl Stream {
     }
 
     /// Drops the connection once the reports written so far have gone out.
-    async fn cut(&self, tx: &mpsc::Sender<Bytes>, kill: &Notify) {
+    async fn cut(&self, tx: &mpsc::Sender<Chunk>, kill: &Notify) {
         Stats::bump(&self.shared.faults.stats.cuts);
-        let give_up = Instant::now() + Duration::from_secs(2);
-        while tx.capacity() < tx.max_capacity() && Instant::now() < give_up {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        written(tx).await;
         tracing::debug!(
             reports = self.reports,
             "cutting the connection as instructed"
         );
         drop_connection(tx, kill).await;
     }
+
+    /// Fails the response once the reports written so far have gone out:
+    /// hyper resets the stream (HTTP/2) or drops the connection (HTTP/1.1).
+    async fn reset(&self, tx: &mpsc::Sender<Chunk>) {
+        Stats::bump(&self.shared.faults.stats.stream_resets);
+        written(tx).await;
+        tracing::debug!(reports = self.reports, "resetting the stream as instructed");
+        let _ = tx.send(Err(StreamReset)).await;
+    }
+
+    /// Has the connection send GOAWAY once the reports written so far have
+    /// gone out, and keeps the response open until the connection closes.
+    async fn goaway(&self, tx: &mpsc::Sender<Chunk>, goaway: &Notify) {
+        Stats::bump(&self.shared.faults.stats.goaways);
+        written(tx).await;
+        tracing::debug!(reports = self.reports, "sending GOAWAY as instructed");
+        drop_connection(tx, goaway).await;
+    }
+}
+
+/// Waits until the connection has taken every report handed to it (for at
+/// most 2 s), and a little more for it to write them out.
+async fn written(tx: &mpsc::Sender<Chunk>) {
+    let give_up = Instant::now() + Duration::from_secs(2);
+    while tx.capacity() < tx.max_capacity() && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
 }
 
 /// Asks the connection task to drop the connection, and keeps the response open
 /// until it has done so: ending the response first would let it finish cleanly.
-async fn drop_connection(tx: &mpsc::Sender<Bytes>, kill: &Notify) {
+async fn drop_connection(tx: &mpsc::Sender<Chunk>, kill: &Notify) {
     kill.notify_one();
     tx.closed().await;
 }

@@ -34,8 +34,9 @@ fn other(context: &str, error: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{context}: {error}"))
 }
 
-/// Generates the certificates and the server configuration.
-pub(crate) fn generate(require_client_certificate: bool) -> io::Result<Tls> {
+/// Generates the certificates and the server configuration, which offers
+/// `alpn` to clients (by preference).
+pub(crate) fn generate(require_client_certificate: bool, alpn: Vec<Vec<u8>>) -> io::Result<Tls> {
     let ca_key = KeyPair::generate().map_err(|e| other("generating the CA key", e))?;
     let mut ca_params = CertificateParams::default();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -104,7 +105,8 @@ pub(crate) fn generate(require_client_certificate: bool) -> io::Result<Tls> {
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| other("using the server certificate", e))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // A client that offers no ALPN is served HTTP/1.1.
+    config.alpn_protocols = alpn;
     Ok(Tls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         ca_pem: ca.pem(),
