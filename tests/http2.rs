@@ -4,7 +4,7 @@
 
 mod common;
 
-use ccloud_kafka_rest::{Producer, ProducerConfig, Record, ServerKind};
+use ccloud_kafka_rest::{ClientCredentials, Credentials, Producer, Record, ServerKind};
 use ccloud_kafka_rest_emulator::{Emulator, EmulatorBuilder};
 use common::{fast_retries, logged};
 use std::collections::HashMap;
@@ -216,4 +216,69 @@ async fn rst_stream_mid_stream_gives_every_record_one_outcome() {
     assert!(stats.reconnects >= 1, "{stats:?}");
     // The other lane's stream went on: the reset cost no connection.
     assert_eq!(emulator.connections_accepted(), 1);
+}
+
+#[tokio::test]
+async fn prior_knowledge_is_for_the_rest_endpoint_only() {
+    // The token endpoint on the same plain listener: HTTP/1.1 for it, h2c
+    // for the records.
+    let emulator = common::emulator()
+        .with_oauth_client("h2-client", "h2-secret", "sa-1", common::POOL)
+        .start()
+        .await
+        .unwrap();
+    let oauth = ClientCredentials::new(emulator.token_url(), "h2-client", "h2-secret");
+    let client = common::client_for(&emulator)
+        .with_server_kind(ServerKind::RestProxy)
+        .with_http2_prior_knowledge()
+        .with_credentials(Credentials::oauth(oauth).with_identity_pool_id(common::POOL))
+        .build()
+        .unwrap();
+    client
+        .produce("orders", &Record::from_value("7"))
+        .await
+        .unwrap();
+    let producer = Producer::with_config(client, fast_retries()).unwrap();
+    send_all(&producer, "orders", 5).await;
+    assert_eq!(emulator.tokens_issued(), 1);
+    let versions = emulator.requests_by_version();
+    assert_eq!((versions.http1, versions.http2), (1, 2), "{versions:?}");
+}
+
+#[tokio::test]
+async fn a_reset_stream_says_so_in_the_outcomes_it_leaves_unknown() {
+    let emulator = tls(common::emulator()).await;
+    emulator.reset_stream_after_records(20);
+    let config = fast_retries().with_unknown_outcome(ccloud_kafka_rest::UnknownOutcome::Fail);
+    let producer = Producer::with_config(client_of(&emulator).build().unwrap(), config).unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..200u64 {
+        deliveries.push(
+            producer
+                .enqueue("orders", &Record::from_value(i.to_string()))
+                .await,
+        );
+    }
+    let mut unknown = 0;
+    for delivery in deliveries {
+        let outcome = tokio::time::timeout(LIMIT, delivery)
+            .await
+            .expect("in time");
+        if let Err(e) = outcome {
+            assert_eq!(
+                e.retry_class(),
+                ccloud_kafka_rest::RetryClass::OutcomeUnknown,
+                "{e}"
+            );
+            // e.g. "the server reset the HTTP/2 stream (RST_STREAM) (https://…):
+            // stream error received: unexpected internal error encountered"
+            assert!(
+                e.to_string()
+                    .contains("reset the HTTP/2 stream (RST_STREAM)"),
+                "{e}"
+            );
+            unknown += 1;
+        }
+    }
+    assert!(unknown >= 1, "the reset left some record without a report");
 }
