@@ -7,6 +7,7 @@ use ccloud_kafka_rest::{ClientBuilder, ClientCredentials, Credentials, Error, Re
 use ccloud_kafka_rest_emulator::Emulator;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -144,7 +145,8 @@ async fn bad_certificates_and_keys_are_configuration_errors_that_say_which() {
     assert!(e.contains("no client certificate"), "{e}");
 }
 
-/// A minimal HTTP CONNECT proxy recording the targets it tunnels to.
+/// A minimal HTTP CONNECT proxy recording the targets it tunnels to (and
+/// the Proxy-Authorization sent, after a space).
 async fn connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -161,14 +163,24 @@ async fn connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
                     ["CONNECT", target, _] => target.to_owned(),
                     _ => return,
                 };
+                let mut authorization = None;
                 loop {
                     let mut header = String::new();
                     reader.read_line(&mut header).await.unwrap();
                     if header == "\r\n" || header.is_empty() {
                         break;
                     }
+                    if let Some((name, value)) = header.split_once(':')
+                        && name.eq_ignore_ascii_case("proxy-authorization")
+                    {
+                        authorization = Some(value.trim().to_owned());
+                    }
                 }
-                seen.lock().unwrap().push(target.clone());
+                let shown = match authorization {
+                    Some(authorization) => format!("{target} {authorization}"),
+                    None => target.clone(),
+                };
+                seen.lock().unwrap().push(shown);
                 let mut upstream = TcpStream::connect(&target).await.unwrap();
                 let mut client = reader.into_inner();
                 client
@@ -216,6 +228,37 @@ async fn every_connection_goes_through_the_proxy() {
     );
     assert_eq!(emulator.tokens_issued(), 1);
     assert_eq!(emulator.records("demo").len(), 1);
+}
+
+#[tokio::test]
+async fn streams_go_through_the_proxy_tunnel_in_http2() {
+    let emulator = https_emulator().await;
+    let (proxy, targets) = connect_proxy().await;
+    // Credentials for the proxy go in Proxy-Authorization, as reqwest
+    // sends them.
+    let proxy = proxy.replace("http://", "http://user:pw%2F7@");
+    let client = common::client_for(&emulator)
+        .with_root_certificate_pem(emulator.ca_certificate_pem().unwrap())
+        .with_proxy(proxy)
+        .build()
+        .unwrap();
+    let config = common::fast_retries().with_connections(3);
+    let producer = ccloud_kafka_rest::Producer::with_config(client, config).unwrap();
+    for i in 0..30 {
+        producer
+            .enqueue("demo", &Record::from_value(i.to_string()))
+            .await;
+    }
+    tokio::time::timeout(Duration::from_secs(30), producer.flush())
+        .await
+        .expect("flushed in time");
+    let versions = emulator.requests_by_version();
+    assert_eq!((versions.http1, versions.http2), (0, 3), "{versions:?}");
+    // One tunnel carries the three lanes' streams.
+    let targets = targets.lock().unwrap().clone();
+    let expected = format!("{} Basic dXNlcjpwdy83", emulator.addr());
+    assert_eq!(targets, vec![expected]);
+    assert_eq!(emulator.records("demo").len(), 30);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::env::{
     OAUTH_CLIENT_SECRET, OAUTH_SCOPE, OAUTH_TOKEN_URL, PROXY,
 };
 use crate::error::Error;
-use crate::http::h2::{H2Pool, H2Settings, Target};
+use crate::http::h2::{H2Pool, H2Settings, Target, Tunnel};
 use crate::http::plain;
 use crate::http::proxy::ProxySetting;
 use crate::http::tls::{KeySource, PemSource, TlsSettings};
@@ -447,9 +447,9 @@ impl ClientBuilder {
     }
 
     /// The producer's own HTTP/2 connections to `base_url`, unless streams
-    /// go on HTTP/1.1 there: HTTP/1.1 forced, a plain `http://` endpoint
-    /// without prior knowledge, or a proxy on the way (streams through a
-    /// proxy go on reqwest's tunnel, in HTTP/1.1).
+    /// go on HTTP/1.1 there: HTTP/1.1 forced, or a plain `http://` endpoint
+    /// without prior knowledge. Through an HTTP proxy they go in its CONNECT
+    /// tunnel; h2c through a proxy, and SOCKS proxies, are left to reqwest.
     pub(crate) fn stream_pool(&self, base_url: &str) -> Result<Option<H2Pool>, Error> {
         let Ok(url) = Url::parse(base_url) else {
             return Ok(None);
@@ -459,15 +459,27 @@ impl ClientBuilder {
             HttpVersion::Negotiate => url.scheme() == "https",
             HttpVersion::Http2PriorKnowledge => true,
         };
-        if !h2_possible || plain::proxy_for(&self.proxy, &url).is_some() {
+        if !h2_possible {
             return Ok(None);
         }
+        let via = match self.proxy.hop(&url) {
+            None => None,
+            Some(_) if url.scheme() != "https" => return Ok(None),
+            Some(hop) => {
+                let tls = crate::http::tls::client_config(&self.tls, HttpVersion::Http1Only)?;
+                match Tunnel::of(hop, std::sync::Arc::new(tls)) {
+                    Some(tunnel) => Some(tunnel),
+                    None => return Ok(None),
+                }
+            }
+        };
         let tls = crate::http::tls::client_config(&self.tls, self.http_version)?;
         let settings = H2Settings {
             streams_per_connection: self.streams_per_connection,
             connect_timeout: self.connect_timeout,
         };
-        Ok(Target::of(&url, std::sync::Arc::new(tls)).map(|target| H2Pool::new(target, settings)))
+        Ok(Target::of(&url, std::sync::Arc::new(tls), via)
+            .map(|target| H2Pool::new(target, settings)))
     }
 
     fn http_client_reading(

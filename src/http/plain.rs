@@ -26,7 +26,7 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 
 /// The proxy requests to `url` go through, if any, as text that may hold
 /// the proxy's own credentials (never shown: see [`redact::url`]).
-pub(crate) fn proxy_for(setting: &ProxySetting, url: &Url) -> Option<String> {
+fn proxy_for(setting: &ProxySetting, url: &Url) -> Option<String> {
     match setting {
         ProxySetting::Off => None,
         ProxySetting::Url(proxy) => {

@@ -1,19 +1,17 @@
 //! A connection to the REST endpoint for the HTTP/2 pool: DNS, TCP (with
-//! the client's keepalive), then TLS offering the client's ALPN protocols,
-//! or nothing more for h2c.
+//! the client's keepalive), a proxy's tunnel when there is one, then TLS
+//! offering the client's ALPN protocols, or nothing more for h2c.
 
 use super::failure::connect_failure;
+use super::tunnel::Tunnel;
 use crate::error::TransportError;
 use rustls::pki_types::ServerName;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use url::Url;
 
 /// TCP keepalive: probes after this long idle, this often, this many (as
@@ -22,31 +20,46 @@ const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const TCP_KEEPALIVE_PROBES: u32 = 3;
 
+/// What a connection runs on: TCP, TLS over it, or TLS through a tunnel.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Socket for T {}
+
+/// A connection in clear or over TLS.
+pub(crate) type Io = Box<dyn Socket>;
+
+/// The name a host's certificate must have.
+pub(crate) fn server_name(host: &url::Host<String>) -> Option<ServerName<'static>> {
+    Some(match host {
+        url::Host::Domain(name) => ServerName::try_from(name.clone()).ok()?,
+        url::Host::Ipv4(ip) => ServerName::IpAddress((*ip).into()),
+        url::Host::Ipv6(ip) => ServerName::IpAddress((*ip).into()),
+    })
+}
+
 /// Where the pool connects, and how.
 pub(crate) struct Target {
     host: url::Host<String>,
     port: u16,
     /// TLS and the name the certificate must have; `None` is h2c.
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// The proxy whose tunnel the connection goes through, if any.
+    via: Option<Tunnel>,
     /// The endpoint as messages show it.
     pub(crate) shown: String,
 }
 
 impl Target {
-    /// The target of `url`'s host and port, over TLS for `https://`;
-    /// `None` when the URL has no host.
-    pub(crate) fn of(url: &Url, tls: Arc<rustls::ClientConfig>) -> Option<Target> {
+    /// The target of `url`'s host and port, over TLS for `https://`,
+    /// through `via` when given; `None` when the URL has no host.
+    pub(crate) fn of(
+        url: &Url,
+        tls: Arc<rustls::ClientConfig>,
+        via: Option<Tunnel>,
+    ) -> Option<Target> {
         let host = url.host()?.to_owned();
         let port = url.port_or_known_default()?;
         let tls = match url.scheme() {
-            "https" => {
-                let name = match &host {
-                    url::Host::Domain(name) => ServerName::try_from(name.clone()).ok()?,
-                    url::Host::Ipv4(ip) => ServerName::IpAddress((*ip).into()),
-                    url::Host::Ipv6(ip) => ServerName::IpAddress((*ip).into()),
-                };
-                Some((TlsConnector::from(tls), name))
-            }
+            "https" => Some((TlsConnector::from(tls), server_name(&host)?)),
             _ => None,
         };
         let shown = format!("{}://{}", url.scheme(), url.authority());
@@ -54,6 +67,7 @@ impl Target {
             host,
             port,
             tls,
+            via,
             shown,
         })
     }
@@ -73,28 +87,48 @@ impl Target {
     }
 
     async fn connect_unbounded(&self) -> Result<(Io, bool), TransportError> {
-        let failed = |e: io::Error| connect_failure(&self.shown, e.to_string(), false);
-        let tcp = match &self.host {
-            url::Host::Domain(name) => tcp(name.as_str(), self.port).await,
-            url::Host::Ipv4(ip) => tcp((*ip).to_string().as_str(), self.port).await,
-            url::Host::Ipv6(ip) => tcp((*ip).to_string().as_str(), self.port).await,
-        }
-        .map_err(failed)?;
-        let _ = tcp.set_nodelay(true);
-        let keepalive = socket2::TcpKeepalive::new()
-            .with_time(TCP_KEEPALIVE_IDLE)
-            .with_interval(TCP_KEEPALIVE_INTERVAL)
-            .with_retries(TCP_KEEPALIVE_PROBES);
-        let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+        let mut io: Io =
+            match &self.via {
+                None => Box::new(
+                    tcp(&self.host, self.port)
+                        .await
+                        .map_err(|e| connect_failure(&self.shown, e.to_string(), false))?,
+                ),
+                Some(tunnel) => {
+                    let tcp = tcp(&tunnel.host, tunnel.port)
+                        .await
+                        .map_err(|e| connect_failure(&tunnel.shown, e.to_string(), false))?;
+                    let mut io: Io = Box::new(tcp);
+                    if let Some((connector, name)) = &tunnel.tls {
+                        io =
+                            Box::new(connector.connect(name.clone(), io).await.map_err(|e| {
+                                connect_failure(&tunnel.shown, tls_cause(&e), false)
+                            })?);
+                    }
+                    tunnel
+                        .open(&mut io, &authority(&self.host, self.port))
+                        .await?;
+                    io
+                }
+            };
         let Some((connector, name)) = &self.tls else {
-            return Ok((Io::Plain(tcp), true));
+            return Ok((io, true));
         };
         let tls = connector
-            .connect(name.clone(), tcp)
+            .connect(name.clone(), io)
             .await
             .map_err(|e| connect_failure(&self.shown, tls_cause(&e), false))?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        Ok((Io::Tls(Box::new(tls)), h2))
+        io = Box::new(tls);
+        Ok((io, h2))
+    }
+}
+
+/// `host:port` as CONNECT names it.
+fn authority(host: &url::Host<String>, port: u16) -> String {
+    match host {
+        url::Host::Ipv6(ip) => format!("[{ip}]:{port}"),
+        other => format!("{other}:{port}"),
     }
 }
 
@@ -106,78 +140,28 @@ fn tls_cause(e: &io::Error) -> String {
     }
 }
 
-/// The first of the host's addresses that accepts.
-async fn tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+/// A TCP connection to the first of the host's addresses that accepts,
+/// with the client's keepalive.
+async fn tcp(host: &url::Host<String>, port: u16) -> io::Result<TcpStream> {
+    let name = match host {
+        url::Host::Domain(name) => name.clone(),
+        url::Host::Ipv4(ip) => ip.to_string(),
+        url::Host::Ipv6(ip) => ip.to_string(),
+    };
     let mut last = None;
-    for addr in tokio::net::lookup_host((host, port)).await? {
+    for addr in tokio::net::lookup_host((name.as_str(), port)).await? {
         match TcpStream::connect(addr).await {
-            Ok(stream) => return Ok(stream),
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                let keepalive = socket2::TcpKeepalive::new()
+                    .with_time(TCP_KEEPALIVE_IDLE)
+                    .with_interval(TCP_KEEPALIVE_INTERVAL)
+                    .with_retries(TCP_KEEPALIVE_PROBES);
+                let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+                return Ok(stream);
+            }
             Err(e) => last = Some(e),
         }
     }
     Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address")))
-}
-
-/// A connection in clear or over TLS.
-pub(crate) enum Io {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Plain(s) => s.is_write_vectored(),
-            Io::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
 }

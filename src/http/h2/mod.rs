@@ -6,12 +6,15 @@
 //! hold a lane's records for as long as another lane streams.
 //!
 //! One-record and batch requests go on reqwest (HTTP/2 there too, by ALPN).
+//! Through an HTTP proxy the pool's connections go in a CONNECT tunnel.
 
 mod connect;
 mod failure;
 mod pool;
 mod stream;
+mod tunnel;
 
 pub(crate) use connect::Target;
 pub(crate) use pool::{H2Pool, H2Settings, Route};
 pub(crate) use stream::{H2Body, H2Response, send};
+pub(crate) use tunnel::Tunnel;
