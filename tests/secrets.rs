@@ -5,8 +5,8 @@
 mod common;
 
 use ccloud_kafka_rest::{
-    AccessToken, Client, ClientAuth, ClientBuilder, ClientCredentials, Credentials, Record,
-    TokenError,
+    AccessToken, Client, ClientAuth, ClientBuilder, ClientCredentials, Credentials, Producer,
+    ProducerConfig, Record, TokenError,
 };
 use ccloud_kafka_rest_emulator::{Emulator, HttpFault};
 use common::{API_KEY, API_SECRET, POOL, TOKEN};
@@ -210,6 +210,52 @@ async fn errors_and_trace_logs_of_failed_calls_hold_no_secret() {
         !logs.is_empty(),
         "the emulator logs each request at debug level"
     );
+    assert_no_secret(&logs);
+}
+
+#[tokio::test]
+async fn http2_streams_and_their_trace_logs_hold_no_secret() {
+    let (captured, _guard) = capture_trace_logs();
+    let emulator = common::emulator()
+        .with_api_key(API_KEY, API_SECRET)
+        .with_tls(true)
+        .start()
+        .await
+        .unwrap();
+    let client = |credentials| {
+        common::client_for(&emulator)
+            .with_root_certificate_pem(emulator.ca_certificate_pem().unwrap())
+            .with_credentials(credentials)
+            .build()
+            .unwrap()
+    };
+    let config = || {
+        ProducerConfig::default()
+            .with_max_attempts(1)
+            .with_delivery_timeout(std::time::Duration::from_secs(20))
+    };
+    // Refused (a wrong secret), then delivered, both over HTTP/2 streams.
+    let refused = Producer::with_config(
+        client(Credentials::api_key(API_KEY, "wrong-secret")),
+        config(),
+    )
+    .unwrap();
+    let e = refused
+        .send("orders", &Record::from_value("x"))
+        .await
+        .unwrap_err();
+    let errors = format!("{e} {e:?}");
+    let producer =
+        Producer::with_config(client(Credentials::api_key(API_KEY, API_SECRET)), config()).unwrap();
+    producer
+        .send("orders", &Record::from_value("y"))
+        .await
+        .unwrap();
+    let versions = emulator.requests_by_version();
+    assert!(versions.http1 == 0 && versions.http2 >= 2, "{versions:?}");
+    assert_no_secret(&errors);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("h2"), "h2 logs at trace level");
     assert_no_secret(&logs);
 }
 
