@@ -3,13 +3,13 @@
 //! offering the client's ALPN protocols, or nothing more for h2c.
 
 use super::failure::connect_failure;
+use super::socket::{Io, server_name};
 use super::tunnel::Tunnel;
 use crate::error::TransportError;
 use rustls::pki_types::ServerName;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use url::Url;
@@ -19,22 +19,6 @@ use url::Url;
 const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 const TCP_KEEPALIVE_PROBES: u32 = 3;
-
-/// What a connection runs on: TCP, TLS over it, or TLS through a tunnel.
-pub(crate) trait Socket: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Socket for T {}
-
-/// A connection in clear or over TLS.
-pub(crate) type Io = Box<dyn Socket>;
-
-/// The name a host's certificate must have.
-pub(crate) fn server_name(host: &url::Host<String>) -> Option<ServerName<'static>> {
-    Some(match host {
-        url::Host::Domain(name) => ServerName::try_from(name.clone()).ok()?,
-        url::Host::Ipv4(ip) => ServerName::IpAddress((*ip).into()),
-        url::Host::Ipv6(ip) => ServerName::IpAddress((*ip).into()),
-    })
-}
 
 /// Where the pool connects, and how.
 pub(crate) struct Target {

@@ -11,6 +11,7 @@
 mod connect;
 mod failure;
 mod pool;
+mod socket;
 mod stream;
 mod tunnel;
 

@@ -1,7 +1,8 @@
 //! Connections shared by the lanes of a client, a lease per stream.
 
-use super::connect::{Io, Target};
+use super::connect::Target;
 use super::failure::connect_failure;
+use super::socket::Io;
 use crate::error::TransportError;
 use bytes::Bytes;
 use futures_util::FutureExt;

@@ -1,8 +1,8 @@
 //! A CONNECT tunnel through an HTTP proxy, for the pool's connections: the
 //! proxy only relays the TLS inside, as reqwest's tunnels do.
 
-use super::connect::Socket;
 use super::failure::connect_failure;
+use super::socket::{Socket, server_name};
 use crate::error::TransportError;
 use crate::http::proxy::ProxyHop;
 use http::HeaderValue;
@@ -34,7 +34,7 @@ impl Tunnel {
         let port = url.port_or_known_default()?;
         let tls = match url.scheme() {
             "http" => None,
-            "https" => Some((TlsConnector::from(tls), super::connect::server_name(&host)?)),
+            "https" => Some((TlsConnector::from(tls), server_name(&host)?)),
             _ => return None,
         };
         Some(Tunnel {
