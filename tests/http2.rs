@@ -282,3 +282,43 @@ async fn a_reset_stream_says_so_in_the_outcomes_it_leaves_unknown() {
     }
     assert!(unknown >= 1, "the reset left some record without a report");
 }
+
+#[tokio::test]
+async fn a_buffering_proxy_is_detected_over_http2_too() {
+    let emulator =
+        tls(common::emulator()
+            .with_intermediary(ccloud_kafka_rest_emulator::Intermediary::buffering()))
+        .await;
+    let config = fast_retries()
+        .with_buffering_check(Duration::from_millis(200))
+        .with_report_stall(Some(Duration::from_millis(200)))
+        .with_fallback_requests(
+            64 * 1024,
+            Duration::from_millis(50),
+            Duration::from_secs(600),
+        );
+    let producer = Producer::with_config(client_of(&emulator).build().unwrap(), config).unwrap();
+    send_all(&producer, "orders", 3_000).await;
+    let stats = producer.stats();
+    assert_eq!(stats.buffering_detected, 1, "{stats:?}");
+    assert!(stats.bounded_requests, "{stats:?}");
+    // Later records go on bounded requests, over HTTP/2 as well.
+    send_all(&producer, "orders", 3_000).await;
+    let stats = producer.stats();
+    assert_eq!(
+        (stats.buffering_detected, stats.retried),
+        (1, 0),
+        "{stats:?}"
+    );
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for value in logged(&emulator, "orders") {
+        *counts.entry(value).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 3_000);
+    assert!(
+        counts.values().all(|&n| n == 2),
+        "each value once per round"
+    );
+    let versions = emulator.requests_by_version();
+    assert!(versions.http1 == 0 && versions.http2 >= 2, "{versions:?}");
+}
