@@ -44,16 +44,21 @@ async fn send_all(producer: &Producer, topic: &str, count: u64) {
     }
 }
 
-#[tokio::test]
-async fn over_tls_streams_and_one_record_requests_negotiate_http2() {
-    let emulator = tls(common::emulator()).await;
-    let client = client_of(&emulator).build().unwrap();
+/// 20 records streamed to `orders`, and one in its own request.
+async fn stream_and_one_record(client: ccloud_kafka_rest::Client) {
     let producer = Producer::with_config(client.clone(), fast_retries()).unwrap();
     send_all(&producer, "orders", 20).await;
     client
         .produce("orders", &Record::from_value("1000"))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn over_tls_streams_and_one_record_requests_negotiate_http2() {
+    let emulator = tls(common::emulator()).await;
+    let client = client_of(&emulator).build().unwrap();
+    stream_and_one_record(client).await;
     let versions = emulator.requests_by_version();
     assert_eq!(versions.http1, 0, "{versions:?}");
     assert_eq!(versions.http2, 2, "one stream, one record: {versions:?}");
@@ -64,24 +69,14 @@ async fn over_tls_streams_and_one_record_requests_negotiate_http2() {
 async fn http1_when_forced_and_when_the_server_offers_nothing_else() {
     let emulator = tls(common::emulator()).await;
     let client = client_of(&emulator).with_http1_only().build().unwrap();
-    let producer = Producer::with_config(client.clone(), fast_retries()).unwrap();
-    send_all(&producer, "orders", 20).await;
-    client
-        .produce("orders", &Record::from_value("1000"))
-        .await
-        .unwrap();
+    stream_and_one_record(client).await;
     let versions = emulator.requests_by_version();
     assert_eq!((versions.http1, versions.http2), (2, 0), "{versions:?}");
 
     // A server that answers ALPN with HTTP/1.1 only: the producer falls back.
     let old = tls(common::emulator().with_http2(false)).await;
     let client = client_of(&old).build().unwrap();
-    let producer = Producer::with_config(client.clone(), fast_retries()).unwrap();
-    send_all(&producer, "orders", 20).await;
-    client
-        .produce("orders", &Record::from_value("1000"))
-        .await
-        .unwrap();
+    stream_and_one_record(client).await;
     let versions = old.requests_by_version();
     assert_eq!((versions.http1, versions.http2), (2, 0), "{versions:?}");
     assert_eq!(logged(&old, "orders").len(), 21);
@@ -95,12 +90,7 @@ async fn h2c_with_prior_knowledge_on_the_rest_proxy() {
         .with_http2_prior_knowledge()
         .build()
         .unwrap();
-    let producer = Producer::with_config(client.clone(), fast_retries()).unwrap();
-    send_all(&producer, "orders", 20).await;
-    client
-        .produce("orders", &Record::from_value("1000"))
-        .await
-        .unwrap();
+    stream_and_one_record(client.clone()).await;
     client
         .produce_batch(
             "orders",
@@ -184,17 +174,7 @@ async fn every_record_once_through(
             flagged.push(i as u64);
         }
     }
-    let mut counts: HashMap<u64, usize> = HashMap::new();
-    for value in logged(emulator, "orders") {
-        *counts.entry(value).or_default() += 1;
-    }
-    assert_eq!(counts.len(), 300);
-    for (value, count) in counts {
-        assert!(
-            count == 1 || flagged.contains(&value),
-            "{value} written {count} times unflagged"
-        );
-    }
+    common::assert_each_logged_duplicates_flagged(emulator, "orders", 300, &flagged);
     producer.stats()
 }
 

@@ -219,17 +219,7 @@ async fn a_cut_connection_resends_what_had_no_report() {
         }
     }
     // Every record is in the log; any duplicate is one the report flagged.
-    let mut counts: HashMap<u64, usize> = HashMap::new();
-    for value in logged(&emulator, "orders") {
-        *counts.entry(value).or_default() += 1;
-    }
-    assert_eq!(counts.len(), 200);
-    for (value, count) in counts {
-        assert!(
-            count == 1 || flagged.contains(&value),
-            "{value} written {count} times unflagged"
-        );
-    }
+    common::assert_each_logged_duplicates_flagged(&emulator, "orders", 200, &flagged);
     let stats = producer.stats();
     assert!(stats.reconnects >= 1, "{stats:?}");
 }

@@ -82,3 +82,24 @@ pub fn logged(emulator: &Emulator, topic: &str) -> Vec<u64> {
         })
         .collect()
 }
+
+/// Every value 0..`count` is in the log of `topic`, and any written more
+/// than once is one whose report said it may be (`flagged`).
+pub fn assert_each_logged_duplicates_flagged(
+    emulator: &Emulator,
+    topic: &str,
+    count: usize,
+    flagged: &[u64],
+) {
+    let mut counts: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for value in logged(emulator, topic) {
+        *counts.entry(value).or_default() += 1;
+    }
+    assert_eq!(counts.len(), count);
+    for (value, written) in counts {
+        assert!(
+            written == 1 || flagged.contains(&value),
+            "{value} written {written} times unflagged"
+        );
+    }
+}
