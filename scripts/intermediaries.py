@@ -14,6 +14,27 @@ exited 0 with `delivered=N failed=0`. Paths:
     nginx-streaming  nginx with request and response buffering off
     haproxy          HAProxy in HTTP mode, its defaults
     tls-connect      TLS nginx (on-the-fly CA) reached through tinyproxy (CONNECT)
+    h2-streaming     TLS nginx with http2 on, reached directly, request buffering off
+    h2-default       TLS nginx with http2 on, reached directly, otherwise its defaults
+                     (request buffering on, HTTP/2 bodies too; the 1m body cap)
+
+The h2 paths run more than the stream, each case on a topic of its own and
+checked as above, and nginx's access log (which names each request's
+protocol) must show every request the producer made as HTTP/2.0, and no
+request but the producer's:
+
+    stream           produce --stream --count N (on h2-default nginx may
+                     refuse the first body with 413 at 1m, and the producer
+                     halves its requests)
+    one-record       produce --count 300 --concurrency 4: one request a record,
+                     four at once (so no order is checked)
+    stream-http1     h2-streaming only: the stream with KAFKA_REST_HTTP_VERSION=1.1,
+                     every request HTTP/1.1 instead
+    stream-buffered  h2-default only: 2000 records on stdin, then, once nginx
+                     has logged the first request (no response headers came,
+                     as nginx buffers the body, so the producer ended it at its
+                     2 s buffering check), 28000 more, which must go in
+                     bounded requests, none refused
 
     python3 scripts/intermediaries.py                        # every path, 100000 records
     python3 scripts/intermediaries.py --paths direct,haproxy --count 20000
@@ -35,6 +56,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -52,7 +74,24 @@ PATHS = [
     "nginx-streaming",
     "haproxy",
     "tls-connect",
+    "h2-streaming",
+    "h2-default",
 ]
+# The paths with an HTTP/2 nginx in front, whose access log is checked.
+H2_PATHS = {"h2-streaming", "h2-default"}
+# The one-record case: its records (one request each), and its requests in
+# flight at once.
+ONE_RECORD_COUNT = 300
+ONE_RECORD_CONCURRENCY = 4
+# The stream-buffered case: the records written before the producer's
+# buffering check fires (well under nginx's 1m body cap), and in all.
+BUFFERED_FIRST = 2000
+BUFFERED_COUNT = 30_000
+# The producer's buffering check (ProducerConfig::with_buffering_check's
+# default), which the first request of stream-buffered waits for.
+BUFFERING_CHECK_S = 2.0
+# How long stream-buffered waits for nginx to log its first request.
+FIRST_REQUEST_TIMEOUT_S = 30
 # Hang guard of one path's producer run.
 RUN_TIMEOUT_S = 300
 START_TIMEOUT_S = 30
@@ -63,6 +102,8 @@ TOOLS = {
     "nginx-streaming": ["nginx"],
     "haproxy": ["haproxy"],
     "tls-connect": ["nginx", "tinyproxy", "openssl"],
+    "h2-streaming": ["nginx", "openssl"],
+    "h2-default": ["nginx", "openssl"],
 }
 PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy", "tinyproxy": "tinyproxy", "openssl": "openssl"}
 # Proxy variables the producer would otherwise follow: each path sets its own.
@@ -130,6 +171,17 @@ class Process:
                     raise Failed(f"{self.name} did not listen on {port} within {START_TIMEOUT_S} s")
                 time.sleep(0.02)
 
+    def quit(self, timeout=10):
+        """A graceful exit (SIGQUIT: nginx ends what is open, and logs it,
+        first), waited for."""
+        if self.popen.poll() is not None:
+            return
+        os.killpg(self.popen.pid, signal.SIGQUIT)
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Failed(f"{self.name} did not exit within {timeout} s of SIGQUIT")
+
     def stop(self):
         if self.popen.poll() is None:
             try:
@@ -188,7 +240,8 @@ def start_nginx(directory, site, port, upstream, started):
          "-c", str(directory / "nginx.conf"), "-g", "daemon off;"],
         directory / "nginx.out",
     )
-    started.append((nginx, [directory / "nginx.out", directory / "error.log"]))
+    started.append((nginx, [directory / "nginx.out", directory / "error.log",
+                            directory / "access.log"]))
     nginx.wait_listening(port)
 
 
@@ -207,6 +260,13 @@ def start_path(path, directory, emulator_port, started):
         started.append((haproxy, [directory / "haproxy.log"]))
         haproxy.wait_listening(port)
         return {"KAFKA_REST_ENDPOINT": f"http://127.0.0.1:{port}"}
+    if path in H2_PATHS:
+        ca = make_certificates(directory)
+        start_nginx(directory, f"nginx-{path}.conf", port, emulator_port, started)
+        return {
+            "KAFKA_REST_ENDPOINT": f"https://127.0.0.1:{port}",
+            "KAFKA_REST_CA_FILE": str(ca),
+        }
     if path == "tls-connect":
         ca = make_certificates(directory)
         start_nginx(directory, "nginx-tls.conf", port, emulator_port, started)
@@ -225,8 +285,9 @@ def start_path(path, directory, emulator_port, started):
     raise ValueError(path)
 
 
-def check_records(emulator_port, topic, count):
-    """Every record stored once, unchanged, in input order per partition."""
+def check_records(emulator_port, topic, count, ordered=True):
+    """Every record stored once, unchanged, and in input order per partition
+    when sent in order."""
     url = f"http://127.0.0.1:{emulator_port}/emulator/topics/{topic}/records"
     # The emulator directly, whatever proxy the environment names.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -248,7 +309,7 @@ def check_records(emulator_port, topic, count):
             if base64.b64decode(record["value"]["data"]).decode() != value(number):
                 problems.append(f"{key} (partition {partition} offset {offset}): value changed")
             previous = last.get(partition)
-            if previous is not None and number <= previous[0]:
+            if ordered and previous is not None and number <= previous[0]:
                 problems.append(
                     f"partition {partition}: {key} at offset {offset} after key-{previous[0]}"
                     f" at offset {previous[1]}"
@@ -281,19 +342,215 @@ def proof_of_tunnel(path, directory, endpoint):
     return f"{len(tunnels)} CONNECT tunnel(s) to {target}, {requests} produce request(s) at the TLS nginx"
 
 
+class Case:
+    """One producer run of a path, on a topic of its own."""
+
+    def __init__(self, name, topic, count, args, env=None, protocol=None,
+                 statuses=frozenset({"200"}), buffered=False, ordered=True):
+        self.name = name
+        self.topic = topic
+        self.count = count
+        self.args = args
+        self.env = env or {}
+        # What nginx's access log must say of every request, when checked.
+        self.protocol = protocol
+        self.statuses = statuses
+        # Records on stdin, the first BUFFERED_FIRST until nginx logged a
+        # request (stream-buffered).
+        self.buffered = buffered
+        # Sent in input order (not so with several requests in flight).
+        self.ordered = ordered
+
+
+def cases_of(path, count):
+    """The producer runs of a path: the stream alone, or on the h2 paths
+    the cases the docstring lists."""
+    topic = f"intermediaries-{path}"
+    generated = ["--value-size", str(VALUE_SIZE)]
+    stream = ["--stream", "--count", str(count), *generated]
+    if path not in H2_PATHS:
+        return [Case("stream", topic, count, stream)]
+    one = min(count, ONE_RECORD_COUNT)
+    cases = [
+        Case("stream", topic, count, stream, protocol="HTTP/2.0",
+             statuses=frozenset({"200", "413"}) if path == "h2-default" else frozenset({"200"})),
+        Case("one-record", f"{topic}-one-record", one,
+             ["--count", str(one), *generated, "--concurrency", str(ONE_RECORD_CONCURRENCY)],
+             protocol="HTTP/2.0", ordered=ONE_RECORD_CONCURRENCY == 1),
+    ]
+    if path == "h2-streaming":
+        cases.append(Case("stream-http1", f"{topic}-stream-http1", count, stream,
+                          env={"KAFKA_REST_HTTP_VERSION": "1.1"}, protocol="HTTP/1.1"))
+    if path == "h2-default":
+        cases.append(Case("stream-buffered", f"{topic}-stream-buffered", BUFFERED_COUNT,
+                          ["--stream", "--key-separator", ":"], protocol="HTTP/2.0",
+                          buffered=True))
+    return cases
+
+
+def records_uri(topic):
+    return f"/kafka/v3/clusters/{CLUSTER}/topics/{topic}/records"
+
+
+def logged_requests(log):
+    """The complete lines of an h2 nginx's access log (log_format protocol)."""
+    try:
+        text = Path(log).read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    requests = []
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        fields = line.split()
+        if len(fields) != 8:
+            raise Failed(f"an access log line not of log_format protocol: {line.strip()!r}")
+        protocol, method, uri, status, length, took, connection, _ = fields
+        requests.append({"protocol": protocol, "method": method, "uri": uri, "status": status,
+                         "length": int(length), "time": float(took), "connection": connection,
+                         "line": line.strip()})
+    return requests
+
+
+def feed_buffered(producer, case, log):
+    """stream-buffered's input: BUFFERED_FIRST records, then, once nginx has
+    logged the request that carried them, the rest."""
+    lines = [f"key-{i}:{value(i)}\n".encode() for i in range(case.count)]
+    first, rest = b"".join(lines[:BUFFERED_FIRST]), b"".join(lines[BUFFERED_FIRST:])
+    gate = threading.Event()
+    go_on = []
+
+    def feed():
+        try:
+            producer.stdin.write(first)
+            producer.stdin.flush()
+            gate.wait()
+            if go_on:
+                producer.stdin.write(rest)
+        except OSError:
+            pass  # the producer is gone: its exit status tells
+        finally:
+            with contextlib.suppress(OSError):
+                producer.stdin.close()
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    begun = time.monotonic()
+    try:
+        while not [r for r in logged_requests(log) if r["uri"] == records_uri(case.topic)]:
+            if producer.poll() is not None:
+                raise Failed(f"the producer exited {producer.returncode} before nginx logged"
+                             " its first request")
+            if time.monotonic() - begun > FIRST_REQUEST_TIMEOUT_S:
+                raise Failed(f"nginx logged no request within {FIRST_REQUEST_TIMEOUT_S} s of the"
+                             f" first {BUFFERED_FIRST} records: the producer did not end the body"
+                             " nginx buffers")
+            time.sleep(0.05)
+        go_on.append(True)
+    finally:
+        gate.set()
+    return writer
+
+
+def run_case(case, binaries, env, directory):
+    """Runs the producer of one case; returns its wall time."""
+    command = [str(binaries["produce"]), *case.args, "--topic", case.topic]
+    env = dict(env)
+    if case.protocol is not None:
+        # The protocol checked is the case's own, not the environment's.
+        env.pop("KAFKA_REST_HTTP_VERSION", None)
+    env.update(case.env)
+    with open(directory / f"reports-{case.name}.jsonl", "wb") as out, \
+            open(directory / f"produce-{case.name}.err", "wb") as err:
+        begun = time.monotonic()
+        producer = subprocess.Popen(
+            command, stdin=subprocess.PIPE if case.buffered else subprocess.DEVNULL,
+            stdout=out, stderr=err, env=env, start_new_session=True)
+        writer = None
+        try:
+            if case.buffered:
+                writer = feed_buffered(producer, case, directory / "access.log")
+            status = producer.wait(timeout=RUN_TIMEOUT_S)
+        except (subprocess.TimeoutExpired, Failed) as failure:
+            os.killpg(producer.pid, signal.SIGKILL)
+            producer.wait()
+            if isinstance(failure, Failed):
+                raise
+            raise Failed(f"the producer did not exit within {RUN_TIMEOUT_S} s (killed)")
+        finally:
+            if writer is not None:
+                writer.join(timeout=10)
+        wall = time.monotonic() - begun
+    summary = [line for line in tail(directory / f"produce-{case.name}.err", 50).splitlines()
+               if line.startswith("delivered=")]
+    if status != 0:
+        raise Failed(f"the producer exited {status}; summary: {summary[-1] if summary else 'none'}")
+    if not summary or not summary[-1].startswith(f"delivered={case.count} failed=0 "):
+        raise Failed(f"the summary is not delivered={case.count} failed=0: {summary}")
+    return wall
+
+
+def check_access_log(cases, log):
+    """Every request nginx logged is one of the cases', in its protocol and
+    with a status it allows; returns what each case's requests were."""
+    requests = logged_requests(log)
+    uris = {records_uri(case.topic) for case in cases}
+    problems = []
+    others = [r for r in requests if r["uri"] not in uris]
+    if others:
+        problems.append(f"{len(others)} request(s) of none of the cases, first: {others[0]['line']}")
+    notes = []
+    for case in cases:
+        mine = [r for r in requests if r["uri"] == records_uri(case.topic)]
+        if not mine:
+            problems.append(f"{case.name}: no request logged")
+            continue
+        for what, wrong in [
+            (case.protocol, [r for r in mine if r["protocol"] != case.protocol]),
+            ("POST", [r for r in mine if r["method"] != "POST"]),
+            (f"status {'/'.join(sorted(case.statuses))}",
+             [r for r in mine if r["status"] not in case.statuses]),
+        ]:
+            if wrong:
+                problems.append(f"{case.name}: {len(wrong)} of {len(mine)} request(s) not {what},"
+                                f" first: {wrong[0]['line']}")
+        if case.name == "one-record" and len(mine) < case.count:
+            problems.append(f"{case.name}: {len(mine)} request(s) for {case.count} records")
+        statuses = {}
+        for r in mine:
+            statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+        shown = ", ".join(f"{n} x {status}" for status, n in sorted(statuses.items()))
+        note = (f"{len(mine)} request(s) ({shown}) on {len({r['connection'] for r in mine})}"
+                f" connection(s), {', '.join(sorted({r['protocol'] for r in mine}))}")
+        if case.buffered:
+            first, later = mine[0], mine[1:]
+            if first["status"] != "200" or first["time"] < BUFFERING_CHECK_S - 0.1:
+                problems.append(f"{case.name}: the first request was not answered 200 after the"
+                                f" {BUFFERING_CHECK_S} s buffering check: {first['line']}")
+            if len(later) < 2:
+                problems.append(f"{case.name}: {len(later)} request(s) after the first, for"
+                                f" {case.count - BUFFERED_FIRST} records: not bounded")
+            note += (f"; the first answered after {first['time']:.2f} s, then bounded requests"
+                     f" of at most {max((r['length'] for r in later), default=0)} bytes")
+        notes.append((case.name, note))
+    if problems:
+        raise Failed("nginx's access log:\n  " + "\n  ".join(problems[:20]))
+    return dict(notes)
+
+
 def run_path(path, count, binaries, scratch):
-    """Runs one path; returns the producer's wall time and a note."""
+    """Runs one path; returns the wall time of its stream case and a note."""
     directory = scratch / path
     directory.mkdir()
-    topic = f"intermediaries-{path}"
+    cases = cases_of(path, count)
     started = []
-    produce_err = directory / "produce.err"
+    produce_err = directory / "produce-stream.err"
     try:
         emulator_port = free_port()
         emulator = Process(
             "emulator",
             [str(binaries["emulator"]), "--listen", f"127.0.0.1:{emulator_port}",
-             "--topic", f"{topic}:{PARTITIONS}"],
+             *[word for case in cases for word in ("--topic", f"{case.topic}:{PARTITIONS}")]],
             directory / "emulator.out",
         )
         started.append((emulator, [directory / "emulator.out"]))
@@ -301,27 +558,19 @@ def run_path(path, count, binaries, scratch):
         env = {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
         env.update(start_path(path, directory, emulator_port, started))
         env["KAFKA_CLUSTER_ID"] = CLUSTER
-        command = [str(binaries["produce"]), "--stream", "--count", str(count),
-                   "--value-size", str(VALUE_SIZE), "--topic", topic]
-        with open(directory / "reports.jsonl", "wb") as out, open(produce_err, "wb") as err:
-            begun = time.monotonic()
-            producer = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        env=env, start_new_session=True)
-            try:
-                status = producer.wait(timeout=RUN_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(producer.pid, signal.SIGKILL)
-                producer.wait()
-                raise Failed(f"the producer did not exit within {RUN_TIMEOUT_S} s (killed)")
-            wall = time.monotonic() - begun
-        summary = [line for line in tail(produce_err, 50).splitlines()
-                   if line.startswith("delivered=")]
-        if status != 0:
-            raise Failed(f"the producer exited {status}; summary: {summary[-1] if summary else 'none'}")
-        if not summary or not summary[-1].startswith(f"delivered={count} failed=0 "):
-            raise Failed(f"the summary is not delivered={count} failed=0: {summary}")
-        check_records(emulator_port, topic, count)
-        return wall, proof_of_tunnel(path, directory, env["KAFKA_REST_ENDPOINT"])
+        walls = {}
+        for case in cases:
+            produce_err = directory / f"produce-{case.name}.err"
+            walls[case.name] = run_case(case, binaries, env, directory)
+            check_records(emulator_port, case.topic, case.count, case.ordered)
+        if path not in H2_PATHS:
+            return walls["stream"], proof_of_tunnel(path, directory, env["KAFKA_REST_ENDPOINT"])
+        # Stopped gracefully, nginx has logged every request.
+        next(process for process, _ in started if process.name == "nginx").quit()
+        logged = check_access_log(cases, directory / "access.log")
+        note = "; ".join(f"{case.name} {case.count} in {walls[case.name]:.2f} s:"
+                         f" {logged[case.name]}" for case in cases)
+        return walls["stream"], note
     except Failed as failure:
         print(f"--- {path}: producer stderr (last 30 lines)", file=sys.stderr)
         print(tail(produce_err), file=sys.stderr)
@@ -390,6 +639,7 @@ def main():
             print(f"configs and logs kept in {scratch}")
         for path in paths:
             print(f"{path}: {args.count} records ...", flush=True)
+            begun = time.monotonic()
             try:
                 wall, note = run_path(path, args.count, binaries, Path(scratch))
             except Failed as failure:
@@ -397,7 +647,8 @@ def main():
                 print(f"FAIL {path}: {failure}", flush=True)
                 continue
             walls[path] = wall
-            print(f"PASS {path} ({wall:.2f} s{'; ' + note if note else ''})", flush=True)
+            print(f"PASS {path} ({wall:.2f} s{'; ' + note if note else ''};"
+                  f" {time.monotonic() - begun:.2f} s in all)", flush=True)
     if args.measure:
         print(f"\n{'path':16} {'wall s':>8} {'records/s':>10} {'rate vs direct':>15}")
         for path in paths:
