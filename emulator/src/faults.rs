@@ -128,8 +128,8 @@ impl HttpFault {
 /// first whether the request fails to open, then, for each record that is valid and
 /// not answered by a one-shot fault, whether it gets an injected error, which code,
 /// whether an unknown-outcome error still appends it, whether the connection is
-/// cut after appending it, and, when it is not, whether the stream is reset and
-/// whether the connection sends GOAWAY after its report. A probability of zero draws nothing, so enabling one
+/// cut after appending it, and, for a record reported as delivered, whether the
+/// stream is reset and then whether the connection sends GOAWAY after its report. A probability of zero draws nothing, so enabling one
 /// fault does not change the decisions of another that was already enabled.
 /// Report fragmentation ([`report_dribble`](Self::report_dribble)) uses a separate
 /// generator and never changes any decision. So the same plan, the same records
@@ -167,16 +167,16 @@ pub struct FaultPlan {
     /// after appending it and before writing its report, as with
     /// [`cut_after_records`](Self::cut_after_records). 0 by default.
     pub cut_probability: f64,
-    /// The probability, per appended record not cut, that its stream is reset
-    /// right after its report: no later record of the stream is read, and the
+    /// The probability, per record appended, not cut and reported as
+    /// delivered, that its stream is reset right after its report: no later record of the stream is read, and the
     /// response fails, on HTTP/2 with `RST_STREAM` (`INTERNAL_ERROR`) on that
     /// stream alone, the connection's other streams going on; on HTTP/1.1,
     /// where nothing smaller than the connection can fail, the connection
     /// drops. As [`Emulator::reset_stream_after_records`](super::Emulator::reset_stream_after_records).
     /// 0 by default.
     pub reset_probability: f64,
-    /// The probability, per appended record neither cut nor reset, that its
-    /// connection sends GOAWAY right after its report: no later record of
+    /// The probability, per record reported as delivered and not followed
+    /// by a reset, that its connection sends GOAWAY right after its report: no later record of
     /// the stream is read, the connection sends GOAWAY (HTTP/2; new streams
     /// are refused) and closes [`GOAWAY_GRACE`](super::GOAWAY_GRACE) later,
     /// with every stream still open on it. On HTTP/1.1 the connection closes

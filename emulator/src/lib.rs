@@ -435,7 +435,10 @@ impl EmulatorBuilder {
     /// ends normally and the connection closes; before its first record that
     /// is an empty HTTP 200. A `records:batch` body gets HTTP 408. A client
     /// that takes none of the response for this long (reads no reports, say)
-    /// is dropped. Defaults to
+    /// is dropped. On HTTP/2 each request counts only its own bytes, a stream
+    /// given no window for this long drops its connection, and a connection
+    /// with no request in flight is sent GOAWAY and closed once quiet this
+    /// long. Defaults to
     /// [`DEFAULT_IDLE_TIMEOUT`] (30 s); [`start`](Self::start) refuses zero and
     /// durations past [`MAX_CONFIGURED_DURATION`].
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {

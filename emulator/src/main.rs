@@ -11,6 +11,13 @@
 //!     --cut-probability 0.001 --stream-max-records 10000 --dribble
 //! ```
 //!
+//! HTTP/2 is served unless `--no-http2`: h2 by ALPN with `--tls-ca-out`, h2c
+//! with prior knowledge on plain TCP. Stream resets and GOAWAY, per record:
+//!
+//! ```text
+//! cargo run -p ccloud-kafka-rest-emulator -- --reset-probability 0.001 --goaway-probability 0.0005
+//! ```
+//!
 //! Outages (the port refuses connections and open connections drop, then it
 //! serves again), here from 1 s to 4 s and from 10 s to 12 s after start:
 //!
@@ -40,8 +47,9 @@ use std::time::Duration;
 
 use ccloud_kafka_rest_emulator::MAX_CONFIGURED_DURATION;
 use ccloud_kafka_rest_emulator::{
-    DEFAULT_CLUSTER_ID, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD_BYTES,
-    Emulator, EmulatorBuilder, FaultPlan, HttpFault, Intermediary, RateLimits,
+    DEFAULT_CLUSTER_ID, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RECORD_BYTES, Emulator, EmulatorBuilder, FaultPlan,
+    HttpFault, Intermediary, RateLimits,
 };
 use clap::builder::RangedU64ValueParser;
 use clap::{Args as ClapArgs, Parser, ValueEnum};
@@ -97,6 +105,21 @@ struct Args {
     /// this file so that clients can trust it (KAFKA_REST_CA_FILE).
     #[arg(long, value_name = "CA_FILE")]
     tls_ca_out: Option<std::path::PathBuf>,
+
+    /// Serve HTTP/1.1 only: TLS offers no h2 by ALPN, and plain connections
+    /// are not served h2c. [default: HTTP/2 too]
+    #[arg(long)]
+    no_http2: bool,
+
+    /// The SETTINGS_MAX_CONCURRENT_STREAMS of an HTTP/2 connection: the most
+    /// requests open on it at once.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+        value_parser = RangedU64ValueParser::<u32>::new().range(1..=u64::from(u32::MAX))
+    )]
+    http2_max_concurrent_streams: u32,
 
     /// Log every request at debug level.
     #[arg(short, long)]
@@ -321,6 +344,17 @@ struct FaultArgs {
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     cut_probability: f64,
 
+    /// Per record delivered, the probability of resetting its stream after
+    /// its report: RST_STREAM on HTTP/2 (the connection's other streams go
+    /// on), a dropped connection on HTTP/1.1.
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    reset_probability: f64,
+
+    /// Per record delivered, the probability that its connection sends
+    /// GOAWAY after its report and closes 50 ms later (on HTTP/1.1, closes).
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
+    goaway_probability: f64,
+
     /// Per record, the probability of an injected in-band error instead of success.
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = parse_probability)]
     error_rate: f64,
@@ -388,6 +422,8 @@ impl FaultArgs {
             seed: self.seed,
             cut_after_records: self.cut_after,
             cut_probability: self.cut_probability,
+            reset_probability: self.reset_probability,
+            goaway_probability: self.goaway_probability,
             record_error_rate: self.error_rate,
             record_error_codes: self.error_codes.clone(),
             stream_max_records: self.stream_max_records,
@@ -497,7 +533,10 @@ async fn main() -> ExitCode {
     for (id, secret, pool) in &args.oauth_clients {
         builder = builder.with_oauth_client(id.clone(), secret.clone(), id.clone(), pool.clone());
     }
-    builder = builder.with_tls(args.tls_ca_out.is_some());
+    builder = builder
+        .with_tls(args.tls_ca_out.is_some())
+        .with_http2(!args.no_http2)
+        .with_http2_max_concurrent_streams(args.http2_max_concurrent_streams);
     builder = args.limits.apply(builder);
     let plan = args.faults.plan();
     // Faults are on when the plan differs from one that only names codes and
@@ -549,6 +588,13 @@ async fn main() -> ExitCode {
         auth.push_str(&format!(" --cacert '{}'", path.display()));
     }
     println!("Kafka REST emulator listening on {}", emu.url());
+    if args.no_http2 {
+        println!("HTTP/1.1 only");
+    } else if args.tls_ca_out.is_some() {
+        println!("HTTP/1.1 and HTTP/2 (h2 by ALPN)");
+    } else {
+        println!("HTTP/1.1 and HTTP/2 (h2c with prior knowledge)");
+    }
     for cluster in emu.cluster_ids() {
         println!("cluster id: {cluster}");
     }
