@@ -1,9 +1,10 @@
 //! End-to-end throughput against the emulator on 127.0.0.1, as a table.
 //!
 //! ```text
-//! cargo bench --bench end_to_end                          # the whole table, about 1.5 minutes
+//! cargo bench --bench end_to_end                          # the whole table, about 2 minutes
 //! cargo bench --bench end_to_end -- --seconds 5 --rounds 3 # longer windows, median of 3 rounds
 //! cargo bench --bench end_to_end -- --sizes 100 ceiling producer
+//! cargo bench --bench end_to_end -- --sizes 100 --rounds 3 tls # HTTP/2 beside HTTP/1.1
 //! ```
 //!
 //! Every row starts a fresh emulator (it keeps every record in memory) on its
@@ -25,6 +26,21 @@
 //!   from a window of 10,000 per connection.
 //! - `producer x1 send_all`: the same through `send_all`, with each record
 //!   cloned from the pool as a caller producing owned records would.
+//! - `ceiling tls h1`, `ceiling tls h2`: the ceiling over TLS (rustls,
+//!   ALPN offering only `http/1.1`, or only `h2`): the same hyper HTTP/1.1
+//!   client, and the `h2` crate's client streaming the same pre-encoded
+//!   records in one request (one stream) within the emulator's window, its
+//!   own receive windows wide (16 MiB a stream, 64 MiB the connection).
+//! - `producer x1 tls h1`, `x1 tls h2`, `x4 tls h1`, `x4 tls h2`: the
+//!   producer's `enqueue` rows over TLS, with `with_http1_only()` or the
+//!   default (h2 by ALPN: each lane one stream, the four lanes of `x4` on
+//!   one connection). The bench asserts that each row went over the HTTP
+//!   version it is named for and that the emulator accepted exactly one
+//!   connection for `x4 tls h2`, and prints the connections it accepted.
+//!   Under the table: h2/h1 records/s for the ceiling, x1 and x4 (with the
+//!   ratio of each round, the pair run one after the other), and both
+//!   sides' CPU per record. A TLS row's `x ceiling` is against the ceiling
+//!   of its own HTTP version.
 //! - `unary 64 in flight`, `unary sequential`: `Client::produce`.
 //! - `bare reqwest`: one reqwest POST per record with a pre-encoded body
 //!   (reqwest set up with the client's default timeouts and user agent),
@@ -105,28 +121,82 @@ struct Args {
     filter: Vec<String>,
 }
 
+/// How a row reaches the emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Wire {
+    /// `http://`, HTTP/1.1.
+    Plain,
+    /// `https://`, HTTP/1.1 (ALPN `http/1.1`).
+    TlsH1,
+    /// `https://`, HTTP/2 (ALPN `h2`).
+    TlsH2,
+}
+
+impl Wire {
+    fn tls(self) -> bool {
+        self != Wire::Plain
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Wire::Plain => "",
+            Wire::TlsH1 => " tls h1",
+            Wire::TlsH2 => " tls h2",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Row {
-    Ceiling,
-    Producer { connections: usize, send_all: bool },
+    Ceiling(Wire),
+    Producer {
+        connections: usize,
+        send_all: bool,
+        wire: Wire,
+    },
     UnaryConcurrent,
     UnarySequential,
     BareReqwest,
 }
 
-const ROWS: [Row; 7] = [
-    Row::Ceiling,
+const ROWS: [Row; 13] = [
+    Row::Ceiling(Wire::Plain),
     Row::Producer {
         connections: 1,
         send_all: false,
+        wire: Wire::Plain,
     },
     Row::Producer {
         connections: 1,
         send_all: true,
+        wire: Wire::Plain,
     },
     Row::Producer {
         connections: 4,
         send_all: false,
+        wire: Wire::Plain,
+    },
+    Row::Ceiling(Wire::TlsH1),
+    Row::Ceiling(Wire::TlsH2),
+    Row::Producer {
+        connections: 1,
+        send_all: false,
+        wire: Wire::TlsH1,
+    },
+    Row::Producer {
+        connections: 1,
+        send_all: false,
+        wire: Wire::TlsH2,
+    },
+    Row::Producer {
+        connections: 4,
+        send_all: false,
+        wire: Wire::TlsH1,
+    },
+    Row::Producer {
+        connections: 4,
+        send_all: false,
+        wire: Wire::TlsH2,
     },
     Row::UnaryConcurrent,
     Row::UnarySequential,
@@ -136,18 +206,37 @@ const ROWS: [Row; 7] = [
 impl Row {
     fn name(self, in_flight: usize) -> String {
         match self {
-            Row::Ceiling => "ceiling (hyper, pre-encoded)".into(),
+            Row::Ceiling(Wire::Plain) => "ceiling (hyper, pre-encoded)".into(),
+            Row::Ceiling(wire) => format!("ceiling{}", wire.label()),
             Row::Producer {
                 connections,
                 send_all: false,
+                wire: Wire::Plain,
             } => format!("producer x{connections} enqueue"),
             Row::Producer {
                 connections,
                 send_all: true,
+                wire: Wire::Plain,
             } => format!("producer x{connections} send_all"),
+            Row::Producer {
+                connections,
+                send_all,
+                wire,
+            } => format!(
+                "producer x{connections}{}{}",
+                wire.label(),
+                if send_all { " send_all" } else { "" }
+            ),
             Row::UnaryConcurrent => format!("unary {in_flight} in flight"),
             Row::UnarySequential => "unary sequential".into(),
             Row::BareReqwest => "bare reqwest sequential".into(),
+        }
+    }
+
+    fn wire(self) -> Wire {
+        match self {
+            Row::Ceiling(wire) | Row::Producer { wire, .. } => wire,
+            _ => Wire::Plain,
         }
     }
 }
@@ -277,17 +366,29 @@ fn thread_cpu_ns(tid: Option<&str>) -> Option<u64> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// What the emulator saw during a row.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    connections: u64,
+    http1_requests: u64,
+    http2_requests: u64,
+}
+
 /// An emulator on its own thread and runtime.
 struct Server {
     url: String,
     cluster_id: String,
+    /// The emulator's CA certificate, when it serves HTTPS.
+    ca_pem: Option<String>,
     tid: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<thread::JoinHandle<()>>,
+    thread: Option<thread::JoinHandle<Seen>>,
 }
 
 impl Server {
-    fn start() -> Server {
+    /// An emulator serving `http://`, or `https://` (HTTP/1.1 and h2 by
+    /// ALPN) with `tls`.
+    fn start(tls: bool) -> Server {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = thread::Builder::new()
             .name("emulator".into())
@@ -299,6 +400,7 @@ impl Server {
                 runtime.block_on(async move {
                     let emulator = Emulator::builder()
                         .with_topic(TOPIC, PARTITIONS)
+                        .with_tls(tls)
                         .start()
                         .await
                         .expect("the emulator starts");
@@ -306,31 +408,58 @@ impl Server {
                     let _ = ready_tx.send((
                         emulator.url(),
                         emulator.cluster_id().to_owned(),
+                        emulator.ca_certificate_pem().map(str::to_owned),
                         own_tid(),
                         stop_tx,
                     ));
                     let _ = stop_rx.await;
+                    let versions = emulator.requests_by_version();
+                    let seen = Seen {
+                        connections: emulator.connections_accepted(),
+                        http1_requests: versions.http1,
+                        http2_requests: versions.http2,
+                    };
                     emulator.shutdown().await;
-                });
+                    seen
+                })
             })
             .expect("a thread");
-        let (url, cluster_id, tid, stop) = ready_rx.recv().expect("the emulator started");
+        let (url, cluster_id, ca_pem, tid, stop) = ready_rx.recv().expect("the emulator started");
         Server {
             url,
             cluster_id,
+            ca_pem,
             tid,
             stop: Some(stop),
             thread: Some(thread),
         }
     }
 
-    fn client(&self) -> Result<Client, String> {
-        Client::builder()
+    /// The row's client: HTTP/1.1 only for [`Wire::TlsH1`], the default
+    /// (h2 when ALPN chooses it) otherwise.
+    fn client(&self, wire: Wire) -> Result<Client, String> {
+        let mut builder = Client::builder()
             .with_endpoint(&self.url)
             .with_cluster_id(&self.cluster_id)
-            .without_proxy()
-            .build()
-            .map_err(|e| e.to_string())
+            .without_proxy();
+        if let Some(ca) = &self.ca_pem {
+            builder = builder.with_root_certificate_pem(ca);
+        }
+        if wire == Wire::TlsH1 {
+            builder = builder.with_http1_only();
+        }
+        builder.build().map_err(|e| e.to_string())
+    }
+
+    /// Stops the emulator and returns what it saw.
+    fn finish(mut self) -> Seen {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -356,6 +485,8 @@ struct Sample {
     client_us: Option<f64>,
     server_us: Option<f64>,
     errors: u64,
+    /// What the emulator saw over the whole row (warm-up included).
+    seen: Seen,
 }
 
 #[derive(Clone, Copy)]
@@ -376,7 +507,7 @@ fn point(meter: &Meter, client: Option<&str>, server: Option<&str>) -> Point {
 }
 
 fn run_row(row: Row, workload: &Arc<Workload>, args: &Args) -> Result<Sample, String> {
-    let server = Server::start();
+    let server = Server::start(row.wire().tls());
     let meter = Arc::new(Meter::new(args.records));
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let (exit_tx, exit_rx) = std::sync::mpsc::channel::<()>();
@@ -384,7 +515,8 @@ fn run_row(row: Row, workload: &Arc<Workload>, args: &Args) -> Result<Sample, St
         let meter = Arc::clone(&meter);
         let workload = Arc::clone(workload);
         let (url, cluster_id) = (server.url.clone(), server.cluster_id.clone());
-        let client = server.client()?;
+        let ca_pem = server.ca_pem.clone();
+        let client = server.client(row.wire())?;
         let in_flight = args.in_flight;
         thread::Builder::new()
             .name("client".into())
@@ -397,6 +529,7 @@ fn run_row(row: Row, workload: &Arc<Workload>, args: &Args) -> Result<Sample, St
                 let target = Target {
                     url,
                     cluster_id,
+                    ca_pem,
                     client,
                     in_flight,
                 };
@@ -433,7 +566,8 @@ fn run_row(row: Row, workload: &Arc<Workload>, args: &Args) -> Result<Sample, St
     };
     let _ = exit_tx.send(());
     let _ = client_thread.join();
-    drop(server);
+    let seen = server.finish();
+    check_wire(row, &seen);
     let wall = (end.at - start.at).as_secs_f64();
     let busy = |a: Option<u64>, b: Option<u64>| Some((b? - a?) as f64 / 1e9 / wall);
     let errors = meter.errors.load(Ordering::Relaxed);
@@ -458,12 +592,42 @@ fn run_row(row: Row, workload: &Arc<Workload>, args: &Args) -> Result<Sample, St
         client_us: per_record(start.client_ns, end.client_ns),
         server_us: per_record(start.server_ns, end.server_ns),
         errors,
+        seen,
     })
+}
+
+/// Asserts that a row went over the HTTP version it is named for, and
+/// that four HTTP/2 lanes shared one connection.
+fn check_wire(row: Row, seen: &Seen) {
+    match row.wire() {
+        Wire::Plain => {}
+        Wire::TlsH1 => assert_eq!(
+            seen.http2_requests, 0,
+            "{row:?} must not use HTTP/2: {seen:?}"
+        ),
+        Wire::TlsH2 => assert!(
+            seen.http1_requests == 0 && seen.http2_requests > 0,
+            "{row:?} must use HTTP/2 only: {seen:?}"
+        ),
+    }
+    if let Row::Producer {
+        connections: 4,
+        wire: Wire::TlsH2,
+        ..
+    } = row
+    {
+        assert_eq!(
+            seen.connections, 1,
+            "four HTTP/2 lanes share one connection: {seen:?}"
+        );
+    }
 }
 
 struct Target {
     url: String,
     cluster_id: String,
+    /// The emulator's CA certificate, on `https://`.
+    ca_pem: Option<String>,
     client: Client,
     in_flight: usize,
 }
@@ -476,10 +640,13 @@ async fn run(
 ) -> Result<(), String> {
     let indices = || stream::iter(0..).take_while(|_| future::ready(meter.claim(1) == 1));
     match row {
-        Row::Ceiling => ceiling(target, w, meter).await?,
+        Row::Ceiling(Wire::Plain) => ceiling(target, w, meter).await?,
+        Row::Ceiling(Wire::TlsH1) => ceiling_tls_h1(target, w, meter).await?,
+        Row::Ceiling(Wire::TlsH2) => ceiling_tls_h2(target, w, meter).await?,
         Row::Producer {
             connections,
             send_all,
+            ..
         } => {
             let config = ProducerConfig::default().with_connections(connections);
             let producer =
@@ -610,8 +777,8 @@ const INTERLEAVED_BLOCK: usize = 50;
 /// see the same machine at the same moments. Returns the wall time per
 /// request of each, in microseconds.
 fn unary_interleaved(workload: &Workload, args: &Args) -> Result<(f64, f64), String> {
-    let server = Server::start();
-    let client = server.client()?;
+    let server = Server::start(false);
+    let client = server.client(Wire::Plain)?;
     let url = format!(
         "{}/kafka/v3/clusters/{}/topics/{TOPIC}/records",
         server.url, server.cluster_id
@@ -698,8 +865,34 @@ async fn ceiling(target: &Target, w: &Arc<Workload>, meter: &Arc<Meter>) -> Resu
         .await
         .map_err(|e| e.to_string())?;
     socket.set_nodelay(true).map_err(|e| e.to_string())?;
+    ceiling_h1(socket, authority, target, w, meter).await
+}
+
+/// The ceiling over TLS: the same HTTP/1.1 client on a rustls connection
+/// that chose `http/1.1` by ALPN.
+async fn ceiling_tls_h1(
+    target: &Target,
+    w: &Arc<Workload>,
+    meter: &Arc<Meter>,
+) -> Result<(), String> {
+    let (io, authority) = tls_connect(target, b"http/1.1").await?;
+    ceiling_h1(io, authority, target, w, meter).await
+}
+
+/// One chunked HTTP/1.1 request of pre-encoded records on `io`, its
+/// reports counted.
+async fn ceiling_h1<I>(
+    io: I,
+    authority: &str,
+    target: &Target,
+    w: &Arc<Workload>,
+    meter: &Arc<Meter>,
+) -> Result<(), String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(socket))
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
             .await
             .map_err(|e| e.to_string())?;
     let body = CeilingBody {
@@ -724,14 +917,149 @@ async fn ceiling(target: &Target, w: &Arc<Workload>, meter: &Arc<Meter>) -> Resu
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| e.to_string())?;
             if let Ok(data) = frame.into_data() {
-                let reports = data.iter().filter(|&&b| b == b'\n').count();
-                meter.done.fetch_add(reports as u64, Ordering::Relaxed);
+                count_reports(meter, &data);
             }
         }
         Ok(())
     };
     tokio::spawn(connection);
     exchange.await
+}
+
+fn count_reports(meter: &Meter, data: &[u8]) {
+    let reports = memchr::memchr_iter(b'\n', data).count();
+    meter.done.fetch_add(reports as u64, Ordering::Relaxed);
+}
+
+type TlsIo = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A TLS connection to the emulator trusting its CA, offering only `alpn`
+/// (and checking that the server chose it). Returns the URL's authority too.
+async fn tls_connect<'t>(target: &'t Target, alpn: &[u8]) -> Result<(TlsIo, &'t str), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let authority = target
+        .url
+        .strip_prefix("https://")
+        .ok_or("the emulator URL is https://")?;
+    let ca = target.ca_pem.as_deref().ok_or("the emulator has a CA")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots
+            .add(certificate.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+        .to_owned();
+    let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
+    let socket = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    socket.set_nodelay(true).map_err(|e| e.to_string())?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, socket)
+        .await
+        .map_err(|e| e.to_string())?;
+    if tls.get_ref().1.alpn_protocol() != Some(alpn) {
+        return Err(format!(
+            "the emulator chose ALPN {:?}, not {:?}",
+            tls.get_ref().1.alpn_protocol().map(String::from_utf8_lossy),
+            String::from_utf8_lossy(alpn)
+        ));
+    }
+    Ok((tls, authority))
+}
+
+/// The h2 ceiling's receive windows for the reports: wide enough never to
+/// hold the reports back (4 times the producer's).
+const CEILING_H2_STREAM_WINDOW: u32 = 16 << 20;
+const CEILING_H2_CONNECTION_WINDOW: u32 = 64 << 20;
+
+/// The ceiling over HTTP/2: the `h2` crate's client on a rustls connection
+/// that chose `h2` by ALPN, the same pre-encoded records in one request
+/// (one stream), written as the emulator's window allows, reports only
+/// counted and their window given back as they are read.
+async fn ceiling_tls_h2(
+    target: &Target,
+    w: &Arc<Workload>,
+    meter: &Arc<Meter>,
+) -> Result<(), String> {
+    let (io, authority) = tls_connect(target, b"h2").await?;
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(CEILING_H2_STREAM_WINDOW)
+        .initial_connection_window_size(CEILING_H2_CONNECTION_WINDOW)
+        .enable_push(false)
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut send = send.ready().await.map_err(|e| e.to_string())?;
+    let request = http::Request::post(format!("https://{authority}{}", records_path(target)))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(())
+        .map_err(|e| e.to_string())?;
+    let (response, mut upload) = send
+        .send_request(request, false)
+        .map_err(|e| e.to_string())?;
+    let (workload, pump_meter) = (Arc::clone(w), Arc::clone(meter));
+    tokio::spawn(async move {
+        let chunks = &workload.chunks;
+        let mut next = 0;
+        loop {
+            let chunk = &chunks[next % chunks.len()];
+            next += 1;
+            let claimed = pump_meter.claim(chunk.ends.len() as u64) as usize;
+            if claimed == 0 {
+                break;
+            }
+            let mut data = chunk.bytes.slice(..chunk.ends[claimed - 1]);
+            while !data.is_empty() {
+                upload.reserve_capacity(data.len());
+                match std::future::poll_fn(|cx| upload.poll_capacity(cx)).await {
+                    Some(Ok(0)) => {}
+                    Some(Ok(granted)) => {
+                        let part = data.split_to(granted.min(data.len()));
+                        if upload.send_data(part, false).is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        }
+        let _ = upload.send_data(Bytes::new(), true);
+    });
+    let response = response.await.map_err(|e| e.to_string())?;
+    if response.status() != http::StatusCode::OK {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let data = data.map_err(|e| e.to_string())?;
+        let _ = body.flow_control().release_capacity(data.len());
+        count_reports(meter, &data);
+    }
+    Ok(())
+}
+
+/// The streaming producer's row over TLS with `connections` lanes.
+fn tls_producer(connections: usize, wire: Wire) -> Row {
+    Row::Producer {
+        connections,
+        send_all: false,
+        wire,
+    }
 }
 
 fn median(values: &mut [f64]) -> f64 {
@@ -819,7 +1147,7 @@ fn main() {
                 ..*closest
             })
         };
-        let ceiling = summary(Row::Ceiling).map(|s| s.records_per_second);
+        let ceiling_of = |wire: Wire| summary(Row::Ceiling(wire)).map(|s| s.records_per_second);
         let bare = summary(Row::BareReqwest).map(|s| s.records_per_second);
         println!(
             "value {size} B (record JSON {:.0} B), {what}, median of {} round(s)",
@@ -839,7 +1167,8 @@ fn main() {
                 continue;
             };
             let rate = sample.records_per_second;
-            let ratio = ceiling.map_or("-".into(), |c| format!("{:.3}", rate / c));
+            // Each row against the ceiling of its own wire.
+            let ratio = ceiling_of(row.wire()).map_or("-".into(), |c| format!("{:.3}", rate / c));
             println!(
                 "| {:<28} | {:>9.0} | {:>7.1} | {:>9} | {:>13} | {:>13} | {:>6} |",
                 row.name(args.in_flight),
@@ -881,21 +1210,86 @@ fn main() {
                 bare / unary.records_per_second
             );
         }
-        if let Some(ceiling) = summary(Row::Ceiling)
-            && let (Some(client), Some(server)) = (ceiling.client_us, ceiling.server_us)
-        {
+        for wire in [Wire::Plain, Wire::TlsH1, Wire::TlsH2] {
+            let Some(ceiling) = summary(Row::Ceiling(wire)) else {
+                continue;
+            };
+            let (Some(client), Some(server)) = (ceiling.client_us, ceiling.server_us) else {
+                continue;
+            };
             // What each side of the ceiling row could do alone at 100 % of
             // its core: the lower one is what the ceiling measures.
             let (client_cap, server_cap) = (1e6 / client, 1e6 / server);
             println!(
-                "ceiling: its client alone could send {client_cap:.0} records/s, the emulator alone \
+                "{}: its client alone could send {client_cap:.0} records/s, the emulator alone \
                  handle {server_cap:.0} records/s (one core each): bound by the {}",
+                Row::Ceiling(wire).name(args.in_flight),
                 if server_cap < client_cap {
                     "emulator"
                 } else {
                     "client"
                 }
             );
+        }
+        // HTTP/2 against HTTP/1.1, both over TLS, row by row. Each round
+        // runs the pair one after the other, so the ratio within a round
+        // is the one least disturbed by other load.
+        for (h1, h2) in [
+            (Row::Ceiling(Wire::TlsH1), Row::Ceiling(Wire::TlsH2)),
+            (tls_producer(1, Wire::TlsH1), tls_producer(1, Wire::TlsH2)),
+            (tls_producer(4, Wire::TlsH1), tls_producer(4, Wire::TlsH2)),
+        ] {
+            let (Some(one), Some(two)) = (summary(h1), summary(h2)) else {
+                continue;
+            };
+            let per_round = match (samples.get(&(size, h1)), samples.get(&(size, h2))) {
+                (Some(a), Some(b)) if a.len() == b.len() && a.len() > 1 => {
+                    let mut ratios: Vec<f64> = a
+                        .iter()
+                        .zip(b)
+                        .map(|(a, b)| b.records_per_second / a.records_per_second)
+                        .collect();
+                    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+                    let high = ratios.iter().copied().fold(0.0, f64::max);
+                    format!(
+                        " (per round: median {:.3}, from {low:.3} to {high:.3})",
+                        median(&mut ratios)
+                    )
+                }
+                _ => String::new(),
+            };
+            let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+            println!(
+                "h2/h1 {}: {:.0} / {:.0} records/s = {:.3}{per_round}; us/rec client h1 {} h2 {}, \
+                 emulator h1 {} h2 {}",
+                h2.name(args.in_flight).replace(" tls h2", " tls"),
+                two.records_per_second,
+                one.records_per_second,
+                two.records_per_second / one.records_per_second,
+                us(one.client_us),
+                us(two.client_us),
+                us(one.server_us),
+                us(two.server_us),
+            );
+        }
+        for wire in [Wire::TlsH1, Wire::TlsH2] {
+            let row = tls_producer(4, wire);
+            if let Some(list) = samples.get(&(size, row)) {
+                let seen: Vec<String> = list
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} connection(s), {} HTTP/1.1 + {} HTTP/2 requests",
+                            s.seen.connections, s.seen.http1_requests, s.seen.http2_requests
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{}: the emulator accepted, per round: {}",
+                    row.name(args.in_flight),
+                    seen.join("; ")
+                );
+            }
         }
         println!();
     }
