@@ -302,3 +302,24 @@ async fn a_buffering_proxy_is_detected_over_http2_too() {
     let versions = emulator.requests_by_version();
     assert!(versions.http1 == 0 && versions.http2 >= 2, "{versions:?}");
 }
+
+#[tokio::test]
+async fn a_connection_without_streams_is_closed_before_the_server_would() {
+    // The server would keep it two minutes: only the client's own idle
+    // close (25 s without a stream) makes the last send open another.
+    let emulator = tls(common::emulator().with_idle_timeout(Duration::from_secs(120))).await;
+    let client = client_of(&emulator).build().unwrap();
+    let config = fast_retries().with_idle_timeout(Duration::from_millis(200));
+    let producer = Producer::with_config(client, config).unwrap();
+    send_all(&producer, "orders", 5).await;
+    // Idle lanes stop; a connection without streams is kept a while...
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    send_all(&producer, "orders", 5).await;
+    assert_eq!(emulator.connections_accepted(), 1);
+    // ...and closed 25 s after its last stream ended.
+    tokio::time::sleep(Duration::from_secs(27)).await;
+    send_all(&producer, "orders", 5).await;
+    assert_eq!(emulator.connections_accepted(), 2);
+    let versions = emulator.requests_by_version();
+    assert_eq!((versions.http1, versions.http2), (0, 3), "{versions:?}");
+}
