@@ -122,8 +122,8 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let left = self.connection.streams.fetch_sub(1, Ordering::AcqRel) - 1;
-        if left == 0 {
+        let before = self.connection.streams.fetch_sub(1, Ordering::AcqRel);
+        if before <= 1 {
             *self
                 .connection
                 .idle_since
@@ -189,7 +189,14 @@ impl H2Pool {
             .handshake::<_, Bytes>(io)
             .await
             .map_err(failed)?;
-        let mut ping = connection.ping_pong().expect("taken once, here");
+        // Taken once, here: h2 gives it to the first caller.
+        let Some(mut ping) = connection.ping_pong() else {
+            return Err(connect_failure(
+                shown,
+                "HTTP/2: no ping handle".into(),
+                false,
+            ));
+        };
         let (settled_tx, settled) = tokio::sync::oneshot::channel();
         let shared = Arc::new(Connection {
             send,
@@ -245,7 +252,7 @@ impl H2Pool {
 /// when the connection has had no stream for [`IDLE_CLOSE`] (or is no
 /// longer in the pool and has no stream).
 async fn keepalive(ping: &mut h2::PingPong, connection: &std::sync::Weak<Connection>) {
-    let mut next_ping = Instant::now() + PING_INTERVAL;
+    let mut next_ping = later(Instant::now(), PING_INTERVAL);
     loop {
         tokio::time::sleep(IDLE_CHECK).await;
         let now = Instant::now();
@@ -263,7 +270,12 @@ async fn keepalive(ping: &mut h2::PingPong, connection: &std::sync::Weak<Connect
                 debug!("HTTP/2 ping unanswered: connection closed");
                 return;
             }
-            next_ping = Instant::now() + PING_INTERVAL;
+            next_ping = later(Instant::now(), PING_INTERVAL);
         }
     }
+}
+
+/// `after` past `now`, or `now` where the clock cannot go that far.
+fn later(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after).unwrap_or(now)
 }
