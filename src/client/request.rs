@@ -94,11 +94,14 @@ fn post(
     credentials: HeaderMap,
     body: impl Into<reqwest::Body>,
 ) -> reqwest::RequestBuilder {
-    http.post(url)
-        .headers(credentials)
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-        .header(ACCEPT, HeaderValue::from_static("application/json"))
-        .body(body)
+    http.post(url).headers(json_headers(credentials)).body(body)
+}
+
+/// The headers of every produce request: `credentials`, and JSON both ways.
+pub(crate) fn json_headers(mut credentials: HeaderMap) -> HeaderMap {
+    credentials.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    credentials.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    credentials
 }
 
 /// The server's refusal of a whole request from a response that is not the

@@ -4,12 +4,12 @@
 //! sees one shape either way.
 
 use crate::client::Client;
-use crate::client::request::refusal;
+use crate::client::request::{json_headers, refusal};
 use crate::error::{ApiError, Error};
 use crate::http::h2::{self, H2Body, H2Response, Route};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
+use reqwest::header::{HeaderMap, USER_AGENT};
 use std::pin::Pin;
 
 /// A request body: the records as the lane writes them.
@@ -89,9 +89,7 @@ impl Client {
                 reached: false,
             })?;
         let headers = request.headers_mut();
-        headers.extend(credentials);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.extend(json_headers(credentials));
         headers.insert(USER_AGENT, self.user_agent().clone());
         Ok(request)
     }
